@@ -1,0 +1,151 @@
+"""Physical memory as the IOMMU sees it: 64-bit words for the configuration tables,
+and small abstract page tables for the translations themselves.
+
+Configuration tables (VT-d root/context/PASID tables, SMMUv3 stream and CD tables)
+are real words at real addresses, because the seeds' arguments turn on which
+64-bit store hardware may observe ("clear P first", the hitless STE writer).
+Page tables are abstract (iova page -> physical page) and referenced from
+entries by their root address: both an I/O page table of a paging domain and a
+process's CPU page table (SVA) are just roots here. The CPU page table of an mm
+is the same object the IOMMU walks, which is what SVA means.
+
+The containers are mutable for speed (a driver step does many stores), but every
+value in them is immutable, so `copy()` is a shallow copy per dict and `key()` is
+a hashable snapshot for the explorer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import Iterator, Sequence
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+WORD_MASK = (1 << 64) - 1
+#: Table pages are handed out from here up. Low addresses stay unused so that a
+#: zero pointer is never a valid table (as the drivers' "Present" checks assume).
+FIRST_TABLE_PAGE = 0x1000
+
+
+class Prot(IntFlag):
+    """Page permissions, as IOMMU_READ / IOMMU_WRITE in include/linux/iommu.h."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    RW = 3
+
+
+@dataclass(frozen=True, order=True)
+class Pte:
+    """A leaf translation: physical page frame and permissions."""
+
+    pfn: int
+    prot: Prot = Prot.RW
+
+
+class Memory:
+    """Sparse physical memory: words by address, page tables by root address."""
+
+    __slots__ = ("words", "pagetables", "allocated")
+
+    def __init__(self) -> None:
+        self.words: dict[int, int] = {}
+        self.pagetables: dict[int, dict[int, Pte]] = {}
+        self.allocated: set[int] = set()
+
+    # -- table memory -------------------------------------------------------
+    def alloc_page(self, pages: int = 1) -> int:
+        """Lowest free run of `pages` zeroed 4 KiB pages (deterministic: same calls, same addresses)."""
+        addr = FIRST_TABLE_PAGE
+        while any(addr + i * PAGE_SIZE in self.allocated for i in range(pages)):
+            addr += PAGE_SIZE
+        for i in range(pages):
+            self.allocated.add(addr + i * PAGE_SIZE)
+        return addr
+
+    def free_page(self, addr: int, pages: int = 1) -> None:
+        for i in range(pages):
+            page = addr + i * PAGE_SIZE
+            self.allocated.discard(page)
+            for a in [a for a in self.words if page <= a < page + PAGE_SIZE]:
+                del self.words[a]
+            self.pagetables.pop(page, None)
+
+    def read64(self, addr: int) -> int:
+        assert addr % 8 == 0, f"unaligned 64-bit read at {addr:#x}"
+        return self.words.get(addr, 0)
+
+    def write64(self, addr: int, value: int) -> None:
+        """One 64-bit store (WRITE_ONCE): the unit of atomicity hardware observes."""
+        assert addr % 8 == 0, f"unaligned 64-bit store at {addr:#x}"
+        assert 0 <= value <= WORD_MASK, f"store of {value:#x} at {addr:#x} is not 64-bit"
+        if value:
+            self.words[addr] = value
+        else:
+            self.words.pop(addr, None)
+
+    def read(self, addr: int, nwords: int) -> tuple[int, ...]:
+        return tuple(self.words.get(addr + 8 * i, 0) for i in range(nwords))
+
+    def write(self, addr: int, words: Sequence[int]) -> None:
+        """Word-by-word stores, lowest address first (memcpy-like, no ordering promise)."""
+        for i, w in enumerate(words):
+            self.write64(addr + 8 * i, w)
+
+    # -- page tables --------------------------------------------------------
+    def new_pagetable(self) -> int:
+        """A fresh, empty page table; returns its root address."""
+        root = self.alloc_page()
+        self.pagetables[root] = {}
+        return root
+
+    def map(self, root: int, iova_pfn: int, pte: Pte) -> None:
+        self.pagetables[root] = {**self.pagetables[root], iova_pfn: pte}
+
+    def unmap(self, root: int, iova_pfn: int) -> Pte | None:
+        table = self.pagetables[root]
+        if iova_pfn not in table:
+            return None
+        new = dict(table)
+        old = new.pop(iova_pfn)
+        self.pagetables[root] = new
+        return old
+
+    def walk(self, root: int, iova_pfn: int) -> Pte | None:
+        """A page-table walk: the leaf for iova_pfn, or None (no mapping / no such table)."""
+        table = self.pagetables.get(root)
+        return None if table is None else table.get(iova_pfn)
+
+    # -- state --------------------------------------------------------------
+    def copy(self) -> "Memory":
+        m = Memory.__new__(Memory)
+        m.words = dict(self.words)
+        # Inner page-table dicts are replaced, never mutated (see map/unmap),
+        # so sharing them between copies is safe and keeps copy() cheap.
+        m.pagetables = dict(self.pagetables)
+        m.allocated = set(self.allocated)
+        return m
+
+    def key(self) -> tuple[object, ...]:
+        return (
+            tuple(sorted(self.words.items())),
+            tuple(sorted((r, tuple(sorted(t.items()))) for r, t in self.pagetables.items())),
+            tuple(sorted(self.allocated)),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Memory) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def dump_pagetables(self) -> Iterator[str]:
+        for root in sorted(self.pagetables):
+            maps = ", ".join(
+                f"{iova << PAGE_SHIFT:#x}->{p.pfn << PAGE_SHIFT:#x}"
+                + ("" if p.prot == Prot.RW else f"({p.prot.name})")
+                for iova, p in sorted(self.pagetables[root].items())
+            )
+            yield f"pagetable @{root:#x}: {maps or '(empty)'}"
