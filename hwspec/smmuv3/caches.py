@@ -1,0 +1,112 @@
+"""SMMUv3 cache entries: configuration cache, TLB and the device's ATC (hw-tables.md B.4).
+
+Each entry is a frozen value tagged exactly as the architecture tags it, because
+a stale translation is reachable only through a lookup that presents the same
+tag:
+
+- configuration cache: STEs by StreamID, CDs by (StreamID, SubstreamID). A CD
+  entry is NOT tagged by the CD-table address, so a CD cached from an old table
+  still answers for (SID, SSID) after the STE points elsewhere.
+- TLB: (VMID, ASID, page). Stage-1 and nested entries carry the ASID of the CD
+  that produced them and the VMID of the STE (S2VMID, 0 for stage-1-only NS-EL1
+  streams); stage-2-only entries have `asid=None`. The StreamID is NOT part of
+  the tag: two streams whose CDs carry the same ASID share TLB entries.
+- ATC: in the endpoint, (SID, SSID or None for no-PASID requests, page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from ..layout import Words
+from ..memory import PAGE_SHIFT, Prot
+from .cd import CD
+from .ste import STE
+
+
+def _prot(p: Prot) -> str:
+    return "" if p == Prot.RW else f" ({p.name})"
+
+
+@dataclass(frozen=True)
+class SteCacheEntry:
+    """A cached STE: what the SMMU may use for `sid` instead of reading the stream table."""
+
+    sid: int
+    words: Words
+
+    def __str__(self) -> str:
+        return f"STE sid {self.sid:#x}: {STE.dump(self.words)}"
+
+
+@dataclass(frozen=True)
+class CdCacheEntry:
+    """A cached CD for (sid, ssid); SSID 0 also serves no-PASID traffic under S1DSS=SSID0."""
+
+    sid: int
+    ssid: int
+    words: Words
+
+    def __str__(self) -> str:
+        return f"CD sid {self.sid:#x} ssid {self.ssid}: {CD.dump(self.words)}"
+
+
+@dataclass(frozen=True)
+class TlbEntry:
+    """A cached leaf translation iova page -> physical page, tagged (VMID, ASID)."""
+
+    vmid: int
+    asid: int | None
+    iova_pfn: int
+    pfn: int
+    prot: Prot = Prot.RW
+
+    @property
+    def tag(self) -> str:
+        if self.asid is None:
+            return f"vmid {self.vmid}, stage 2"
+        return f"vmid {self.vmid}, asid {self.asid}"
+
+    def __str__(self) -> str:
+        return (
+            f"TLB ({self.tag}) {self.iova_pfn << PAGE_SHIFT:#x} -> "
+            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}"
+        )
+
+
+@dataclass(frozen=True)
+class AtcEntry:
+    """A translation cached by the device after an ATS request (ssid None: request without PASID)."""
+
+    sid: int
+    ssid: int | None
+    iova_pfn: int
+    pfn: int
+    prot: Prot = Prot.RW
+
+    @property
+    def tag(self) -> str:
+        if self.ssid is None:
+            return f"sid {self.sid:#x}"
+        return f"sid {self.sid:#x}, ssid {self.ssid}"
+
+    def __str__(self) -> str:
+        return (
+            f"ATC ({self.tag}) {self.iova_pfn << PAGE_SHIFT:#x} -> "
+            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}"
+        )
+
+
+CacheEntry = Union[SteCacheEntry, CdCacheEntry, TlbEntry, AtcEntry]
+
+
+def sort_key(e: CacheEntry) -> tuple[int, ...]:
+    """A total order over cache entries (None sorts before every number), for dumps."""
+    if isinstance(e, SteCacheEntry):
+        return (0, e.sid, *e.words)
+    if isinstance(e, CdCacheEntry):
+        return (1, e.sid, e.ssid, *e.words)
+    if isinstance(e, TlbEntry):
+        return (2, e.vmid, -1 if e.asid is None else e.asid, e.iova_pfn, e.pfn, int(e.prot))
+    return (3, e.sid, -1 if e.ssid is None else e.ssid, e.iova_pfn, e.pfn, int(e.prot))

@@ -1,0 +1,581 @@
+"""SMMUv3 command-queue commands (2 x 64-bit, hw-tables.md B.5) and what each invalidates.
+
+Each command is a frozen dataclass with one `Layout` (opcode in q0[7:0], fields
+as `arm_smmu_cmdq_build_cmd` places them). `covers(entry)` is the exact-coverage
+rule: executing a command removes exactly the cache entries it covers, no more,
+no less, so a stale entry survives precisely when software issued the wrong
+command or none.
+
+Coverage (the architecture as B.4/B.5 state it; see each class):
+
+- CFGI_STE(sid): the configuration-cache STE of that SID. Not the CDs cached
+  through it (UNVERIFIED: not confirmed against the SMMUv3 specification; the
+  Linux driver never relies on it either way, every CD write is followed by
+  CFGI_CD for that (SID, SSID)). Modelling less is the conservative choice: it
+  can only make more stale outcomes visible.
+- CFGI_CD(sid, ssid): the CD cached for (sid, ssid).
+- CFGI_CD_ALL(sid): every CD cached for that SID.
+- TLBI_NH_ASID(asid, vmid): stage-1 (and nested) TLB entries tagged (vmid, asid).
+- TLBI_NH_VA: the same, restricted to the pages of the VA range.
+- TLBI_S12_VMALL(vmid): every TLB entry with that VMID, stage 1 and stage 2.
+- TLBI_NSNH_ALL: every TLB entry (the model has no EL2/secure regimes).
+- ATC_INV(sid, ssid, ssv, addr, size): ATC entries of that SID in the 2**size
+  page span at addr; with SSV=1 only those of that SSID, with SSV=0 every entry
+  in the range whatever its SSID (the PCIe Invalidate Request without a PASID
+  prefix, B.5). size 52 (ATC_INV_SIZE_ALL) covers everything.
+- CMD_SYNC, PREFETCH_CFG: nothing (ordering and a prefetch hint).
+
+CFGI_*(leaf=0) would also drop cached level-1 descriptors; the model's tables
+are linear, so `leaf` is encoded but changes no coverage.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar, Mapping, Sequence, Self
+
+from ..layout import Layout, LayoutError, Words, fields
+from ..memory import PAGE_SHIFT
+from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry
+
+#: ATC_INV_SIZE_ALL: an ATC_INV span of 2**52 pages is the whole address space.
+ATC_INV_SIZE_ALL = 52
+#: CMDQ_TLBI_RANGE_NUM_MAX
+TLBI_RANGE_NUM_MAX = 31
+_PAGE_MASK = (1 << PAGE_SHIFT) - 1
+
+
+class Cache(Enum):
+    """The four caches of a unit, so a command can say which ones it may touch."""
+
+    STE = "config-cache STE"
+    CD = "config-cache CD"
+    TLB = "TLB"
+    ATC = "ATC"
+
+
+def _layout(name: str, *rows: tuple[object, ...]) -> Layout:
+    """A 2-qword command layout with the common opcode field CMDQ_0_OP = q0[7:0]."""
+    return Layout(name, 2, fields(("op", 0, 0, 7), *rows))
+
+
+def _check_page_aligned(what: str, addr: int) -> None:
+    if addr < 0 or addr & _PAGE_MASK:
+        raise LayoutError(f"{what}: address {addr:#x} is not 4 KiB aligned")
+
+
+class Command(ABC):
+    """One command-queue entry: encodes to 2 qwords, decodes back, and says what it covers."""
+
+    OPCODE: ClassVar[int]
+    LAYOUT: ClassVar[Layout]
+    CACHES: ClassVar[frozenset[Cache]] = frozenset()
+
+    @abstractmethod
+    def raw_fields(self) -> dict[str, int]:
+        """The layout fields (raw bit-range values) other than the opcode."""
+
+    @classmethod
+    @abstractmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        """The command whose layout fields are `raw` (inverse of `raw_fields`)."""
+
+    @property
+    def name(self) -> str:
+        return self.LAYOUT.name
+
+    def encode(self) -> Words:
+        return self.LAYOUT.encode(op=self.OPCODE, **self.raw_fields())
+
+    def covers(self, entry: CacheEntry) -> bool:
+        """True iff executing this command removes `entry` (exact coverage)."""
+        return False
+
+    def dump(self) -> str:
+        return self.LAYOUT.dump(self.encode())
+
+
+@dataclass(frozen=True)
+class PREFETCH_CFG(Command):
+    """CMD_PREFETCH_CFG: a hint to fetch the STE; issued after every STE write, covers nothing."""
+
+    sid: int
+    OPCODE: ClassVar[int] = 0x1
+    LAYOUT: ClassVar[Layout] = _layout("CMD_PREFETCH_CFG", ("sid", 0, 32, 63))
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"sid": self.sid}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(sid=raw["sid"])
+
+    def __str__(self) -> str:
+        return f"CMD_PREFETCH_CFG sid={self.sid:#x}"
+
+
+@dataclass(frozen=True)
+class CFGI_STE(Command):
+    """CMD_CFGI_STE: drops the cached STE of `sid` (and nothing else: cached CDs stay, UNVERIFIED).
+
+    This is the STE writer's sync (`arm_smmu_ste_writer_sync_entry`: leaf=1 + CMD_SYNC, B.7).
+    """
+
+    sid: int
+    leaf: bool = True
+    OPCODE: ClassVar[int] = 0x3
+    LAYOUT: ClassVar[Layout] = _layout("CMD_CFGI_STE", ("sid", 0, 32, 63), ("leaf", 1, 0, 0))
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.STE})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"sid": self.sid, "leaf": int(self.leaf)}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(sid=raw["sid"], leaf=bool(raw["leaf"]))
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, SteCacheEntry) and entry.sid == self.sid
+
+    def __str__(self) -> str:
+        return f"CMD_CFGI_STE sid={self.sid:#x}{' leaf' if self.leaf else ''}"
+
+
+@dataclass(frozen=True)
+class CFGI_CD(Command):
+    """CMD_CFGI_CD: drops the cached CD of (sid, ssid); the CD writer's sync per stream (B.7)."""
+
+    sid: int
+    ssid: int
+    leaf: bool = True
+    OPCODE: ClassVar[int] = 0x5
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_CFGI_CD", ("ssid", 0, 12, 31), ("sid", 0, 32, 63), ("leaf", 1, 0, 0)
+    )
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.CD})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"sid": self.sid, "ssid": self.ssid, "leaf": int(self.leaf)}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(sid=raw["sid"], ssid=raw["ssid"], leaf=bool(raw["leaf"]))
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, CdCacheEntry) and entry.sid == self.sid and entry.ssid == self.ssid
+
+    def __str__(self) -> str:
+        return f"CMD_CFGI_CD sid={self.sid:#x} ssid={self.ssid}{' leaf' if self.leaf else ''}"
+
+
+@dataclass(frozen=True)
+class CFGI_CD_ALL(Command):
+    """CMD_CFGI_CD_ALL: drops every cached CD of `sid` (no runtime caller found in Linux, B.5)."""
+
+    sid: int
+    OPCODE: ClassVar[int] = 0x6
+    LAYOUT: ClassVar[Layout] = _layout("CMD_CFGI_CD_ALL", ("sid", 0, 32, 63))
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.CD})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"sid": self.sid}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(sid=raw["sid"])
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, CdCacheEntry) and entry.sid == self.sid
+
+    def __str__(self) -> str:
+        return f"CMD_CFGI_CD_ALL sid={self.sid:#x}"
+
+
+@dataclass(frozen=True)
+class TLBI_NH_ASID(Command):
+    """CMD_TLBI_NH_ASID: drops stage-1 TLB entries tagged (vmid, asid) (`arm_smmu_tlb_inv_asid`).
+
+    Stage-2-only entries (asid None) are not stage-1 entries and stay.
+    """
+
+    asid: int
+    vmid: int = 0
+    OPCODE: ClassVar[int] = 0x11
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_TLBI_NH_ASID", ("vmid", 0, 32, 47), ("asid", 0, 48, 63)
+    )
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"asid": self.asid, "vmid": self.vmid}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(asid=raw["asid"], vmid=raw["vmid"])
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return (
+            isinstance(entry, TlbEntry)
+            and entry.asid is not None
+            and entry.asid == self.asid
+            and entry.vmid == self.vmid
+        )
+
+    def __str__(self) -> str:
+        return f"CMD_TLBI_NH_ASID asid={self.asid} vmid={self.vmid}"
+
+
+@dataclass(frozen=True)
+class TLBI_NH_VA(Command):
+    """CMD_TLBI_NH_VA: stage-1 TLB entries tagged (vmid, asid) whose page lies in the VA range.
+
+    `addr` is the byte VA (q1[63:12] holds addr >> 12). TG = 0: the one 4 KiB
+    page containing addr. TG = 1/2/3 (4K/16K/64K granule, range invalidation):
+    (NUM+1) * 2**SCALE granules from addr's granule. TTL is a level hint and LEAF
+    a "leaf entries only" hint; the model caches leaves only, so neither narrows
+    coverage.
+    """
+
+    asid: int
+    vmid: int
+    addr: int
+    leaf: bool = True
+    num: int = 0
+    scale: int = 0
+    ttl: int = 0
+    tg: int = 0
+    OPCODE: ClassVar[int] = 0x12
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_TLBI_NH_VA",
+        ("num", 0, 12, 16),
+        ("scale", 0, 20, 24),
+        ("vmid", 0, 32, 47),
+        ("asid", 0, 48, 63),
+        ("leaf", 1, 0, 0),
+        ("ttl", 1, 8, 9),
+        ("tg", 1, 10, 11),
+        ("addr", 1, 12, 63),
+    )
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+
+    def __post_init__(self) -> None:
+        _check_page_aligned("CMD_TLBI_NH_VA", self.addr)
+
+    def raw_fields(self) -> dict[str, int]:
+        return {
+            "num": self.num,
+            "scale": self.scale,
+            "vmid": self.vmid,
+            "asid": self.asid,
+            "leaf": int(self.leaf),
+            "ttl": self.ttl,
+            "tg": self.tg,
+            "addr": self.addr >> PAGE_SHIFT,
+        }
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(
+            asid=raw["asid"],
+            vmid=raw["vmid"],
+            addr=raw["addr"] << PAGE_SHIFT,
+            leaf=bool(raw["leaf"]),
+            num=raw["num"],
+            scale=raw["scale"],
+            ttl=raw["ttl"],
+            tg=raw["tg"],
+        )
+
+    @property
+    def pages(self) -> range:
+        """The 4 KiB iova pages (pfns) this command invalidates: the model-level range."""
+        if self.tg == 0:
+            first = self.addr >> PAGE_SHIFT
+            return range(first, first + 1)
+        granule_shift = 10 + 2 * self.tg  # 12, 14, 16
+        per_granule = 1 << (granule_shift - PAGE_SHIFT)
+        first = (self.addr >> granule_shift) * per_granule
+        return range(first, first + (((self.num + 1) << self.scale) * per_granule))
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return (
+            isinstance(entry, TlbEntry)
+            and entry.asid is not None
+            and entry.asid == self.asid
+            and entry.vmid == self.vmid
+            and entry.iova_pfn in self.pages
+        )
+
+    def __str__(self) -> str:
+        pages = self.pages
+        rng = f" num={self.num} scale={self.scale} tg={self.tg} ttl={self.ttl}" if self.tg else ""
+        return (
+            f"CMD_TLBI_NH_VA asid={self.asid} vmid={self.vmid} va={self.addr:#x}{rng} "
+            f"pages={len(pages)}{' leaf' if self.leaf else ''}"
+        )
+
+
+@dataclass(frozen=True)
+class TLBI_S12_VMALL(Command):
+    """CMD_TLBI_S12_VMALL: every TLB entry of `vmid`, stage 1 and stage 2 (S2 domain flush, B.6)."""
+
+    vmid: int
+    OPCODE: ClassVar[int] = 0x28
+    LAYOUT: ClassVar[Layout] = _layout("CMD_TLBI_S12_VMALL", ("vmid", 0, 32, 47))
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"vmid": self.vmid}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(vmid=raw["vmid"])
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, TlbEntry) and entry.vmid == self.vmid
+
+    def __str__(self) -> str:
+        return f"CMD_TLBI_S12_VMALL vmid={self.vmid}"
+
+
+@dataclass(frozen=True)
+class TLBI_NSNH_ALL(Command):
+    """CMD_TLBI_NSNH_ALL: every (non-secure, non-hyp) TLB entry; the reset path issues it (B.5)."""
+
+    OPCODE: ClassVar[int] = 0x30
+    LAYOUT: ClassVar[Layout] = _layout("CMD_TLBI_NSNH_ALL")
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls()
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, TlbEntry)
+
+    def __str__(self) -> str:
+        return "CMD_TLBI_NSNH_ALL"
+
+
+@dataclass(frozen=True)
+class ATC_INV(Command):
+    """CMD_ATC_INV: invalidates the device's ATC for `sid` over a power-of-two page span.
+
+    The span is 2**size pages starting at addr aligned down to the span (the
+    driver aligns it, `arm_smmu_atc_inv_to_cmd`); size 52 is everything. SSV=1:
+    only entries of `ssid`. SSV=0: the PCIe message carries no PASID prefix and
+    invalidates every entry in the span, PASID-tagged ones included (B.5).
+    """
+
+    sid: int
+    ssid: int = 0
+    ssv: bool = False
+    addr: int = 0
+    size: int = ATC_INV_SIZE_ALL
+    global_: bool = False
+    OPCODE: ClassVar[int] = 0x40
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_ATC_INV",
+        ("global", 0, 9, 9),
+        ("ssv", 0, 11, 11),
+        ("ssid", 0, 12, 31),
+        ("sid", 0, 32, 63),
+        ("size", 1, 0, 5),
+        ("addr", 1, 12, 63),
+    )
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.ATC})
+
+    def __post_init__(self) -> None:
+        _check_page_aligned("CMD_ATC_INV", self.addr)
+
+    def raw_fields(self) -> dict[str, int]:
+        return {
+            "global": int(self.global_),
+            "ssv": int(self.ssv),
+            "ssid": self.ssid,
+            "sid": self.sid,
+            "size": self.size,
+            "addr": self.addr >> PAGE_SHIFT,
+        }
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(
+            sid=raw["sid"],
+            ssid=raw["ssid"],
+            ssv=bool(raw["ssv"]),
+            addr=raw["addr"] << PAGE_SHIFT,
+            size=raw["size"],
+            global_=bool(raw["global"]),
+        )
+
+    @property
+    def pages(self) -> range:
+        span = 1 << self.size
+        first = (self.addr >> PAGE_SHIFT) & ~(span - 1)
+        return range(first, first + span)
+
+    def covers(self, entry: CacheEntry) -> bool:
+        if not isinstance(entry, AtcEntry) or entry.sid != self.sid:
+            return False
+        if self.ssv and entry.ssid != self.ssid:
+            return False
+        return entry.iova_pfn in self.pages
+
+    def __str__(self) -> str:
+        ssid = f" ssid={self.ssid} (ssv)" if self.ssv else ""
+        if self.size >= ATC_INV_SIZE_ALL:
+            rng = "all"
+        else:
+            rng = f"addr={self.pages.start << PAGE_SHIFT:#x} pages={1 << self.size}"
+        return f"CMD_ATC_INV sid={self.sid:#x}{ssid} {rng}"
+
+
+@dataclass(frozen=True)
+class CMD_SYNC(Command):
+    """CMD_SYNC: completes after every earlier command; invalidates nothing itself.
+
+    `msiaddr` is the byte address (q1[51:2] holds msiaddr >> 2).
+    """
+
+    cs: int = 0
+    msh: int = 0
+    msiattr: int = 0
+    msidata: int = 0
+    msiaddr: int = 0
+    OPCODE: ClassVar[int] = 0x46
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_SYNC",
+        ("cs", 0, 12, 13),
+        ("msh", 0, 22, 23),
+        ("msiattr", 0, 24, 27),
+        ("msidata", 0, 32, 63),
+        ("msiaddr", 1, 2, 51),
+    )
+
+    def __post_init__(self) -> None:
+        if self.msiaddr < 0 or self.msiaddr & 3:
+            raise LayoutError(f"CMD_SYNC: msiaddr {self.msiaddr:#x} is not 4-byte aligned")
+
+    def raw_fields(self) -> dict[str, int]:
+        return {
+            "cs": self.cs,
+            "msh": self.msh,
+            "msiattr": self.msiattr,
+            "msidata": self.msidata,
+            "msiaddr": self.msiaddr >> 2,
+        }
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(
+            cs=raw["cs"],
+            msh=raw["msh"],
+            msiattr=raw["msiattr"],
+            msidata=raw["msidata"],
+            msiaddr=raw["msiaddr"] << 2,
+        )
+
+    def __str__(self) -> str:
+        return "CMD_SYNC"
+
+
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    PREFETCH_CFG,
+    CFGI_STE,
+    CFGI_CD,
+    CFGI_CD_ALL,
+    TLBI_NH_ASID,
+    TLBI_NH_VA,
+    TLBI_S12_VMALL,
+    TLBI_NSNH_ALL,
+    ATC_INV,
+    CMD_SYNC,
+)
+_BY_OPCODE: dict[int, type[Command]] = {c.OPCODE: c for c in COMMAND_TYPES}
+_OP = _layout("CMD")["op"]
+
+
+def decode_command(words: Sequence[int]) -> Command:
+    """The command encoded in 2 qwords; LayoutError for an unknown opcode or a stray bit."""
+    if len(words) != 2:
+        raise LayoutError(f"an SMMUv3 command is 2 x 64-bit words, got {len(words)}")
+    op = _OP.extract(words)
+    cls = _BY_OPCODE.get(op)
+    if cls is None:
+        raise LayoutError(f"unknown or unmodelled SMMUv3 command opcode {op:#x}")
+    stray = cls.LAYOUT.undeclared_bits(words)
+    if any(stray):
+        raise LayoutError(
+            f"{cls.LAYOUT.name}: bits set outside its fields: "
+            + " ".join(f"q{i}={w:#x}" for i, w in enumerate(stray) if w)
+        )
+    raw = cls.LAYOUT.decode(words)
+    del raw["op"]
+    return cls.from_raw(raw)
+
+
+# -- what the driver builds ---------------------------------------------------------
+
+
+def atc_inv_cmd(sid: int, ssid: int | None, iova: int, size: int) -> ATC_INV:
+    """`arm_smmu_atc_inv_to_cmd`: SSV iff a PASID is given; size 0 = everything, otherwise the
+    smallest aligned power-of-two span of pages covering [iova, iova + size)."""
+    ssv = ssid is not None
+    ssid_raw = ssid if ssid is not None else 0
+    if size == 0:
+        return ATC_INV(sid=sid, ssid=ssid_raw, ssv=ssv, addr=0, size=ATC_INV_SIZE_ALL)
+    start = iova >> PAGE_SHIFT
+    end = (iova + size - 1) >> PAGE_SHIFT
+    log2_span = (start ^ end).bit_length()
+    start &= ~((1 << log2_span) - 1)
+    return ATC_INV(sid=sid, ssid=ssid_raw, ssv=ssv, addr=start << PAGE_SHIFT, size=log2_span)
+
+
+def tlbi_nh_va_cmds(
+    asid: int,
+    vmid: int,
+    iova: int,
+    size: int,
+    leaf: bool = True,
+    range_inv: bool = False,
+    granule: int = 1 << PAGE_SHIFT,
+) -> list[TLBI_NH_VA]:
+    """`__arm_smmu_tlb_inv_range` for a stage-1 domain: the NH_VA commands for [iova, iova+size).
+
+    Without FEAT_RANGE_INV one command per granule (TG=0). With it, TG from the
+    4 KiB leaf size and chunks of (NUM+1) * 2**SCALE pages, TTL from the granule
+    for leaf invalidations, as the driver computes them.
+    """
+    if size == 0:
+        return []
+    if iova % granule or size % granule:
+        raise ValueError(f"TLBI range {iova:#x}+{size:#x} is not {granule:#x}-aligned")
+    out: list[TLBI_NH_VA] = []
+    end = iova + size
+    if not range_inv:
+        while iova < end:
+            out.append(TLBI_NH_VA(asid=asid, vmid=vmid, addr=iova, leaf=leaf))
+            iova += granule
+        return out
+    tg_shift = PAGE_SHIFT
+    tg = (tg_shift - 10) // 2
+    ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg_shift - 3)) if leaf else 0
+    num_pages = size >> tg_shift
+    while iova < end:
+        scale = (num_pages & -num_pages).bit_length() - 1
+        num = (num_pages >> scale) & TLBI_RANGE_NUM_MAX
+        out.append(
+            TLBI_NH_VA(
+                asid=asid, vmid=vmid, addr=iova, leaf=leaf,
+                num=num - 1, scale=scale, ttl=ttl, tg=tg,
+            )
+        )
+        iova += num << (scale + tg_shift)
+        num_pages -= num << scale
+    return out

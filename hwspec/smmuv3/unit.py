@@ -1,0 +1,473 @@
+"""One SMMUv3 instance: linear stream table, configuration cache, TLB, the ATCs, commands.
+
+State. A unit owns a linear stream table in `Memory` (STE of SID s at
+`strtab_base + 64*s`) and four caches, each a set of frozen entries
+(caches.py). Memory is passed explicitly to every operation: the unit does not
+own it. At construction the stream table is all zero (V=0, C_BAD_STE): the
+driver fills it at probe (`arm_smmu_init_initial_stes` writes abort or bypass
+STEs), so the driver model does that, not the hardware.
+
+Translation: `translate(unit, mem, sid, ssid, iova, access)` returns the SET of
+outcomes the hardware may produce right now (ssid None = a request without
+PASID). Every way the SMMU could serve the request contributes one outcome:
+
+- ATC: an ATC entry of (sid, ssid, page) is an outcome whatever the tables say
+  (a translated request skips the SMMU's walk).
+- SID beyond the stream table: C_BAD_STREAMID.
+- STE views: the fresh read of the stream table, plus each config-cache STE of
+  that SID. For each view: V=0 -> C_BAD_STE; CFG=ABORT -> STE_ABORT; reserved
+  CFG (1..3) -> C_BAD_STE; CFG=NESTED -> NOT_MODELLED (not walked).
+  CFG=BYPASS or S2_TRANS with an SSID -> C_BAD_SUBSTREAMID (stage 1 is needed
+  for substreams; UNVERIFIED reading of the spec). BYPASS -> bypass.
+  S2_TRANS -> walk of S2TTB (address s2ttb << 4) plus every TLB entry
+  (vmid = S2VMID, asid None, page).
+- S1_TRANS: without an SSID, S1DSS decides: TERMINATE -> C_BAD_SUBSTREAMID,
+  BYPASS -> bypass, SSID0 -> CD 0. With an SSID: S1CDMAX = 0 (substreams off)
+  or ssid >= 2**S1CDMAX -> C_BAD_SUBSTREAMID; SSID 0 under S1DSS=SSID0 is
+  reserved for no-PASID traffic -> C_BAD_SUBSTREAMID (UNVERIFIED). A non-linear
+  S1FMT -> NOT_MODELLED.
+- CD views: the fresh read of the CD (linear table at s1ctxptr << 6, + 64*ssid)
+  plus each config-cache CD of (sid, ssid). V=0 -> C_BAD_CD; EPD0=1 -> EPD0
+  fault; otherwise the ASID from THAT CD: walk of TTB0 (ttb0 << 4) plus every TLB
+  entry (vmid = STE.S2VMID, asid, page). A stale TLB entry is therefore reachable
+  only through a view that yields its ASID - the architecture, and the point of
+  seed 000 ("the SMMU driver needs the old ASID at detach").
+- A leaf without READ (WRITE) permission for a read (write) gives PERMISSION;
+  no leaf gives NO_MAPPING.
+
+`via` names the path: "walk" when everything was read fresh, otherwise the
+cached parts joined by " + ", e.g. "config-cache CD (sid 0x8, ssid 5) + TLB
+(vmid 0, asid 3)".
+
+Filling: `fill(...)` caches exactly what the fresh walk would now, at every
+level: the STE, the CD, the TLB leaf, and an ATC entry when the STE uses
+EATS=TRANS (identity for S1DSS=BYPASS traffic). Invalid entries (V=0) are not
+cached. The access is not needed: a walk caches the leaf whatever the access,
+the permission check happens on use. Caches hold sets, so a second fill after a
+table change keeps both the old and the new entry, as hardware may.
+
+Commands: `execute` removes exactly the entries a command covers (commands.py)
+and logs it; `issue_cmdlist` appends one CMD_SYNC, as
+`arm_smmu_cmdq_batch_submit` does.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+from ..layout import Words
+from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot
+from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
+from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, sort_key
+from .cd import CD, CD_QWORDS, CD_SIZE
+from .commands import CFGI_CD, CFGI_STE, CMD_SYNC, PREFETCH_CFG, Cache, Command
+from .ste import STE, STE_QWORDS, STE_SIZE, Cfg, Eats, S1Dss, S1Fmt
+from .writer import CD_WRITER, STE_WRITER, Store, WriteResult, write_entry
+
+_PAGE_MASK = PAGE_SIZE - 1
+
+_STE_V = STE["v"]
+_STE_CFG = STE["cfg"]
+_STE_S1FMT = STE["s1fmt"]
+_STE_S1CTXPTR = STE["s1ctxptr"]
+_STE_S1CDMAX = STE["s1cdmax"]
+_STE_S1DSS = STE["s1dss"]
+_STE_EATS = STE["eats"]
+_STE_S2VMID = STE["s2vmid"]
+_STE_S2TTB = STE["s2ttb"]
+_CD_V = CD["v"]
+_CD_EPD0 = CD["epd0"]
+_CD_ASID = CD["asid"]
+_CD_TTB0 = CD["ttb0"]
+
+
+class SmmuUnit:
+    """An SMMUv3 instance: where its stream table is, and what it has cached."""
+
+    __slots__ = ("strtab_base", "sid_bits", "ste_cache", "cd_cache", "tlb", "atc", "cmd_log")
+
+    def __init__(self, mem: Memory, sid_bits: int = 8) -> None:
+        nbytes = STE_SIZE << sid_bits
+        self.strtab_base: int = mem.alloc_page(max(1, -(-nbytes // PAGE_SIZE)))
+        self.sid_bits: int = sid_bits
+        self.ste_cache: set[SteCacheEntry] = set()
+        self.cd_cache: set[CdCacheEntry] = set()
+        self.tlb: set[TlbEntry] = set()
+        self.atc: set[AtcEntry] = set()
+        #: Every executed command in order: history for reports and tests, not state
+        #: (left out of `key()` and `__eq__`).
+        self.cmd_log: list[Command] = []
+
+    # -- geometry -----------------------------------------------------------
+    @property
+    def num_stes(self) -> int:
+        return 1 << self.sid_bits
+
+    def ste_addr(self, sid: int) -> int:
+        if not 0 <= sid < self.num_stes:
+            raise ValueError(f"SID {sid:#x} beyond the stream table ({self.sid_bits} SID bits)")
+        return self.strtab_base + STE_SIZE * sid
+
+    def read_ste(self, mem: Memory, sid: int) -> Words:
+        return mem.read(self.ste_addr(sid), STE_QWORDS)
+
+    @property
+    def cfg_cache(self) -> frozenset[SteCacheEntry | CdCacheEntry]:
+        """The configuration cache: STEs and CDs together."""
+        return frozenset(self.ste_cache) | frozenset(self.cd_cache)
+
+    def entries(self) -> Iterator[CacheEntry]:
+        yield from self.ste_cache
+        yield from self.cd_cache
+        yield from self.tlb
+        yield from self.atc
+
+    # -- state --------------------------------------------------------------
+    def copy(self) -> SmmuUnit:
+        u = SmmuUnit.__new__(SmmuUnit)
+        u.strtab_base = self.strtab_base
+        u.sid_bits = self.sid_bits
+        u.ste_cache = set(self.ste_cache)
+        u.cd_cache = set(self.cd_cache)
+        u.tlb = set(self.tlb)
+        u.atc = set(self.atc)
+        u.cmd_log = list(self.cmd_log)
+        return u
+
+    def key(self) -> tuple[object, ...]:
+        return (
+            self.strtab_base,
+            self.sid_bits,
+            frozenset(self.ste_cache),
+            frozenset(self.cd_cache),
+            frozenset(self.tlb),
+            frozenset(self.atc),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SmmuUnit) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return (
+            f"<SmmuUnit strtab@{self.strtab_base:#x} ste={len(self.ste_cache)} "
+            f"cd={len(self.cd_cache)} tlb={len(self.tlb)} atc={len(self.atc)}>"
+        )
+
+    # -- commands -----------------------------------------------------------
+    def _cache(
+        self, which: Cache
+    ) -> set[SteCacheEntry] | set[CdCacheEntry] | set[TlbEntry] | set[AtcEntry]:
+        if which is Cache.STE:
+            return self.ste_cache
+        if which is Cache.CD:
+            return self.cd_cache
+        if which is Cache.TLB:
+            return self.tlb
+        return self.atc
+
+    def execute(self, cmd: Command) -> frozenset[CacheEntry]:
+        """Run one command: remove exactly the entries it covers; return them."""
+        self.cmd_log.append(cmd)
+        removed: list[CacheEntry] = []
+        for which in cmd.CACHES:
+            cache = self._cache(which)
+            gone = [e for e in cache if cmd.covers(e)]
+            cache.difference_update(gone)
+            removed.extend(gone)
+        return frozenset(removed)
+
+    def issue_cmd_with_sync(self, cmd: Command) -> frozenset[CacheEntry]:
+        """`arm_smmu_cmdq_issue_cmd_with_sync`: the command, then CMD_SYNC."""
+        return self.issue_cmdlist([cmd])
+
+    def issue_cmdlist(self, cmds: Iterable[Command]) -> frozenset[CacheEntry]:
+        """A batch then one CMD_SYNC (`arm_smmu_cmdq_batch_submit`); returns what was removed."""
+        removed: set[CacheEntry] = set()
+        for cmd in cmds:
+            removed |= self.execute(cmd)
+        self.execute(CMD_SYNC())
+        return frozenset(removed)
+
+
+# -- writing entries the way the driver does (B.7) -------------------------------------
+
+
+def apply_write(
+    unit: SmmuUnit, mem: Memory, addr: int, result: WriteResult, sync_cmds: Sequence[Command]
+) -> None:
+    """Replay a `write_entry` result at `addr`: each Store is one 64-bit store, each Sync issues
+    `sync_cmds` + CMD_SYNC (the writer's `sync` op)."""
+    for step in result.steps:
+        if isinstance(step, Store):
+            mem.write64(addr + 8 * step.qword, step.value)
+        else:
+            unit.issue_cmdlist(sync_cmds)
+
+
+def write_ste(
+    unit: SmmuUnit,
+    mem: Memory,
+    sid: int,
+    target: Words,
+    prefetch: bool = True,
+    use_update_safe: bool = True,
+) -> WriteResult:
+    """`arm_smmu_write_ste`: the hitless writer with CFGI_STE(sid, leaf)+SYNC as its sync,
+    then PREFETCH_CFG(sid) unless ARM_SMMU_OPT_SKIP_PREFETCH."""
+    addr = unit.ste_addr(sid)
+    result = write_entry(mem.read(addr, STE_QWORDS), target, STE_WRITER, use_update_safe)
+    apply_write(unit, mem, addr, result, [CFGI_STE(sid=sid, leaf=True)])
+    if prefetch:
+        unit.execute(PREFETCH_CFG(sid=sid))
+    return result
+
+
+def write_cd(
+    unit: SmmuUnit, mem: Memory, cd_addr: int, sids: Sequence[int], ssid: int, target: Words
+) -> WriteResult:
+    """`arm_smmu_write_cd_entry`: the writer with `arm_smmu_sync_cd(master, ssid, leaf=true)` as
+    its sync (one CFGI_CD per stream of the master, batched, + SYNC)."""
+    result = write_entry(mem.read(cd_addr, CD_QWORDS), target, CD_WRITER)
+    apply_write(unit, mem, cd_addr, result, [CFGI_CD(sid=s, ssid=ssid, leaf=True) for s in sids])
+    return result
+
+
+def cd_addr(ste: Sequence[int], ssid: int) -> int:
+    """Where a linear CD table puts the CD of `ssid`: (s1ctxptr << 6) + 64 * ssid."""
+    return (_STE_S1CTXPTR.extract(ste) << _STE_S1CTXPTR.lo) + CD_SIZE * ssid
+
+
+# -- translation ----------------------------------------------------------------------
+
+
+def _via(parts: Sequence[str]) -> str:
+    return " + ".join(parts) if parts else "walk"
+
+
+def _leaf(pfn: int, prot: Prot, iova: int, access: Access, parts: Sequence[str]) -> Outcome:
+    if (access & Access.READ and not prot & Prot.READ) or (
+        access & Access.WRITE and not prot & Prot.WRITE
+    ):
+        return fault(FaultReason.PERMISSION, _via(parts))
+    return translated((pfn << PAGE_SHIFT) | (iova & _PAGE_MASK), _via(parts))
+
+
+def _stage1_cd_index(ste: Sequence[int], ssid: int | None) -> int | FaultReason | None:
+    """Which CD a stage-1 STE selects for this request: an index, a fault, or None = bypass."""
+    s1dss = _STE_S1DSS.extract(ste)
+    if ssid is None:
+        if s1dss == S1Dss.TERMINATE:
+            return FaultReason.C_BAD_SUBSTREAMID
+        if s1dss == S1Dss.BYPASS:
+            return None
+        if s1dss == S1Dss.SSID0:
+            index = 0
+        else:
+            return FaultReason.C_BAD_STE  # S1DSS = 3 is reserved
+    else:
+        s1cdmax = _STE_S1CDMAX.extract(ste)
+        if s1cdmax == 0 or ssid >= (1 << s1cdmax):
+            return FaultReason.C_BAD_SUBSTREAMID
+        if ssid == 0 and s1dss == S1Dss.SSID0:
+            return FaultReason.C_BAD_SUBSTREAMID
+        index = ssid
+    if _STE_S1FMT.extract(ste) != S1Fmt.LINEAR:
+        return FaultReason.NOT_MODELLED
+    return index
+
+
+def _ste_problem(ste: Sequence[int], ssid: int | None) -> FaultReason | None:
+    """The fault a STE gives before any walk, or None if it passes traffic on."""
+    if not _STE_V.extract(ste):
+        return FaultReason.C_BAD_STE
+    cfg = _STE_CFG.extract(ste)
+    if cfg == Cfg.ABORT:
+        return FaultReason.STE_ABORT
+    if cfg == Cfg.NESTED:
+        return FaultReason.NOT_MODELLED
+    if cfg not in (Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS):
+        return FaultReason.C_BAD_STE
+    if ssid is not None and cfg != Cfg.S1_TRANS:
+        return FaultReason.C_BAD_SUBSTREAMID
+    return None
+
+
+def translate(
+    unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None, iova: int, access: Access
+) -> frozenset[Outcome]:
+    """Every outcome the hardware may produce for this request right now (module docstring)."""
+    out: set[Outcome] = set()
+    iova_pfn = iova >> PAGE_SHIFT
+    for a in unit.atc:
+        if a.sid == sid and a.ssid == ssid and a.iova_pfn == iova_pfn:
+            out.add(_leaf(a.pfn, a.prot, iova, access, [f"ATC ({a.tag})"]))
+    if not 0 <= sid < unit.num_stes:
+        out.add(fault(FaultReason.C_BAD_STREAMID))
+        return frozenset(out)
+
+    ste_views: list[tuple[Words, list[str]]] = [(unit.read_ste(mem, sid), [])]
+    for e in unit.ste_cache:
+        if e.sid == sid:
+            ste_views.append((e.words, [f"config-cache STE (sid {sid:#x})"]))
+
+    for ste, parts in ste_views:
+        problem = _ste_problem(ste, ssid)
+        if problem is not None:
+            out.add(fault(problem, _via(parts)))
+            continue
+        cfg = _STE_CFG.extract(ste)
+        vmid = _STE_S2VMID.extract(ste)
+        if cfg == Cfg.BYPASS:
+            out.add(bypass(_via(parts)))
+        elif cfg == Cfg.S2_TRANS:
+            _walk_and_tlb(unit, mem, _STE_S2TTB.extract(ste) << _STE_S2TTB.lo, vmid, None,
+                          iova, access, parts, out)
+        else:
+            index = _stage1_cd_index(ste, ssid)
+            if index is None:
+                out.add(bypass(_via(parts)))
+                continue
+            if isinstance(index, FaultReason):
+                out.add(fault(index, _via(parts)))
+                continue
+            cd_views: list[tuple[Words, list[str]]] = [
+                (mem.read(cd_addr(ste, index), CD_QWORDS), parts)
+            ]
+            for c in unit.cd_cache:
+                if c.sid == sid and c.ssid == index:
+                    cd_views.append(
+                        (c.words, parts + [f"config-cache CD (sid {sid:#x}, ssid {index})"])
+                    )
+            for cd, cd_parts in cd_views:
+                if not _CD_V.extract(cd):
+                    out.add(fault(FaultReason.C_BAD_CD, _via(cd_parts)))
+                elif _CD_EPD0.extract(cd):
+                    out.add(fault(FaultReason.EPD0, _via(cd_parts)))
+                else:
+                    root = _CD_TTB0.extract(cd) << _CD_TTB0.lo
+                    _walk_and_tlb(unit, mem, root, vmid, _CD_ASID.extract(cd),
+                                  iova, access, cd_parts, out)
+    return frozenset(out)
+
+
+def _walk_and_tlb(
+    unit: SmmuUnit,
+    mem: Memory,
+    root: int,
+    vmid: int,
+    asid: int | None,
+    iova: int,
+    access: Access,
+    parts: list[str],
+    out: set[Outcome],
+) -> None:
+    """The page walk from `root`, plus every TLB entry the tag (vmid, asid) reaches."""
+    iova_pfn = iova >> PAGE_SHIFT
+    pte = mem.walk(root, iova_pfn)
+    if pte is None:
+        out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
+    else:
+        out.add(_leaf(pte.pfn, pte.prot, iova, access, parts))
+    for t in unit.tlb:
+        if t.vmid == vmid and t.asid == asid and t.iova_pfn == iova_pfn:
+            out.add(_leaf(t.pfn, t.prot, iova, access, parts + [f"TLB ({t.tag})"]))
+
+
+def fill(
+    unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None, iova: int, access: Access
+) -> frozenset[CacheEntry]:
+    """Cache what a fresh walk for this request would, at every level; return the new entries."""
+    added: list[CacheEntry] = []
+    if not 0 <= sid < unit.num_stes:
+        return frozenset()
+    ste = unit.read_ste(mem, sid)
+    if not _STE_V.extract(ste) or _STE_CFG.extract(ste) not in (
+        Cfg.ABORT, Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS, Cfg.NESTED
+    ):
+        return frozenset()
+    added.append(SteCacheEntry(sid, ste))
+    iova_pfn = iova >> PAGE_SHIFT
+    ats = _STE_EATS.extract(ste) == Eats.TRANS
+    vmid = _STE_S2VMID.extract(ste)
+    cfg = _STE_CFG.extract(ste)
+    passes = _ste_problem(ste, ssid) is None
+    if passes and cfg == Cfg.S2_TRANS:
+        pte = mem.walk(_STE_S2TTB.extract(ste) << _STE_S2TTB.lo, iova_pfn)
+        if pte is not None:
+            added.append(TlbEntry(vmid, None, iova_pfn, pte.pfn, pte.prot))
+            if ats:
+                added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
+    elif passes and cfg == Cfg.S1_TRANS:
+        index = _stage1_cd_index(ste, ssid)
+        if index is None:
+            if ats:  # ATS on a bypassed stage 1 returns the identity translation.
+                added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
+        elif not isinstance(index, FaultReason):
+            cd = mem.read(cd_addr(ste, index), CD_QWORDS)
+            if _CD_V.extract(cd):
+                added.append(CdCacheEntry(sid, index, cd))
+                if not _CD_EPD0.extract(cd):
+                    pte = mem.walk(_CD_TTB0.extract(cd) << _CD_TTB0.lo, iova_pfn)
+                    if pte is not None:
+                        added.append(
+                            TlbEntry(vmid, _CD_ASID.extract(cd), iova_pfn, pte.pfn, pte.prot)
+                        )
+                        if ats:
+                            added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
+    new = frozenset(added)
+    for e in new:
+        if isinstance(e, SteCacheEntry):
+            unit.ste_cache.add(e)
+        elif isinstance(e, CdCacheEntry):
+            unit.cd_cache.add(e)
+        elif isinstance(e, TlbEntry):
+            unit.tlb.add(e)
+        else:
+            unit.atc.add(e)
+    return new
+
+
+# -- dump -------------------------------------------------------------------------------
+
+
+def _nonzero_slots(mem: Memory, base: int, count: int, size: int) -> list[int]:
+    """Indices of the `size`-byte slots in [base, base + count*size) holding a non-zero word."""
+    end = base + count * size
+    return sorted({(a - base) // size for a in mem.words if base <= a < end})
+
+
+def dump(unit: SmmuUnit, mem: Memory) -> list[str]:
+    """A readable picture: non-zero STEs, the CDs reachable through stage-1 STEs, then caches."""
+    lines = [f"SMMUv3 stream table @{unit.strtab_base:#x} ({unit.num_stes} STEs, linear)"]
+    s1_stes: list[tuple[int, Words]] = []
+    for sid in _nonzero_slots(mem, unit.strtab_base, unit.num_stes, STE_SIZE):
+        ste = unit.read_ste(mem, sid)
+        lines.append(f"  sid {sid:#x}: {STE.dump(ste)}")
+        if (
+            _STE_V.extract(ste)
+            and _STE_CFG.extract(ste) & 1
+            and _STE_S1FMT.extract(ste) == S1Fmt.LINEAR
+        ):
+            s1_stes.append((sid, ste))
+    for sid, ste in s1_stes:
+        base = cd_addr(ste, 0)
+        count = 1 << _STE_S1CDMAX.extract(ste)
+        lines.append(f"  CD table of sid {sid:#x} @{base:#x} ({count} CDs, linear)")
+        slots = _nonzero_slots(mem, base, count, CD_SIZE)
+        for ssid in slots:
+            lines.append(f"    ssid {ssid}: {CD.dump(mem.read(cd_addr(ste, ssid), CD_QWORDS))}")
+        if not slots:
+            lines.append("    (all CDs zero)")
+    sections: list[tuple[str, list[CacheEntry]]] = [
+        ("config cache", [*unit.ste_cache, *unit.cd_cache]),
+        ("TLB", [*unit.tlb]),
+        ("ATC", [*unit.atc]),
+    ]
+    for title, cache in sections:
+        lines.append(f"{title}:" if cache else f"{title}: (empty)")
+        for e in sorted(cache, key=sort_key):
+            lines.append(f"  {e}")
+    return lines

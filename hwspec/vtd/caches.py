@@ -1,0 +1,126 @@
+"""VT-d cache entries (hw-tables.md A.6): immutable, tagged exactly as invalidation selects them.
+
+A unit's caches are plain sets of these values. Hardware may cache any valid entry
+at any time (an explicit `fill`), and keeps it until a descriptor that covers its
+tag is executed, so a stale entry exists exactly when software changed a table
+without the invalidation the tag requires.
+
+Pass-through: the IOTLB may hold pass-through results of a PGTT=PT PASID entry,
+tagged DID + PASID like first-stage results (the kernel flushes them with
+`qi_flush_piotlb_all`, A.8.2). They are entries with `pt=True` and
+`pfn == iova_pfn`; a hit is a bypass outcome. The device TLB (ATC) caches the
+identity answer of an ATS request the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..memory import PAGE_SHIFT, Prot
+from .entries import CONTEXT_ENTRY, PASID_ENTRY, bdf
+
+
+def _prot(prot: Prot) -> str:
+    return prot.name or str(int(prot))
+
+
+@dataclass(frozen=True, slots=True)
+class ContextCacheEntry:
+    """A cached SM context entry (4 words), tagged by SID; in SM it carries no DID."""
+
+    sid: int
+    words: tuple[int, ...]
+
+    def sort_key(self) -> tuple[int, tuple[int, ...]]:
+        return (self.sid, self.words)
+
+    def __str__(self) -> str:
+        return f"context-cache sid {self.sid:#06x} ({bdf(self.sid)}): {CONTEXT_ENTRY.dump(self.words)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PasidCacheEntry:
+    """A cached PASID entry (8 words). Looked up by (SID, PASID): each device has its own
+    PASID table. Invalidated by DID / DID+PASID (PC descriptor), which is why `did`
+    is the DID the entry held when it was cached."""
+
+    sid: int
+    did: int
+    pasid: int
+    words: tuple[int, ...]
+
+    def sort_key(self) -> tuple[int, int, int, tuple[int, ...]]:
+        return (self.sid, self.pasid, self.did, self.words)
+
+    def __str__(self) -> str:
+        return (
+            f"PASID-cache sid {self.sid:#06x} pasid {self.pasid} did {self.did}: "
+            f"{PASID_ENTRY.dump(self.words)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IotlbEntry:
+    """An IOTLB leaf. `pasid=None`: second-stage result, tagged DID + address only.
+    Otherwise a first-stage (or `pt`) result tagged DID + PASID + address; for requests
+    without PASID that PASID is the context entry's RID_PASID."""
+
+    did: int
+    pasid: int | None
+    iova_pfn: int
+    pfn: int
+    prot: Prot = Prot.RW
+    pt: bool = False
+
+    def sort_key(self) -> tuple[int, int, int, int, int, bool]:
+        return (
+            self.did,
+            -1 if self.pasid is None else self.pasid,
+            self.iova_pfn,
+            self.pfn,
+            int(self.prot),
+            self.pt,
+        )
+
+    def __str__(self) -> str:
+        tag = f"did {self.did}" + (
+            " (second-stage)" if self.pasid is None else f" pasid {self.pasid}"
+        )
+        iova = self.iova_pfn << PAGE_SHIFT
+        if self.pt:
+            return f"IOTLB {tag} iova {iova:#x} pass-through"
+        return f"IOTLB {tag} iova {iova:#x} -> pa {self.pfn << PAGE_SHIFT:#x} {_prot(self.prot)}"
+
+
+@dataclass(frozen=True, slots=True)
+class DevTlbEntry:
+    """A device-TLB (ATC) entry in the endpoint, tagged SID + PASID + address
+    (`pasid=None`: a translation obtained without PASID prefix). Exists only when the
+    context entry has DTE=1. The device uses it without asking the IOMMU."""
+
+    sid: int
+    pasid: int | None
+    iova_pfn: int
+    pfn: int
+    prot: Prot = Prot.RW
+    pt: bool = False
+
+    def sort_key(self) -> tuple[int, int, int, int, int, bool]:
+        return (
+            self.sid,
+            -1 if self.pasid is None else self.pasid,
+            self.iova_pfn,
+            self.pfn,
+            int(self.prot),
+            self.pt,
+        )
+
+    def __str__(self) -> str:
+        tag = f"sid {self.sid:#06x}" + ("" if self.pasid is None else f" pasid {self.pasid}")
+        iova = self.iova_pfn << PAGE_SHIFT
+        if self.pt:
+            return f"device-TLB {tag} iova {iova:#x} pass-through"
+        return f"device-TLB {tag} iova {iova:#x} -> pa {self.pfn << PAGE_SHIFT:#x} {_prot(self.prot)}"
+
+
+CacheEntry = ContextCacheEntry | PasidCacheEntry | IotlbEntry | DevTlbEntry

@@ -1,0 +1,328 @@
+"""The action table: every call and event of the model, declared once.
+
+Each `Action` names a kernel call or a hardware/process event, the kinds of its
+parameters, the caller contract it assumes (`requires`), and how to run it on a
+`Kernel`. Both engines are generated from this table: the Hypothesis machine
+(checker/machine.py: one rule per action, Bundles for objects with a lifetime)
+and the exhaustive explorer (checker/explore.py: every argument tuple of every
+enabled action). Nothing about the system is written twice.
+
+Caller contracts. The model explores what *correct* callers may do, so that a
+violation is a property of the design, not of a buggy caller: a domain is freed
+only when nothing uses it, a PASID is detached only with the domain attached at
+it, a kernel PASID user allocates its PASIDs from the allocator the design
+provides. Misuse the kernel itself checks (errno, WARN) stays reachable.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, Iterator
+
+from hwspec.outcome import Access
+
+from model.bounds import Bounds
+from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
+from model.objects import ErrPtr, DomainType, errname
+
+USER_OWNER = "vfio"  # the one user-space DMA owner (VFIO / iommufd) of the model
+
+
+class Kind(Enum):
+    """Parameter kinds. DOMAIN, MM and SVA are objects with a lifetime (Hypothesis Bundles)."""
+
+    DEV = "device"
+    PASID_DEV = "PASID-capable device"
+    DOMAIN = "paging domain"
+    MM = "process"
+    SVA = "SVA handle"
+    KPASID = "kernel PASID"  # allocated by a kernel PASID user from the global allocator
+    ANY_PASID = "PASID or none"  # what a device may put on the wire
+    IOVA = "IOVA"
+    PHYS = "physical page"
+
+
+BUNDLE_KINDS = (Kind.DOMAIN, Kind.MM, Kind.SVA)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    consumes: bool = False  # the call ends the object's lifetime (Hypothesis `consumes`)
+
+
+Args = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    kind: str  # "call" or "event"
+    params: tuple[Param, ...]
+    run: Callable[[Kernel, Args], Any]
+    doc: str
+    requires: Callable[[Kernel, Bounds, Args], bool] = lambda k, b, a: True
+    produces: Kind | None = None  # the result is a new object of this kind
+
+    def enabled_args(self, k: Kernel, b: Bounds) -> Iterator[Args]:
+        """Every argument tuple a correct caller may pass now (the explorer's branching)."""
+        pools = [values(p.kind, k, b) for p in self.params]
+        for args in itertools.product(*pools):
+            if self.requires(k, b, args):
+                yield args
+
+
+# -- parameter pools ------------------------------------------------------------
+def live_paging_domains(k: Kernel) -> list[int]:
+    return sorted(d.id for d in k.domains.values() if d.type is DomainType.UNMANAGED)
+
+
+def live_mms(k: Kernel) -> list[int]:
+    return sorted(m.id for m in k.mms.values() if not m.exited)
+
+
+def sva_handles(k: Kernel) -> list[int]:
+    return sorted(h.id for h in k.handles.values() if h.kind == "sva")
+
+
+def kernel_pasids(k: Kernel) -> list[int]:
+    """PASIDs a kernel driver allocated (global allocator) that no process owns."""
+    mm_pasids = {m.pasid for m in k.mms.values()}
+    return sorted(p for p in k.global_pasids if p not in mm_pasids)
+
+
+def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
+    if kind is Kind.DEV:
+        return sorted(n for n, d in k.devices.items() if d.group is not None)
+    if kind is Kind.PASID_DEV:
+        return sorted(n for n, d in k.devices.items() if d.group is not None and d.max_pasids)
+    if kind is Kind.DOMAIN:
+        return live_paging_domains(k)
+    if kind is Kind.MM:
+        return live_mms(k)
+    if kind is Kind.SVA:
+        return sva_handles(k)
+    if kind is Kind.KPASID:
+        return kernel_pasids(k)
+    if kind is Kind.ANY_PASID:
+        return [None, *range(1, b.max_pasids)]
+    if kind is Kind.IOVA:
+        return list(b.iovas())
+    if kind is Kind.PHYS:
+        return list(b.phys())
+    raise AssertionError(kind)
+
+
+# -- caller contracts --------------------------------------------------------------
+def _unused_domain(k: Kernel, b: Bounds, a: Args) -> bool:
+    return not k._domain_in_use(a[0])
+
+
+def _attached_at(k: Kernel, b: Bounds, a: Args) -> bool:
+    dom, dev, pasid = a
+    g = k.group_of(dev)
+    e = g.pasid_entry(pasid) if g is not None else None
+    return e is not None and e.domain == dom
+
+
+def _can_alloc_domain(k: Kernel, b: Bounds, a: Args) -> bool:
+    return len(live_paging_domains(k)) < b.paging_domains
+
+
+def _can_fork(k: Kernel, b: Bounds, a: Args) -> bool:
+    return len(k.mms) < b.processes
+
+
+def _pasid_unused(k: Kernel, b: Bounds, a: Args) -> bool:
+    (pasid,) = a
+    return all(g.pasid_entry(pasid) is None for g in k.groups.values())
+
+
+def _has_pasid_room(k: Kernel, b: Bounds, a: Args) -> bool:
+    return len(k.global_pasids) < b.max_pasids - 1
+
+
+def _bound(k: Kernel, b: Bounds, a: Args) -> bool:
+    return True
+
+
+# -- runners -----------------------------------------------------------------------
+def _dma(k: Kernel, a: Args) -> None:
+    dev, pasid, iova = a
+    k.hw_fill(dev, pasid, iova, Access.READ)
+
+
+def _entry_handle(k: Kernel, dev: str, pasid: int) -> int | None:
+    g = k.group_of(dev)
+    e = g.pasid_entry(pasid) if g is not None else None
+    return None if e is None else e.handle
+
+
+def _detach_pasid(k: Kernel, a: Args) -> None:
+    """The caller detaches, then frees the attach handle it owned (iommufd does)."""
+    dom, dev, pasid = a
+    old_handle = _entry_handle(k, dev, pasid)
+    k.iommu_detach_device_pasid(dom, dev, pasid)
+    if old_handle is not None:
+        k.handles.pop(old_handle, None)
+
+
+def _replace_pasid(k: Kernel, a: Args) -> int:
+    """iommufd_device_replace: a fresh handle in; on success the old one is freed, else the new one."""
+    dom, dev, pasid = a
+    old_handle = _entry_handle(k, dev, pasid)
+    h = k.new_attach_handle()
+    ret = k.iommu_replace_device_pasid(dom, dev, pasid, h)
+    if ret:
+        k.handles.pop(h, None)
+    elif old_handle is not None:
+        k.handles.pop(old_handle, None)
+    return ret
+
+
+def _enqcmd(k: Kernel, a: Args) -> int | None:
+    mm, dev, iova = a
+    pasid = k.enqcmd_pasid(mm)
+    if pasid is not None:
+        k.hw_fill(dev, pasid, iova, Access.READ)
+    return pasid
+
+
+ACTIONS: tuple[Action, ...] = (
+    # -- RID domains and DMA ownership -------------------------------------------
+    Action("iommu_paging_domain_alloc", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_paging_domain_alloc(a[0]),
+           "a driver or VFIO allocates an UNMANAGED paging domain",
+           requires=_can_alloc_domain, produces=Kind.DOMAIN),
+    Action("iommu_domain_free", "call", (Param("domain", Kind.DOMAIN, consumes=True),),
+           lambda k, a: k.iommu_domain_free(a[0]),
+           "free a paging domain nobody uses", requires=_unused_domain),
+    Action("iommu_attach_device", "call", (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV)),
+           lambda k, a: k.iommu_attach_device(a[0], a[1]),
+           "attach a paging domain to a device's RID (whole-device attach)"),
+    Action("iommu_detach_device", "call", (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV)),
+           lambda k, a: k.iommu_detach_device(a[0], a[1]),
+           "detach it again: back to the default (or blocking, if owned) domain",
+           requires=lambda k, b, a: (g := k.group_of(a[1])) is not None and g.domain == a[0]),
+    Action("iommu_device_use_default_domain", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_device_use_default_domain(a[0]),
+           "a DMA-API driver binds to the device (driver core, before probe)"),
+    Action("iommu_device_unuse_default_domain", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_device_unuse_default_domain(a[0]),
+           "the DMA-API driver unbinds",
+           requires=lambda k, b, a: (g := k.group_of(a[0])) is not None
+           and g.owner_cnt > 0 and g.owner is None),
+    Action("iommu_device_claim_dma_owner", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_device_claim_dma_owner(a[0], USER_OWNER),
+           "VFIO/iommufd takes the whole device for user space"),
+    Action("iommu_device_release_dma_owner", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_device_release_dma_owner(a[0]),
+           "user space gives the device back",
+           requires=lambda k, b, a: (g := k.group_of(a[0])) is not None
+           and g.owner == USER_OWNER),
+    # -- kernel PASID users (idxd-style) -------------------------------------------------
+    Action("iommu_alloc_global_pasid", "call", (Param("dev", Kind.PASID_DEV),),
+           lambda k, a: k.iommu_alloc_global_pasid(a[0]),
+           "a kernel driver allocates a PASID for its own DMA", requires=_has_pasid_room),
+    Action("iommu_free_global_pasid", "call", (Param("pasid", Kind.KPASID),),
+           lambda k, a: k.iommu_free_global_pasid(a[0]),
+           "the kernel driver frees a PASID it no longer attaches", requires=_pasid_unused),
+    Action("iommu_attach_device_pasid", "call",
+           (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
+           lambda k, a: k.iommu_attach_device_pasid(a[0], a[1], a[2]),
+           "attach a paging domain at a PASID"),
+    Action("iommu_detach_device_pasid", "call",
+           (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
+           _detach_pasid, "detach the domain attached at that PASID", requires=_attached_at),
+    Action("iommu_replace_device_pasid", "call",
+           (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
+           _replace_pasid, "replace the domain at an attached PASID (iommufd, with a fresh handle)",
+           requires=lambda k, b, a: (g := k.group_of(a[1])) is not None
+           and g.pasid_entry(a[2]) is not None),
+    # -- SVA ----------------------------------------------------------------------------
+    Action("iommu_sva_bind_device", "call", (Param("dev", Kind.DEV), Param("mm", Kind.MM)),
+           lambda k, a: k.iommu_sva_bind_device(a[0], a[1]),
+           "a device driver binds a process's address space to the device",
+           produces=Kind.SVA),
+    Action("iommu_sva_unbind_device", "call", (Param("handle", Kind.SVA, consumes=True),),
+           lambda k, a: k.iommu_sva_unbind_device(a[0]),
+           "the device driver drops one bind reference"),
+    # -- maps ---------------------------------------------------------------------------
+    Action("iommu_map", "call",
+           (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS)),
+           lambda k, a: k.iommu_map(a[0], a[1], a[2]),
+           "map one page into a paging domain"),
+    Action("iommu_unmap", "call", (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA)),
+           lambda k, a: k.iommu_unmap(a[0], a[1]),
+           "unmap one page; the driver flushes IOTLB and ATC before returning"),
+    # -- processes ------------------------------------------------------------------------
+    Action("mm_alloc", "event", (), lambda k, a: k.mm_alloc(),
+           "a process starts", requires=_can_fork, produces=Kind.MM),
+    Action("cpu_map", "event",
+           (Param("mm", Kind.MM), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS)),
+           lambda k, a: k.cpu_map(a[0], a[1], a[2]),
+           "the process maps memory (no secondary-TLB flush needed)"),
+    Action("cpu_munmap", "event", (Param("mm", Kind.MM), Param("iova", Kind.IOVA)),
+           lambda k, a: k.cpu_munmap(a[0], a[1]),
+           "the process unmaps memory: mmu notifier invalidate_secondary_tlbs"),
+    Action("process_exit", "event", (Param("mm", Kind.MM, consumes=True),),
+           lambda k, a: k.process_exit(a[0]),
+           "the process exits: mmu notifier release, page table freed, mmdrop"),
+    Action("enqcmd", "event", (Param("mm", Kind.MM), Param("dev", Kind.PASID_DEV), Param("iova", Kind.IOVA)),
+           _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID"),
+    # -- hardware and deferred work ---------------------------------------------------------
+    Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.ANY_PASID), Param("iova", Kind.IOVA)),
+           _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds"),
+    Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
+           "an SRCU grace period ends: deferred free_notifier callbacks run",
+           requires=lambda k, b, a: k.pending_free_notifiers()),
+    Action("module_unload", "event", (), lambda k, a: k.module_unload(),
+           "rmmod of the IOMMU driver module",
+           requires=lambda k, b, a: k.module_loaded),
+)
+
+ACTIONS_BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
+
+
+# -- rendering (traces speak kernel) ------------------------------------------------------
+def show_value(k: Kernel, v: Any, kind: Kind | None = None) -> str:
+    if v is None:
+        return "none" if kind is Kind.ANY_PASID else "NULL"
+    if isinstance(v, ErrPtr):
+        return repr(v)
+    if kind is Kind.DOMAIN:
+        return show_domain(v)
+    if kind is Kind.MM:
+        return f"mm{v}"
+    if kind is Kind.SVA:
+        return f"sva{v}"
+    if kind in (Kind.IOVA, Kind.PHYS):
+        return hex(v)
+    return str(v)
+
+
+def show_domain(d: int) -> str:
+    if d == BLOCKED_DOMAIN_ID:
+        return "blocked"
+    if d == IDENTITY_DOMAIN_ID:
+        return "identity"
+    return f"d{d}"
+
+
+def show_call(k: Kernel, action: Action, args: Args, result: Any) -> str:
+    shown = ", ".join(show_value(k, v, p.kind) for v, p in zip(args, action.params))
+    if action.name == "dma":
+        dev, pasid, iova = args
+        where = "no pasid" if pasid is None else f"pasid {pasid}"
+        return f"dma({dev}, {where}, iova {iova:#x})"
+    head = f"{action.name}({shown})"
+    if result is None:
+        return head
+    if action.produces is not None and isinstance(result, int):
+        return f"{head} -> {show_value(k, result, action.produces)}"
+    if isinstance(result, int) and action.name not in ("iommu_unmap", "iommu_alloc_global_pasid", "enqcmd"):
+        return f"{head} -> {errname(result)}"
+    return f"{head} -> {show_value(k, result)}"

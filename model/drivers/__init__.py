@@ -1,0 +1,1 @@
+"""IOMMU drivers: `vtd` (Intel VT-d scalable mode), `smmuv3` (Arm SMMUv3), `mock` (no hardware)."""

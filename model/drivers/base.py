@@ -1,0 +1,116 @@
+"""The driver side of struct iommu_ops / iommu_domain_ops, as the core calls it.
+
+A driver owns its hardware unit and its private bookkeeping (VT-d DIDs and
+cache tags, SMMUv3 ASIDs and master_domain lists) inside `Kernel.drv`, an object
+with `copy()` and `key()`. The core never touches hardware directly: every
+hardware effect of a kernel call happens in one of these methods, as in
+drivers/iommu/intel and drivers/iommu/arm/arm-smmu-v3.
+
+Dispatch on the domain type (blocked, identity, paging, SVA) happens inside the
+driver, as the kernel does with one `iommu_domain_ops` per domain kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hwspec.outcome import Access, Outcome
+
+if TYPE_CHECKING:
+    from model.core import Kernel
+    from model.objects import Device, Domain
+
+
+class DriverState(Protocol):
+    def copy(self) -> "DriverState": ...
+    def key(self) -> tuple[Any, ...]: ...
+
+
+class Driver:
+    """Base class: a driver that supports nothing. Subclasses override what they implement."""
+
+    name: str = "none"
+    #: ops->blocked_domain has set_dev_pasid (false for a driver without PASID support)
+    blocked_has_set_dev_pasid: bool = True
+    #: whether this driver can allocate SVA domains (ops->domain_alloc_sva)
+    supports_sva: bool = True
+
+    def new_state(self, k: "Kernel") -> DriverState:
+        raise NotImplementedError
+
+    # -- probe / release -------------------------------------------------
+    def probe_device(self, k: "Kernel", dev: "Device") -> None:
+        """ops->probe_device: program what the device needs before any domain is attached."""
+
+    # -- domain allocation -------------------------------------------------
+    def domain_alloc_paging(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
+        """Finish allocating a paging domain (page table root already in dom). 0 or -errno."""
+        return 0
+
+    def domain_alloc_sva(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
+        return 0
+
+    def domain_free(self, k: "Kernel", dom: "Domain") -> None:
+        """ops->free. For SVA domains this decides how the mmu_notifier goes (put or unregister)."""
+
+    # -- attach -----------------------------------------------------------
+    def attach_dev(self, k: "Kernel", dom: "Domain", dev: "Device", old: "Domain | None") -> int:
+        return 0
+
+    def set_dev_pasid(
+        self, k: "Kernel", dom: "Domain", dev: "Device", pasid: int, old: "Domain | None"
+    ) -> int:
+        """dom->ops->set_dev_pasid, including the blocked domain's (PASID detach)."""
+        return 0
+
+    # -- maps -------------------------------------------------------------
+    def iotlb_sync_map(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
+        """After a new mapping (VT-d caching mode / write buffer; SMMUv3 nothing)."""
+
+    def unmap_flush(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
+        """iotlb_gather + iotlb_sync after an unmap: invalidate what may cache iova_pfn."""
+
+    # -- mmu notifier callbacks (SVA) ----------------------------------------
+    def mm_release(self, k: "Kernel", dom: "Domain") -> None:
+        """mmu_notifier_ops.release: the address space is going away (exit_mmap)."""
+
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: "Domain", iova_pfn: int | None) -> None:
+        """arch_invalidate_secondary_tlbs: CPU changed the mm's page table (None = whole range)."""
+
+    # -- hardware ---------------------------------------------------------
+    def translate(
+        self, k: "Kernel", dev: "Device", pasid: int | None, iova: int, access: Access
+    ) -> frozenset[Outcome]:
+        return frozenset()
+
+    def fill(self, k: "Kernel", dev: "Device", pasid: int | None, iova: int, access: Access) -> None:
+        """Hardware caches what a walk for this request sees now (a nondeterministic event)."""
+
+    # -- introspection for invariants ---------------------------------------
+    def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
+        """IOMMU-side TLB entries as (tag, iova_pfn, pfn, text): tag is ("did", did, pasid)
+        on VT-d and ("asid", vmid, asid) on SMMUv3."""
+        return []
+
+    def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
+        """Present translating entries as (sid, pasid, tag, page-table root, text)."""
+        return []
+
+    def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:
+        """Page-table roots the driver's own bookkeeping says this tag stands for now."""
+        return set()
+
+    def pasids_in_hw(self, k: "Kernel") -> set[int]:
+        """PASIDs some table entry or cache entry of the hardware still holds."""
+        return set()
+
+    def hw_log_len(self, k: "Kernel") -> int:
+        return 0
+
+    def hw_log_since(self, k: "Kernel", start: int) -> list[str]:
+        """Descriptors / commands issued since `start`, as text (for traces)."""
+        return []
+
+    def dump(self, k: "Kernel") -> list[str]:
+        return []
+

@@ -1,0 +1,32 @@
+"""A driver with no hardware, like the iommufd selftest's mock driver.
+
+Every op succeeds (failures are injected with `Kernel.inject_failure`), so the
+core's own rules can be checked alone: the scenario rows of
+kernel-core-api.md section 10 run on it as well as on the real drivers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from model.drivers.base import Driver
+
+if TYPE_CHECKING:
+    from model.core import Kernel
+
+
+class MockState:
+    __slots__ = ()
+
+    def copy(self) -> "MockState":
+        return self
+
+    def key(self) -> tuple[Any, ...]:
+        return ()
+
+
+class MockDriver(Driver):
+    name = "mock"
+
+    def new_state(self, k: "Kernel") -> MockState:
+        return MockState()

@@ -1,0 +1,540 @@
+"""The Intel VT-d scalable-mode driver (drivers/iommu/intel), programming `hwspec.vtd`.
+
+What it does, call by call (hw-tables.md A.8-A.12, v7.0-era code):
+
+* probe: a PASID directory per device and the SM context entry pointing at it
+  (`intel_pasid_setup_sm_context`); PASIDE only for PASID-capable devices, DTE
+  for ATS.
+* DIDs: one allocator per IOMMU, DID 0 reserved, FLPT_DEFAULT_DID (1) shared by
+  every SVA and pass-through entry, paging domains from IDA_START_DID (2)
+  (`domain_attach_iommu` / `domain_detach_iommu` with a refcount).
+* cache tags: an IOTLB tag (DID, PASID) per attachment and a DEVTLB tag when ATS is
+  on (`cache_tag_assign_domain`), assigned before a PASID entry switches and
+  unassigned after the old entry was torn down and flushed; the RID path
+  (`device_block_translation`) unassigns first, as the kernel does.
+* setup refuses a present entry (-EBUSY); teardown is A.8.2: clear P, PASID-cache
+  by DID+PASID, IOTLB (P_IOTLB for first-stage / pass-through), device-TLB, clear
+  the entry, drain page requests when IOPF is on; replace is break-before-make.
+* unmap and mmu-notifier invalidation walk the domain's cache tags
+  (`cache_tag_flush_range`): P_IOTLB page-selective by (DID, PASID) for first-stage
+  domains, then device-TLB by SID(+PASID).
+
+Paging domains use first-stage translation (PGTT=1), as the driver does by default
+on scalable-mode hardware with first-stage support. Not modelled: second-stage
+domains (dirty tracking, nesting parents), nested translation, caching mode,
+legacy (non-scalable) mode, interrupt remapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import errno
+
+from hwspec import vtd as hw
+from hwspec.memory import PAGE_SHIFT
+from hwspec.outcome import Access, Outcome
+from hwspec.vtd import (
+    CONTEXT_ENTRY,
+    FLPT_DEFAULT_DID,
+    IDA_START_DID,
+    IOMMU_NO_PASID,
+    MAX_AGAW_PFN_WIDTH,
+    PASID_DIR_ENTRY,
+    PASID_ENTRY,
+    ROOT_ENTRY,
+    PcGran,
+    Pgtt,
+    QiDesc,
+)
+
+from model.drivers.base import Driver
+from model.objects import Device, Domain, DomainType
+
+if TYPE_CHECKING:
+    from model.core import Kernel
+
+AGAW_4LEVEL = 2  # AW encoding of a 48-bit, 4-level table (A.5)
+
+
+@dataclass(frozen=True)
+class CacheTag:
+    """struct cache_tag: what one domain's flush must reach (A.10)."""
+
+    type: str  # "IOTLB" or "DEVTLB"
+    did: int
+    pasid: int
+    dev: str | None  # the endpoint for DEVTLB tags; None (the IOMMU itself) for IOTLB
+    users: int = 1
+
+    def matches(self, other: "CacheTag") -> bool:
+        return (self.type, self.did, self.pasid, self.dev) == (
+            other.type, other.did, other.pasid, other.dev
+        )
+
+
+@dataclass(frozen=True)
+class DevInfo:
+    """struct device_domain_info, the parts the model needs."""
+
+    pasid_dir: int  # info->pasid_table->table (physical address of the directory)
+    dir_pages: int
+    rid_domain: int | None = None  # info->domain (None: blocked)
+    iopf_refcount: int = 0
+
+
+class VtdState:
+    """The driver's private state: the unit, DIDs, cache tags, dev_pasids, device infos."""
+
+    __slots__ = ("unit", "ndoms", "dids", "tags", "dev_pasids", "info")
+
+    def __init__(self, unit: hw.VtdUnit, ndoms: int) -> None:
+        self.unit = unit
+        self.ndoms = ndoms
+        self.dids: dict[int, tuple[int, int]] = {}  # domain -> (did, refcnt): iommu_domain_info
+        self.tags: dict[int, tuple[CacheTag, ...]] = {}  # domain -> cache_tags, in list order
+        self.dev_pasids: dict[int, tuple[tuple[str, int], ...]] = {}  # domain -> dev_pasids
+        self.info: dict[str, DevInfo] = {}
+
+    def copy(self) -> "VtdState":
+        s = VtdState.__new__(VtdState)
+        s.unit = self.unit.copy()
+        s.ndoms = self.ndoms
+        s.dids = dict(self.dids)
+        s.tags = dict(self.tags)
+        s.dev_pasids = dict(self.dev_pasids)
+        s.info = dict(self.info)
+        return s
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.unit.key(),
+            tuple(sorted(self.dids.items())),
+            tuple(sorted((d, t) for d, t in self.tags.items() if t)),
+            tuple(sorted((d, p) for d, p in self.dev_pasids.items() if p)),
+            tuple(sorted(self.info.items())),
+        )
+
+
+def _st(k: "Kernel") -> VtdState:
+    s = k.drv
+    assert isinstance(s, VtdState)
+    return s
+
+
+class VtdDriver(Driver):
+    name = "vtd"
+
+    def __init__(self, ndoms: int = 1 << 16) -> None:
+        self.ndoms = ndoms
+
+    def new_state(self, k: "Kernel") -> VtdState:
+        return VtdState(hw.VtdUnit(k.mem), self.ndoms)
+
+    # ------------------------------------------------------------------ probe
+    def probe_device(self, k: "Kernel", dev: Device) -> None:
+        """intel_pasid_alloc_table + intel_pasid_setup_sm_context (A.3, A.4)."""
+        s = _st(k)
+        # One page of directory covers 512 entries = 32768 PASIDs, the minimum the
+        # kernel allocates, even for devices without PASID support.
+        pdir = k.mem.alloc_page()
+        s.info[dev.name] = DevInfo(pasid_dir=pdir, dir_pages=1)
+        bus, devfn = dev.sid >> 8, dev.sid & 0xFF
+        re_addr = s.unit.root_entry_addr(bus)
+        root = k.mem.read(re_addr, ROOT_ENTRY.words)
+        present, ptr = hw.context_half(devfn)
+        if not ROOT_ENTRY.get(root, present):
+            table = k.mem.alloc_page()
+            k.mem.write(re_addr, ROOT_ENTRY.set(root, **{present: 1, ptr: table >> PAGE_SHIFT}))
+        ctx_addr = s.unit.context_entry_addr(k.mem, dev.sid)
+        assert ctx_addr is not None
+        words = CONTEXT_ENTRY.encode(
+            pasiddirptr=pdir >> PAGE_SHIFT,
+            pdts=2,  # context_get_sm_pds of a one-page directory: 2^(2+7) = 512 entries
+            rid_pasid=IOMMU_NO_PASID,
+            dte=int(dev.ats),
+            paside=int(dev.max_pasids > 0),
+            pre=int(dev.ats),  # PRI with ATS in the model (SVA needs both)
+        )
+        # Clear, write the fields, set P last (dma_wmb before it).
+        k.mem.write(ctx_addr, words)
+        k.mem.write64(ctx_addr, CONTEXT_ENTRY.set(words, p=1)[0])
+
+    # ------------------------------------------------------------- DIDs, tags
+    def domain_id(self, k: "Kernel", dom: Domain) -> int:
+        """domain_get_id_for_dev / iommu_domain_did: FLPT_DEFAULT_DID for SVA and identity."""
+        if dom.type in (DomainType.SVA, DomainType.IDENTITY):
+            return FLPT_DEFAULT_DID
+        if k.design.has("vtd.shared_did_colliding"):
+            return IDA_START_DID
+        return _st(k).dids[dom.id][0]
+
+    def _attach_iommu(self, k: "Kernel", dom: Domain) -> int:
+        """domain_attach_iommu: SVA domains return early (they live on DID 1)."""
+        if not dom.type.is_paging:
+            return 0
+        s = _st(k)
+        if dom.id in s.dids:
+            did, ref = s.dids[dom.id]
+            s.dids[dom.id] = (did, ref + 1)
+            return 0
+        used = {did for did, _ in s.dids.values()}
+        for did in range(IDA_START_DID, s.ndoms):
+            if did not in used:
+                s.dids[dom.id] = (did, 1)
+                return 0
+        return -errno.ENOSPC
+
+    def _detach_iommu(self, k: "Kernel", dom: Domain) -> None:
+        if not dom.type.is_paging:
+            return
+        s = _st(k)
+        did, ref = s.dids[dom.id]
+        if ref > 1:
+            s.dids[dom.id] = (did, ref - 1)
+        else:
+            del s.dids[dom.id]  # ida_free: only after the teardown flushed this DID
+
+    def _tag_assign(self, k: "Kernel", dom: Domain, dev: Device, pasid: int) -> None:
+        """cache_tag_assign_domain: IOTLB tag, plus DEVTLB tag when ATS is enabled."""
+        if dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
+            return
+        did = self.domain_id(k, dom)
+        wanted = [CacheTag("IOTLB", did, pasid, None)]
+        if dev.ats:
+            wanted.append(CacheTag("DEVTLB", did, pasid, dev.name))
+        s = _st(k)
+        tags = list(s.tags.get(dom.id, ()))
+        for t in wanted:
+            for i, cur in enumerate(tags):
+                if cur.matches(t):
+                    tags[i] = CacheTag(cur.type, cur.did, cur.pasid, cur.dev, cur.users + 1)
+                    break
+            else:
+                tags.append(t)
+        s.tags[dom.id] = tuple(tags)
+
+    def _tag_unassign(self, k: "Kernel", dom: Domain, dev: Device, pasid: int) -> None:
+        if dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
+            return
+        did = self.domain_id(k, dom)
+        s = _st(k)
+        tags = list(s.tags.get(dom.id, ()))
+        for t in (CacheTag("IOTLB", did, pasid, None), CacheTag("DEVTLB", did, pasid, dev.name)):
+            for i, cur in enumerate(tags):
+                if cur.matches(t):
+                    if cur.users > 1:
+                        tags[i] = CacheTag(cur.type, cur.did, cur.pasid, cur.dev, cur.users - 1)
+                    else:
+                        del tags[i]
+                    break
+        s.tags[dom.id] = tuple(tags)
+
+    # ---------------------------------------------------------- PASID entries
+    def _get_entry(self, k: "Kernel", dev: Device, pasid: int) -> int:
+        """intel_pasid_get_entry: the entry's address, allocating the leaf table lazily."""
+        s = _st(k)
+        info = s.info[dev.name]
+        pde_addr = hw.pasid_dir_entry_addr(info.pasid_dir, pasid)
+        pde = k.mem.read(pde_addr, 1)
+        if not PASID_DIR_ENTRY.get(pde, "p"):
+            table = k.mem.alloc_page()
+            k.mem.write(pde_addr, PASID_DIR_ENTRY.encode(p=1, smptblptr=table >> PAGE_SHIFT))
+            pde = k.mem.read(pde_addr, 1)
+        return hw.pasid_entry_addr_in_table(hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr")), pasid)
+
+    def _setup_entry(self, k: "Kernel", dev: Device, pasid: int, words: tuple[int, ...]) -> int:
+        """intel_pasid_setup_*: -EBUSY on a present entry; fields first, P last (A.8.1)."""
+        addr = self._get_entry(k, dev, pasid)
+        cur = k.mem.read(addr, PASID_ENTRY.words)
+        if PASID_ENTRY.get(cur, "p"):
+            return -errno.EBUSY
+        k.mem.write(addr, PASID_ENTRY.set(words, p=0))
+        k.mem.write64(addr, PASID_ENTRY.set(words, p=1)[0])  # pasid_set_present
+        # pasid_flush_caches: not caching mode -> iommu_flush_write_buffer, no descriptor.
+        return 0
+
+    def _first_level(self, k: "Kernel", dev: Device, pasid: int, did: int, root: int) -> int:
+        """pasid_pte_config_first_level (SVA also sets PWSNP; the model sets it for both)."""
+        return self._setup_entry(k, dev, pasid, PASID_ENTRY.encode(
+            flptptr=root >> PAGE_SHIFT, did=did, aw=AGAW_4LEVEL, pwsnp=1, pgtt=Pgtt.FL_ONLY,
+        ))
+
+    def _pass_through(self, k: "Kernel", dev: Device, pasid: int) -> int:
+        return self._setup_entry(k, dev, pasid, PASID_ENTRY.encode(
+            did=FLPT_DEFAULT_DID, aw=AGAW_4LEVEL, pgtt=Pgtt.PT,
+        ))
+
+    def _submit(self, k: "Kernel", *descs: QiDesc, drain: bool = False) -> None:
+        _st(k).unit.qi_submit_sync(*descs, drain=drain)
+
+    def tear_down_entry(self, k: "Kernel", dev: Device, pasid: int, fault_ignore: bool) -> None:
+        """intel_pasid_tear_down_entry, v7.0 order (A.8.2)."""
+        s = _st(k)
+        addr = s.unit.pasid_entry_addr(k.mem, dev.sid, pasid)
+        if addr is None:
+            return
+        pte = k.mem.read(addr, PASID_ENTRY.words)
+        if not PASID_ENTRY.get(pte, "p"):
+            if PASID_ENTRY.get(pte, "fpd"):
+                k.mem.write(addr, PASID_ENTRY.zero())
+                self._drain_prq(k, dev, pasid)
+            elif pte[0]:
+                k.warn(f"intel_pasid_tear_down_entry: {dev.name} pasid {pasid} not present but q0 != 0")
+            return
+        did = PASID_ENTRY.get(pte, "did")
+        pgtt = PASID_ENTRY.get(pte, "pgtt")
+        if k.design.has("vtd.did_from_cleared_entry"):
+            did = 0  # broken variant: the DID read after the entry was cleared
+        k.mem.write64(addr, PASID_ENTRY.set(pte, p=0)[0])  # pasid_clear_present, dma_wmb
+        if not k.design.has("vtd.teardown_skip_pasid_cache"):
+            self._submit(k, hw.qi_desc_pasid_cache(did, PcGran.PASID_SEL, pasid))
+        if pgtt in (Pgtt.PT, Pgtt.FL_ONLY):
+            self._submit(k, hw.qi_desc_piotlb_all(did, pasid))
+        else:
+            self._submit(k, hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI))
+        if dev.ats and not k.design.has("vtd.teardown_skip_devtlb"):
+            if pasid == IOMMU_NO_PASID:
+                self._submit(k, hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH))
+            else:
+                self._submit(k, hw.qi_desc_dev_iotlb_pasid(
+                    dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0, size_order=MAX_AGAW_PFN_WIDTH))
+        # intel_pasid_clear_entry: the entry is no longer present, so it is zeroed whole.
+        k.mem.write(addr, PASID_ENTRY.zero())
+        if not fault_ignore:
+            self._drain_prq(k, dev, pasid)
+
+    def _drain_prq(self, k: "Kernel", dev: Device, pasid: int) -> None:
+        """intel_iommu_drain_pasid_prq: only with IOPF enabled on the device (prq.c)."""
+        s = _st(k)
+        info = s.info[dev.name]
+        if not info.iopf_refcount:
+            return
+        rid = k.domains.get(info.rid_domain) if info.rid_domain is not None else None
+        did = self.domain_id(k, rid) if rid is not None and rid.type.is_paging else FLPT_DEFAULT_DID
+        self._submit(
+            k,
+            hw.qi_desc_wait(fence=True),
+            hw.qi_desc_piotlb_all(did, pasid),
+            hw.qi_desc_dev_iotlb_pasid(dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0,
+                                       size_order=MAX_AGAW_PFN_WIDTH),
+            drain=True,
+        )
+
+    # ------------------------------------------------------------ RID attach
+    def _block_translation(self, k: "Kernel", dev: Device) -> None:
+        """device_block_translation: unassign tags first, then tear the RID entry down."""
+        s = _st(k)
+        info = s.info[dev.name]
+        if info.rid_domain is None:
+            return
+        old = k.domains.get(info.rid_domain)
+        if old is not None:
+            self._tag_unassign(k, old, dev, IOMMU_NO_PASID)
+        self.tear_down_entry(k, dev, IOMMU_NO_PASID, False)
+        s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, None, info.iopf_refcount)
+        if old is not None:
+            self._detach_iommu(k, old)
+
+    def attach_dev(self, k: "Kernel", dom: Domain, dev: Device, old: Domain | None) -> int:
+        s = _st(k)
+        self._block_translation(k, dev)
+        if dom.type is DomainType.BLOCKED:
+            return 0
+        if dom.type is DomainType.IDENTITY:
+            ret = self._pass_through(k, dev, IOMMU_NO_PASID)
+        else:
+            assert dom.pgtable is not None
+            ret = self._attach_iommu(k, dom)
+            if ret:
+                return ret
+            ret = self._first_level(k, dev, IOMMU_NO_PASID, self.domain_id(k, dom), dom.pgtable)
+            if ret:
+                self._detach_iommu(k, dom)
+                return ret
+            self._tag_assign(k, dom, dev, IOMMU_NO_PASID)
+        if ret == 0:
+            info = s.info[dev.name]
+            s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, dom.id, info.iopf_refcount)
+        return ret
+
+    # ----------------------------------------------------------- PASID attach
+    def _add_dev_pasid(self, k: "Kernel", dom: Domain, dev: Device, pasid: int) -> int:
+        """domain_add_dev_pasid: DID + cache tags before the entry switches."""
+        ret = self._attach_iommu(k, dom)
+        if ret:
+            return ret
+        self._tag_assign(k, dom, dev, pasid)
+        s = _st(k)
+        s.dev_pasids[dom.id] = s.dev_pasids.get(dom.id, ()) + ((dev.name, pasid),)
+        return 0
+
+    def _remove_dev_pasid(self, k: "Kernel", old: Domain | None, dev: Device, pasid: int) -> None:
+        """domain_remove_dev_pasid: after the old entry was torn down and flushed."""
+        if old is None or old.type in (DomainType.IDENTITY, DomainType.BLOCKED):
+            return
+        self._tag_unassign(k, old, dev, pasid)
+        self._detach_iommu(k, old)
+        s = _st(k)
+        pairs = list(s.dev_pasids.get(old.id, ()))
+        if (dev.name, pasid) in pairs:
+            pairs.remove((dev.name, pasid))
+        s.dev_pasids[old.id] = tuple(pairs)
+
+    def _iopf(self, k: "Kernel", dev: Device, delta: int) -> None:
+        s = _st(k)
+        info = s.info[dev.name]
+        s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, info.rid_domain,
+                                   max(0, info.iopf_refcount + delta))
+
+    def set_dev_pasid(
+        self, k: "Kernel", dom: Domain, dev: Device, pasid: int, old: Domain | None
+    ) -> int:
+        if dom.type is DomainType.BLOCKED:
+            # blocking_domain_set_dev_pasid
+            self.tear_down_entry(k, dev, pasid, False)
+            if old is not None and old.type is DomainType.SVA:
+                self._iopf(k, dev, -1)
+            self._remove_dev_pasid(k, old, dev, pasid)
+            return 0
+        if dom.type is DomainType.IDENTITY:
+            if old is not None:
+                self.tear_down_entry(k, dev, pasid, False)
+            ret = self._pass_through(k, dev, pasid)
+            if ret:
+                return ret
+            self._remove_dev_pasid(k, old, dev, pasid)
+            return 0
+        # paging (intel_iommu_set_dev_pasid) or SVA (intel_svm_set_dev_pasid)
+        if dom.type is DomainType.SVA:
+            mm = k.mms.get(dom.mm) if dom.mm is not None else None
+            if mm is None or mm.exited:
+                return -errno.EINVAL  # mmget_not_zero failed: nothing to point at
+            root = mm.pgd
+        else:
+            assert dom.pgtable is not None
+            root = dom.pgtable
+        ret = self._add_dev_pasid(k, dom, dev, pasid)
+        if ret:
+            return ret
+        if dom.type is DomainType.SVA:
+            self._iopf(k, dev, +1)
+        if old is not None:
+            self.tear_down_entry(k, dev, pasid, False)
+        ret = self._first_level(k, dev, pasid, self.domain_id(k, dom), root)
+        if ret:
+            if dom.type is DomainType.SVA:
+                self._iopf(k, dev, -1)
+            self._remove_dev_pasid(k, dom, dev, pasid)
+            return ret
+        if old is not None and old.type is DomainType.SVA:
+            self._iopf(k, dev, -1)
+        self._remove_dev_pasid(k, old, dev, pasid)
+        return 0
+
+    # ------------------------------------------------------------ flushes
+    def _flush_range(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
+        """cache_tag_flush_range over the domain's tags; None = cache_tag_flush_all."""
+        descs: list[QiDesc] = []
+        order = MAX_AGAW_PFN_WIDTH if iova_pfn is None else 0
+        addr = 0 if iova_pfn is None else iova_pfn << PAGE_SHIFT
+        for t in _st(k).tags.get(dom.id, ()):
+            if t.type == "IOTLB":
+                # first-stage users flush by (DID, PASID): intel_domain_use_piotlb
+                if order >= MAX_AGAW_PFN_WIDTH:
+                    descs.append(hw.qi_desc_piotlb_all(t.did, t.pasid))
+                else:
+                    descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order))
+            else:
+                assert t.dev is not None
+                dev = k.devices[t.dev]
+                if t.pasid == IOMMU_NO_PASID:
+                    descs.append(hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, addr, order))
+                else:
+                    descs.append(hw.qi_desc_dev_iotlb_pasid(
+                        dev.sid, dev.sid, pasid=t.pasid, qdep=0, addr=addr, size_order=order))
+        if descs:
+            self._submit(k, *descs)
+
+    def unmap_flush(self, k: "Kernel", dom: Domain, iova_pfn: int) -> None:
+        self._flush_range(k, dom, iova_pfn)
+
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
+        """intel_arch_invalidate_secondary_tlbs: P_IOTLB by (DID 1, PASID) + device-TLB."""
+        self._flush_range(k, dom, iova_pfn)
+
+    def mm_release(self, k: "Kernel", dom: Domain) -> None:
+        """intel_mm_release: tear every (dev, PASID) of the SVA domain down, faults ignored."""
+        for dev_name, pasid in _st(k).dev_pasids.get(dom.id, ()):
+            self.tear_down_entry(k, k.devices[dev_name], pasid, True)
+
+    def domain_free(self, k: "Kernel", dom: Domain) -> None:
+        s = _st(k)
+        s.tags.pop(dom.id, None)
+        s.dev_pasids.pop(dom.id, None)
+
+    # ------------------------------------------------------------ hardware
+    def translate(self, k: "Kernel", dev: Device, pasid: int | None, iova: int,
+                  access: Access) -> frozenset[Outcome]:
+        return hw.translate(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+
+    def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
+        hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+
+    # ------------------------------------------------------- introspection
+    def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
+        return [
+            (("did", e.did, e.pasid), e.iova_pfn, e.pfn, str(e))
+            for e in _st(k).unit.iotlb
+            if not e.pt
+        ]
+
+    def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
+        """Present first-stage PASID entries of every probed device, walked through memory."""
+        s = _st(k)
+        out = []
+        for name, info in s.info.items():
+            dev = k.devices[name]
+            for pasid in range(max(dev.max_pasids, 1)):
+                pe = s.unit.read_pasid_entry(k.mem, dev.sid, pasid)
+                if pe is None or not PASID_ENTRY.get(pe, "p"):
+                    continue
+                if PASID_ENTRY.get(pe, "pgtt") != Pgtt.FL_ONLY:
+                    continue
+                did = PASID_ENTRY.get(pe, "did")
+                root = PASID_ENTRY.get(pe, "flptptr") << PAGE_SHIFT
+                out.append((dev.sid, pasid, ("did", did, pasid), root,
+                            f"{name} pasid {pasid}: {PASID_ENTRY.dump(pe)}"))
+        return out
+
+    def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:
+        """DID 1: the process whose PASID it is; other DIDs: the paging domain holding the DID."""
+        _, did, pasid = tag
+        if did == FLPT_DEFAULT_DID:
+            return {m.pgd for m in k.mms.values() if m.pasid == pasid}
+        s = _st(k)
+        roots = set()
+        for dom_id, (d, _) in s.dids.items():
+            dom = k.domains.get(dom_id)
+            if dom is not None and dom.pgtable is not None and self.domain_id(k, dom) == did:
+                roots.add(dom.pgtable)
+        return roots
+
+    def pasids_in_hw(self, k: "Kernel") -> set[int]:
+        s = _st(k)
+        held = {pasid for _, pasid, _, _, _ in self.installed(k)}
+        held |= {e.pasid for e in s.unit.pasid_cache}
+        held |= {e.pasid for e in s.unit.iotlb if e.pasid is not None}
+        held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
+        held.discard(IOMMU_NO_PASID)
+        return held
+
+    def hw_log_len(self, k: "Kernel") -> int:
+        return len(_st(k).unit.qi_log)
+
+    def hw_log_since(self, k: "Kernel", start: int) -> list[str]:
+        return [str(d) for d in _st(k).unit.qi_log[start:]]
+
+    def dump(self, k: "Kernel") -> list[str]:
+        return hw.dump(_st(k).unit, k.mem)
