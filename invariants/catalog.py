@@ -65,7 +65,7 @@ def _requests(k: Kernel, b: Bounds) -> Iterable[tuple[str, int | None, int]]:
 def _no_stale_translation(k: Kernel, b: Bounds) -> Violation | None:
     for dev, pasid, iova in _requests(k, b):
         want = expected_effect(k, dev, pasid, iova, Access.READ)
-        for o in sorted(k.dma(dev, pasid, iova, Access.READ)):
+        for o in sorted(k.dma(dev, pasid, iova, Access.READ), key=str):
             got = o.effect if o.kind is not Kind.FAULT else (Kind.FAULT, None)
             if got != want:
                 where = "no pasid" if pasid is None else f"pasid {pasid}"

@@ -66,9 +66,17 @@ class Action:
     doc: str
     requires: Callable[[Kernel, Bounds, Args], bool] = lambda k, b, a: True
     produces: Kind | None = None  # the result is a new object of this kind
+    #: still possible once the driver module is gone (deferred callbacks, device DMA)
+    after_unload: bool = False
+
+    def possible(self, k: Kernel) -> bool:
+        """Nothing calls into an unloaded driver module except what was queued before."""
+        return k.module_loaded or self.after_unload
 
     def enabled_args(self, k: Kernel, b: Bounds) -> Iterator[Args]:
         """Every argument tuple a correct caller may pass now (the explorer's branching)."""
+        if not self.possible(k):
+            return
         pools = [values(p.kind, k, b) for p in self.params]
         for args in itertools.product(*pools):
             if self.requires(k, b, args):
@@ -139,6 +147,18 @@ def _can_fork(k: Kernel, b: Bounds, a: Args) -> bool:
 def _pasid_unused(k: Kernel, b: Bounds, a: Args) -> bool:
     (pasid,) = a
     return all(g.pasid_entry(pasid) is None for g in k.groups.values())
+
+
+def _driver_bound(k: Kernel, dev: str) -> bool:
+    """A kernel driver is bound to dev through the DMA API (not handed to user space)."""
+    g = k.group_of(dev)
+    return g is not None and g.owner_cnt > 0 and g.owner is None
+
+
+def _kernel_user(k: Kernel, b: Bounds, a: Args) -> bool:
+    """Kernel PASID users (SVA binders, idxd-style drivers) are drivers bound to the device."""
+    dev = next(v for v in a if isinstance(v, str) and v in k.devices)
+    return _driver_bound(k, dev)
 
 
 def _has_pasid_room(k: Kernel, b: Bounds, a: Args) -> bool:
@@ -226,14 +246,16 @@ ACTIONS: tuple[Action, ...] = (
     # -- kernel PASID users (idxd-style) -------------------------------------------------
     Action("iommu_alloc_global_pasid", "call", (Param("dev", Kind.PASID_DEV),),
            lambda k, a: k.iommu_alloc_global_pasid(a[0]),
-           "a kernel driver allocates a PASID for its own DMA", requires=_has_pasid_room),
+           "a kernel driver allocates a PASID for its own DMA",
+           requires=lambda k, b, a: _has_pasid_room(k, b, a) and _kernel_user(k, b, a)),
     Action("iommu_free_global_pasid", "call", (Param("pasid", Kind.KPASID),),
            lambda k, a: k.iommu_free_global_pasid(a[0]),
            "the kernel driver frees a PASID it no longer attaches", requires=_pasid_unused),
     Action("iommu_attach_device_pasid", "call",
            (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
            lambda k, a: k.iommu_attach_device_pasid(a[0], a[1], a[2]),
-           "attach a paging domain at a PASID"),
+           "a kernel driver attaches a paging domain at a PASID it allocated",
+           requires=_kernel_user),
     Action("iommu_detach_device_pasid", "call",
            (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
            _detach_pasid, "detach the domain attached at that PASID", requires=_attached_at),
@@ -246,7 +268,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_sva_bind_device", "call", (Param("dev", Kind.DEV), Param("mm", Kind.MM)),
            lambda k, a: k.iommu_sva_bind_device(a[0], a[1]),
            "a device driver binds a process's address space to the device",
-           produces=Kind.SVA),
+           requires=_kernel_user, produces=Kind.SVA),
     Action("iommu_sva_unbind_device", "call", (Param("handle", Kind.SVA, consumes=True),),
            lambda k, a: k.iommu_sva_unbind_device(a[0]),
            "the device driver drops one bind reference"),
@@ -275,10 +297,11 @@ ACTIONS: tuple[Action, ...] = (
            _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID"),
     # -- hardware and deferred work ---------------------------------------------------------
     Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.ANY_PASID), Param("iova", Kind.IOVA)),
-           _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds"),
+           _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",
+           after_unload=True),
     Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
            "an SRCU grace period ends: deferred free_notifier callbacks run",
-           requires=lambda k, b, a: k.pending_free_notifiers()),
+           requires=lambda k, b, a: k.pending_free_notifiers(), after_unload=True),
     Action("module_unload", "event", (), lambda k, a: k.module_unload(),
            "rmmod of the IOMMU driver module",
            requires=lambda k, b, a: k.module_loaded),

@@ -556,6 +556,10 @@ class Kernel:
                 return p
         return IOMMU_PASID_INVALID
 
+    def allocated_pasids(self) -> frozenset[int]:
+        """Every PASID value the allocator(s) consider in use."""
+        return self.global_pasids
+
     def iommu_free_global_pasid(self, pasid: int) -> None:
         if pasid == IOMMU_PASID_INVALID:
             self.warn("iommu_free_global_pasid: IOMMU_PASID_INVALID")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Callable
 
 
 class PasidFree(Enum):
@@ -34,12 +35,17 @@ class Design:
     seeds: tuple[str, ...] = ()
     #: seed 002: iommu_attach_device fails while PASID (aux/SVA) users exist
     attach_refused_while_pasid_users: bool = False
+    #: before DMA ownership (v5.19), attaching an UNMANAGED domain to the whole device
+    #: was how VFIO handed it to a guest
+    handover_by_attach: bool = False
     pasid_free: PasidFree = PasidFree.MMDROP
     notifier_free: NotifierFree = NotifierFree.PUT
     #: module exit calls mmu_notifier_synchronize() (seed 003)
     notifier_sync_at_unload: bool = True
-    #: free-form knobs for driver variants (e.g. "vtd.skip_pasid_cache_flush")
+    #: named driver variants (e.g. "vtd.teardown_skip_pasid_cache"), read by the drivers
     knobs: frozenset[str] = field(default_factory=frozenset)
+    #: a user design may bring its own driver: (hw, bounds) -> Driver (model.drivers.base)
+    driver_factory: Callable[[str, Any], Any] | None = field(default=None, compare=False)
 
     def has(self, knob: str) -> bool:
         return knob in self.knobs

@@ -35,6 +35,11 @@ PASID). Every way the SMMU could serve the request contributes one outcome:
 - A leaf without READ (WRITE) permission for a read (write) gives PERMISSION;
   no leaf gives NO_MAPPING.
 
+Not modelled: nested (S1 over S2) walks and two-level CD tables (a
+NOT_MODELLED fault, so nothing silently translates); the T0SZ/IPS range checks;
+the STRW regime in TLB tags (EL2 streams are tagged like NS-EL1 ones, with the
+STE's S2VMID); TTL/LEAF hints; events and stalls.
+
 `via` names the path: "walk" when everything was read fresh, otherwise the
 cached parts joined by " + ", e.g. "config-cache CD (sid 0x8, ssid 5) + TLB
 (vmid 0, asid 3)".
@@ -55,7 +60,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
-from ..layout import Words
+from ..layout import Layout, Words
 from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, sort_key
@@ -66,19 +71,34 @@ from .writer import CD_WRITER, STE_WRITER, Store, WriteResult, write_entry
 
 _PAGE_MASK = PAGE_SIZE - 1
 
-_STE_V = STE["v"]
-_STE_CFG = STE["cfg"]
-_STE_S1FMT = STE["s1fmt"]
-_STE_S1CTXPTR = STE["s1ctxptr"]
-_STE_S1CDMAX = STE["s1cdmax"]
-_STE_S1DSS = STE["s1dss"]
-_STE_EATS = STE["eats"]
-_STE_S2VMID = STE["s2vmid"]
-_STE_S2TTB = STE["s2ttb"]
-_CD_V = CD["v"]
-_CD_EPD0 = CD["epd0"]
-_CD_ASID = CD["asid"]
-_CD_TTB0 = CD["ttb0"]
+class _Bits:
+    """A field reader without Layout's checks: translate() runs millions of times."""
+
+    __slots__ = ("word", "lo", "mask")
+
+    def __init__(self, layout: Layout, name: str) -> None:
+        f = layout[name]
+        self.word, self.lo, self.mask = f.word, f.lo, f.max
+
+    def get(self, words: Sequence[int]) -> int:
+        return (words[self.word] >> self.lo) & self.mask
+
+
+_STE_V = _Bits(STE, "v")
+_STE_CFG = _Bits(STE, "cfg")
+_STE_S1FMT = _Bits(STE, "s1fmt")
+_STE_S1CTXPTR = _Bits(STE, "s1ctxptr")
+_STE_S1CDMAX = _Bits(STE, "s1cdmax")
+_STE_S1DSS = _Bits(STE, "s1dss")
+_STE_EATS = _Bits(STE, "eats")
+_STE_S2VMID = _Bits(STE, "s2vmid")
+_STE_S2TTB = _Bits(STE, "s2ttb")
+_CD_V = _Bits(CD, "v")
+_CD_EPD0 = _Bits(CD, "epd0")
+_CD_ASID = _Bits(CD, "asid")
+_CD_TTB0 = _Bits(CD, "ttb0")
+_READ, _WRITE = int(Access.READ), int(Access.WRITE)
+_PROT_READ, _PROT_WRITE = int(Prot.READ), int(Prot.WRITE)
 
 
 class SmmuUnit:
@@ -237,7 +257,7 @@ def write_cd(
 
 def cd_addr(ste: Sequence[int], ssid: int) -> int:
     """Where a linear CD table puts the CD of `ssid`: (s1ctxptr << 6) + 64 * ssid."""
-    return (_STE_S1CTXPTR.extract(ste) << _STE_S1CTXPTR.lo) + CD_SIZE * ssid
+    return (_STE_S1CTXPTR.get(ste) << _STE_S1CTXPTR.lo) + CD_SIZE * ssid
 
 
 # -- translation ----------------------------------------------------------------------
@@ -248,16 +268,15 @@ def _via(parts: Sequence[str]) -> str:
 
 
 def _leaf(pfn: int, prot: Prot, iova: int, access: Access, parts: Sequence[str]) -> Outcome:
-    if (access & Access.READ and not prot & Prot.READ) or (
-        access & Access.WRITE and not prot & Prot.WRITE
-    ):
+    a, p = int(access), int(prot)
+    if (a & _READ and not p & _PROT_READ) or (a & _WRITE and not p & _PROT_WRITE):
         return fault(FaultReason.PERMISSION, _via(parts))
     return translated((pfn << PAGE_SHIFT) | (iova & _PAGE_MASK), _via(parts))
 
 
 def _stage1_cd_index(ste: Sequence[int], ssid: int | None) -> int | FaultReason | None:
     """Which CD a stage-1 STE selects for this request: an index, a fault, or None = bypass."""
-    s1dss = _STE_S1DSS.extract(ste)
+    s1dss = _STE_S1DSS.get(ste)
     if ssid is None:
         if s1dss == S1Dss.TERMINATE:
             return FaultReason.C_BAD_SUBSTREAMID
@@ -268,22 +287,22 @@ def _stage1_cd_index(ste: Sequence[int], ssid: int | None) -> int | FaultReason 
         else:
             return FaultReason.C_BAD_STE  # S1DSS = 3 is reserved
     else:
-        s1cdmax = _STE_S1CDMAX.extract(ste)
+        s1cdmax = _STE_S1CDMAX.get(ste)
         if s1cdmax == 0 or ssid >= (1 << s1cdmax):
             return FaultReason.C_BAD_SUBSTREAMID
         if ssid == 0 and s1dss == S1Dss.SSID0:
             return FaultReason.C_BAD_SUBSTREAMID
         index = ssid
-    if _STE_S1FMT.extract(ste) != S1Fmt.LINEAR:
+    if _STE_S1FMT.get(ste) != S1Fmt.LINEAR:
         return FaultReason.NOT_MODELLED
     return index
 
 
 def _ste_problem(ste: Sequence[int], ssid: int | None) -> FaultReason | None:
     """The fault a STE gives before any walk, or None if it passes traffic on."""
-    if not _STE_V.extract(ste):
+    if not _STE_V.get(ste):
         return FaultReason.C_BAD_STE
-    cfg = _STE_CFG.extract(ste)
+    cfg = _STE_CFG.get(ste)
     if cfg == Cfg.ABORT:
         return FaultReason.STE_ABORT
     if cfg == Cfg.NESTED:
@@ -318,12 +337,12 @@ def translate(
         if problem is not None:
             out.add(fault(problem, _via(parts)))
             continue
-        cfg = _STE_CFG.extract(ste)
-        vmid = _STE_S2VMID.extract(ste)
+        cfg = _STE_CFG.get(ste)
+        vmid = _STE_S2VMID.get(ste)
         if cfg == Cfg.BYPASS:
             out.add(bypass(_via(parts)))
         elif cfg == Cfg.S2_TRANS:
-            _walk_and_tlb(unit, mem, _STE_S2TTB.extract(ste) << _STE_S2TTB.lo, vmid, None,
+            _walk_and_tlb(unit, mem, _STE_S2TTB.get(ste) << _STE_S2TTB.lo, vmid, None,
                           iova, access, parts, out)
         else:
             index = _stage1_cd_index(ste, ssid)
@@ -342,13 +361,13 @@ def translate(
                         (c.words, parts + [f"config-cache CD (sid {sid:#x}, ssid {index})"])
                     )
             for cd, cd_parts in cd_views:
-                if not _CD_V.extract(cd):
+                if not _CD_V.get(cd):
                     out.add(fault(FaultReason.C_BAD_CD, _via(cd_parts)))
-                elif _CD_EPD0.extract(cd):
+                elif _CD_EPD0.get(cd):
                     out.add(fault(FaultReason.EPD0, _via(cd_parts)))
                 else:
-                    root = _CD_TTB0.extract(cd) << _CD_TTB0.lo
-                    _walk_and_tlb(unit, mem, root, vmid, _CD_ASID.extract(cd),
+                    root = _CD_TTB0.get(cd) << _CD_TTB0.lo
+                    _walk_and_tlb(unit, mem, root, vmid, _CD_ASID.get(cd),
                                   iova, access, cd_parts, out)
     return frozenset(out)
 
@@ -384,18 +403,18 @@ def fill(
     if not 0 <= sid < unit.num_stes:
         return frozenset()
     ste = unit.read_ste(mem, sid)
-    if not _STE_V.extract(ste) or _STE_CFG.extract(ste) not in (
+    if not _STE_V.get(ste) or _STE_CFG.get(ste) not in (
         Cfg.ABORT, Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS, Cfg.NESTED
     ):
         return frozenset()
     added.append(SteCacheEntry(sid, ste))
     iova_pfn = iova >> PAGE_SHIFT
-    ats = _STE_EATS.extract(ste) == Eats.TRANS
-    vmid = _STE_S2VMID.extract(ste)
-    cfg = _STE_CFG.extract(ste)
+    ats = _STE_EATS.get(ste) == Eats.TRANS
+    vmid = _STE_S2VMID.get(ste)
+    cfg = _STE_CFG.get(ste)
     passes = _ste_problem(ste, ssid) is None
     if passes and cfg == Cfg.S2_TRANS:
-        pte = mem.walk(_STE_S2TTB.extract(ste) << _STE_S2TTB.lo, iova_pfn)
+        pte = mem.walk(_STE_S2TTB.get(ste) << _STE_S2TTB.lo, iova_pfn)
         if pte is not None:
             added.append(TlbEntry(vmid, None, iova_pfn, pte.pfn, pte.prot))
             if ats:
@@ -407,13 +426,13 @@ def fill(
                 added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
         elif not isinstance(index, FaultReason):
             cd = mem.read(cd_addr(ste, index), CD_QWORDS)
-            if _CD_V.extract(cd):
+            if _CD_V.get(cd):
                 added.append(CdCacheEntry(sid, index, cd))
-                if not _CD_EPD0.extract(cd):
-                    pte = mem.walk(_CD_TTB0.extract(cd) << _CD_TTB0.lo, iova_pfn)
+                if not _CD_EPD0.get(cd):
+                    pte = mem.walk(_CD_TTB0.get(cd) << _CD_TTB0.lo, iova_pfn)
                     if pte is not None:
                         added.append(
-                            TlbEntry(vmid, _CD_ASID.extract(cd), iova_pfn, pte.pfn, pte.prot)
+                            TlbEntry(vmid, _CD_ASID.get(cd), iova_pfn, pte.pfn, pte.prot)
                         )
                         if ats:
                             added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
@@ -447,14 +466,14 @@ def dump(unit: SmmuUnit, mem: Memory) -> list[str]:
         ste = unit.read_ste(mem, sid)
         lines.append(f"  sid {sid:#x}: {STE.dump(ste)}")
         if (
-            _STE_V.extract(ste)
-            and _STE_CFG.extract(ste) & 1
-            and _STE_S1FMT.extract(ste) == S1Fmt.LINEAR
+            _STE_V.get(ste)
+            and _STE_CFG.get(ste) & 1
+            and _STE_S1FMT.get(ste) == S1Fmt.LINEAR
         ):
             s1_stes.append((sid, ste))
     for sid, ste in s1_stes:
         base = cd_addr(ste, 0)
-        count = 1 << _STE_S1CDMAX.extract(ste)
+        count = 1 << _STE_S1CDMAX.get(ste)
         lines.append(f"  CD table of sid {sid:#x} @{base:#x} ({count} CDs, linear)")
         slots = _nonzero_slots(mem, base, count, CD_SIZE)
         for ssid in slots:

@@ -31,7 +31,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Sequence, Union
 
-from ..layout import WORD_MASK, Layout, Words
+from ..layout import WORD_MASK, Layout, LayoutError, Words
 from .cd import CD, CD_QWORDS
 from .ste import STE, STE_QWORDS, Cfg, Eats, S1Dss
 
@@ -301,6 +301,11 @@ class WriteResult:
         return tuple(s for s in self.steps if isinstance(s, Store))
 
 
+def _check_entry(writer: EntryWriter, words: Sequence[int]) -> None:
+    if len(words) != NUM_ENTRY_QWORDS or not all(0 <= w <= WORD_MASK for w in words):
+        raise LayoutError(f"{writer.layout.name}: expected 8 x 64-bit words, got {tuple(words)!r}")
+
+
 def write_entry(
     current: Sequence[int],
     target: Sequence[int],
@@ -314,11 +319,11 @@ def write_entry(
       then clean up the bits the target no longer uses (1 to 3 syncs);
     - several: q0 = 0 (V=0), q1..q7, then q0 (2 or 3 syncs);
     - none: store whatever differs (0 or 1 sync).
-    `use_update_safe=False` runs the pre-2781f2a930ab algorithm, in which the
-    nested -> S2 transition breaks.
+    `use_update_safe=False` drops the update-safe bits (as before 2781f2a930ab,
+    but with today's used masks): then the nested -> S2 transition breaks.
     """
-    writer.layout._check_words(current)
-    writer.layout._check_words(target)
+    _check_entry(writer, current)
+    _check_entry(writer, target)
     entry = list(current)
     steps: list[Step] = []
     observable: list[Words] = [tuple(entry)]

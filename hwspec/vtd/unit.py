@@ -296,7 +296,7 @@ def _pasid_views(
         else:
             views.setdefault((peff, pe), via)
         for pce in unit.pasid_cache:
-            if pce.pasid == peff:
+            if pce.sid == sid and pce.pasid == peff:
                 views.setdefault((peff, pce.words), f"PASID-cache (did {pce.did}, pasid {peff})")
     return views
 

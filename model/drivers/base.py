@@ -104,11 +104,8 @@ class Driver:
         """PASIDs some table entry or cache entry of the hardware still holds."""
         return set()
 
-    def hw_log_len(self, k: "Kernel") -> int:
-        return 0
-
-    def hw_log_since(self, k: "Kernel", start: int) -> list[str]:
-        """Descriptors / commands issued since `start`, as text (for traces)."""
+    def take_hw_log(self, k: "Kernel") -> list[str]:
+        """Descriptors / commands issued since the last call, as text; the log is emptied."""
         return []
 
     def dump(self, k: "Kernel") -> list[str]:

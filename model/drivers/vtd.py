@@ -530,11 +530,11 @@ class VtdDriver(Driver):
         held.discard(IOMMU_NO_PASID)
         return held
 
-    def hw_log_len(self, k: "Kernel") -> int:
-        return len(_st(k).unit.qi_log)
-
-    def hw_log_since(self, k: "Kernel", start: int) -> list[str]:
-        return [str(d) for d in _st(k).unit.qi_log[start:]]
+    def take_hw_log(self, k: "Kernel") -> list[str]:
+        unit = _st(k).unit
+        out = [str(d) for d in unit.qi_log]
+        unit.qi_log.clear()
+        return out
 
     def dump(self, k: "Kernel") -> list[str]:
         return hw.dump(_st(k).unit, k.mem)

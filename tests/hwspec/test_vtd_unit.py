@@ -163,7 +163,6 @@ def test_fill_stops_at_the_faulting_level() -> None:
     assert len(unit.context_cache) == 1 and len(unit.pasid_cache) == 1 and unit.iotlb == set()
     fill(unit, mem, SID, PASID, 0x3000, W)  # permission fault: no leaf either
     assert unit.iotlb == set()
-    u2 = VtdUnit.__new__(VtdUnit)
     u2 = unit.copy()
     u2.context_cache.clear()
     u2.pasid_cache.clear()
@@ -301,6 +300,15 @@ def test_pass_through_entries_are_cached_too() -> None:
     assert translate(unit, mem, SID, 9, 0x5000, R) == {GONE}
 
 
+def test_pasid_cache_is_per_device() -> None:
+    """Each device has its own PASID table: a cached PASID 5 of one SID never serves another."""
+    mem, unit, _, _, _ = world()
+    install_context(mem, unit, 0x0010)
+    fill(unit, mem, SID, PASID, 0x1000, R)
+    unit.iotlb.clear()
+    assert translate(unit, mem, 0x0010, PASID, 0x1000, R) == {fault(FaultReason.PASID_DIR_NOT_PRESENT)}
+
+
 def test_stale_context_cache() -> None:
     mem, unit, _, _, _ = world()
     fill(unit, mem, SID, PASID, 0x1000, R)
@@ -341,7 +349,7 @@ def test_device_tlb_survives_iommu_side_invalidation() -> None:
     clear_present(mem, addr)
     unit.qi_submit_sync(
         qi_desc_context(0, 0, 0, CcGran.GLOBAL),
-        QiPcGlobal,
+        qi_desc_pasid_cache(0, PcGran.GLOBAL, 0),
         qi_desc_iotlb(0, 0, 0, IotlbGran.GLOBAL),
         qi_desc_piotlb_all(DID, PASID),
     )
@@ -354,9 +362,6 @@ def test_device_tlb_survives_iommu_side_invalidation() -> None:
     assert translate(unit, mem, SID, PASID, 0x1000, R) == {GONE, STALE_DEVTLB}
     unit.qi_submit_sync(qi_desc_dev_iotlb(SID, SID, 0, 0, 52))  # no PASID prefix: every PASID
     assert translate(unit, mem, SID, PASID, 0x1000, R) == {GONE}
-
-
-QiPcGlobal = qi_desc_pasid_cache(0, PcGran.GLOBAL, 0)
 
 
 def test_device_tlb_outcome_ignores_the_tables_and_checks_permissions() -> None:

@@ -1,0 +1,121 @@
+"""Traces: a run as a kernel engineer reads it, and as data that replays it.
+
+A `Trace` is the list of calls and events of one run, each with its result, the
+descriptors/commands the driver issued under it and the WARNs it raised. It
+renders as the numbered listing of a counterexample report, serialises to JSON
+(replayable with `iommucheck replay`) and to a ready-to-paste pytest reproducer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from invariants.base import Step, Violation
+from model.actions import ACTIONS_BY_NAME, Action, Args, show_call
+from model.bounds import Bounds
+from model.core import Kernel
+
+TRACE_FORMAT = "iommucheck-trace/1"
+
+
+class TraceError(ValueError):
+    """A malformed or unreadable trace file (one line, exit 2)."""
+
+
+@dataclass
+class TraceStep:
+    action: str
+    args: Args
+    text: str  # "iommu_attach_device_pasid(d5, dev0, 1) -> 0"
+    hw: list[str] = field(default_factory=list)  # descriptors / commands issued
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "args": list(self.args)}
+
+
+@dataclass
+class Trace:
+    design: str
+    hw: str
+    bounds: Bounds
+    steps: list[TraceStep] = field(default_factory=list)
+    violation: Violation | None = None
+    dump: list[str] = field(default_factory=list)  # hardware state at the violation
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def listing(self, *, with_hw: bool = True) -> list[str]:
+        out = []
+        width = len(str(len(self.steps)))
+        for i, s in enumerate(self.steps, 1):
+            out.append(f"{i:>{width}}. {s.text}")
+            pad = " " * (width + 2)
+            if with_hw:
+                out.extend(f"{pad}   hw: {h}" for h in s.hw)
+            out.extend(f"{pad}   WARN: {w}" for w in s.warnings)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        v = self.violation
+        return {
+            "format": TRACE_FORMAT,
+            "design": self.design,
+            "hw": self.hw,
+            "bounds": {k: getattr(self.bounds, k) for k in self.bounds.__dataclass_fields__},
+            "steps": [s.to_json() for s in self.steps],
+            "violation": None if v is None else {
+                "invariant": v.invariant, "message": v.message, "evidence": list(v.evidence)},
+            "listing": self.listing(with_hw=False),
+        }
+
+    def pytest_reproducer(self) -> str:
+        """A test that fails while the violation still reproduces."""
+        data = json.dumps({k: v for k, v in self.to_json().items() if k != "listing"}, indent=4)
+        inv = self.violation.invariant if self.violation else "none"
+        name = f"{self.design}_{self.hw}_{inv}".replace("-", "_")
+        return (
+            f"# Reproducer written by iommucheck: {inv} on design {self.design!r}, {self.hw}.\n"
+            f"# It fails while the design still violates the invariant.\n"
+            f"from checker.replay import replay_data\n\n"
+            f"TRACE = {data}\n\n\n"
+            f"def test_{name}_fixed() -> None:\n"
+            f"    result = replay_data(TRACE)\n"
+            f"    assert result.violation is None, result.violation.message\n"
+        )
+
+
+def record_step(k_before: Kernel, k_after: Kernel, action: Action, args: Args, result: Any) -> TraceStep:
+    return TraceStep(
+        action=action.name,
+        args=tuple(args),
+        text=show_call(k_after, action, args, result),
+        hw=k_after.driver.take_hw_log(k_after),
+        warnings=k_after.warnings[len(k_before.warnings):],
+    )
+
+
+def load_trace_json(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TraceError(f"trace is not valid JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
+        raise TraceError(f"not an iommucheck trace (expected \"format\": \"{TRACE_FORMAT}\")")
+    for key in ("design", "hw", "bounds", "steps"):
+        if key not in data:
+            raise TraceError(f"trace has no {key!r}")
+    if not isinstance(data["steps"], list):
+        raise TraceError("trace 'steps' is not a list")
+    for i, s in enumerate(data["steps"], 1):
+        if not isinstance(s, dict) or s.get("action") not in ACTIONS_BY_NAME:
+            raise TraceError(f"trace step {i}: unknown action {s.get('action') if isinstance(s, dict) else s!r}")
+        if not isinstance(s.get("args"), list):
+            raise TraceError(f"trace step {i}: 'args' is not a list")
+    return data
+
+
+__all__ = ["Step", "Trace", "TraceStep", "TraceError", "record_step", "load_trace_json"]
