@@ -27,6 +27,7 @@ class Runner:
         return k
 
     def check_state(self, k: Kernel) -> Violation | None:
+        k.freeze()
         for inv in self.invariants:
             v = inv.check(None, k, self.config.bounds)
             if v is not None:
@@ -35,10 +36,13 @@ class Runner:
 
     def step(self, k: Kernel, action: Action, args: Args) -> tuple[TraceStep, Any, Violation | None]:
         """Run `action(args)` on k in place; return the recorded step, its result and a violation."""
+        k.thaw()
         before = k.copy()
         result = action.run(k, args)
         ts = record_step(before, k, action, args, result)
         step = Step(before, action, args, result, k)
+        k.freeze()
+        before.freeze()
         for inv in self.invariants:
             v = inv.check(step, k, self.config.bounds)
             if v is not None:

@@ -54,6 +54,10 @@ def _why(k: Kernel, dev: str, pasid: int | None) -> str:
     return f"{where} of {dev} is attached to {show_domain(dom_id)} ({dom.type.value})"
 
 
+def _installed(k: Kernel) -> list[tuple[int, int | None, tuple[object, ...], int, str]]:
+    return k.memoized("installed", lambda: k.driver.installed(k))  # type: ignore[no-any-return]
+
+
 def _requests(k: Kernel, b: Bounds) -> Iterable[tuple[str, int | None, int]]:
     for dev in values(P.DEV, k, b):
         for pasid in values(P.ANY_PASID, k, b):
@@ -144,7 +148,7 @@ def _asid_known_at_detach(k: Kernel, b: Bounds) -> Violation | None:
     """Every IOTLB/TLB entry agrees with the page table its tag stands for now."""
     drv = k.driver
     installed: dict[tuple[object, ...], set[int]] = {}
-    for _, _, tag, root, _ in drv.installed(k):
+    for _, _, tag, root, _ in _installed(k):
         installed.setdefault(tag, set()).add(root)
     for tag, iova_pfn, pfn, text in sorted(drv.cached_translations(k)):
         roots = installed.get(tag, set()) | drv.tag_owner_roots(k, tag)
@@ -177,7 +181,7 @@ def _tag(tag: tuple[object, ...]) -> str:
 def _did_pasid_tag_unique(k: Kernel, b: Bounds) -> Violation | None:
     """Entries sharing a cache tag on one IOMMU point at one page table."""
     seen: dict[tuple[object, ...], tuple[int, str]] = {}
-    for _, _, tag, root, text in k.driver.installed(k):
+    for _, _, tag, root, text in _installed(k):
         if tag in seen and seen[tag][0] != root:
             return Violation(
                 "did-pasid-tag-unique",

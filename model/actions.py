@@ -161,6 +161,16 @@ def _kernel_user(k: Kernel, b: Bounds, a: Args) -> bool:
     return _driver_bound(k, dev)
 
 
+def _mapped(k: Kernel, root: int | None, iova: int) -> bool:
+    return root is not None and k.mem.walk(root, iova >> 12) is not None
+
+
+def _mapped_in_default(k: Kernel, dev: str, iova: int) -> bool:
+    g = k.group_of(dev)
+    return g is not None and g.default_domain is not None and _mapped(
+        k, k.domains[g.default_domain].pgtable, iova)
+
+
 def _has_pasid_room(k: Kernel, b: Bounds, a: Args) -> bool:
     return len(k.global_pasids) < b.max_pasids - 1
 
@@ -279,7 +289,18 @@ ACTIONS: tuple[Action, ...] = (
            "map one page into a paging domain"),
     Action("iommu_unmap", "call", (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA)),
            lambda k, a: k.iommu_unmap(a[0], a[1]),
-           "unmap one page; the driver flushes IOTLB and ATC before returning"),
+           "unmap one mapped page; the driver flushes IOTLB and ATC before returning",
+           requires=lambda k, b, a: _mapped(k, k.domains[a[0]].pgtable, a[1])),
+    Action("dma_map_page", "call",
+           (Param("dev", Kind.DEV), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS)),
+           lambda k, a: k.dma_map_page(a[0], a[1], a[2]),
+           "the bound driver maps a buffer through the DMA API (default domain)",
+           requires=lambda k, b, a: _driver_bound(k, a[0])
+           and (g := k.group_of(a[0])) is not None and g.domain == g.default_domain),
+    Action("dma_unmap_page", "call", (Param("dev", Kind.DEV), Param("iova", Kind.IOVA)),
+           lambda k, a: k.dma_unmap_page(a[0], a[1]),
+           "the bound driver unmaps a buffer it mapped (dma-iommu flushes before returning)",
+           requires=lambda k, b, a: _driver_bound(k, a[0]) and _mapped_in_default(k, a[0], a[1])),
     # -- processes ------------------------------------------------------------------------
     Action("mm_alloc", "event", (), lambda k, a: k.mm_alloc(),
            "a process starts", requires=_can_fork, produces=Kind.MM),
@@ -289,7 +310,8 @@ ACTIONS: tuple[Action, ...] = (
            "the process maps memory (no secondary-TLB flush needed)"),
     Action("cpu_munmap", "event", (Param("mm", Kind.MM), Param("iova", Kind.IOVA)),
            lambda k, a: k.cpu_munmap(a[0], a[1]),
-           "the process unmaps memory: mmu notifier invalidate_secondary_tlbs"),
+           "the process unmaps memory: mmu notifier invalidate_secondary_tlbs",
+           requires=lambda k, b, a: _mapped(k, k.mms[a[0]].pgd, a[1])),
     Action("process_exit", "event", (Param("mm", Kind.MM, consumes=True),),
            lambda k, a: k.process_exit(a[0]),
            "the process exits: mmu notifier release, page table freed, mmdrop"),
@@ -346,6 +368,7 @@ def show_call(k: Kernel, action: Action, args: Args, result: Any) -> str:
         return head
     if action.produces is not None and isinstance(result, int):
         return f"{head} -> {show_value(k, result, action.produces)}"
-    if isinstance(result, int) and action.name not in ("iommu_unmap", "iommu_alloc_global_pasid", "enqcmd"):
+    if isinstance(result, int) and action.name not in (
+            "iommu_unmap", "dma_unmap_page", "iommu_alloc_global_pasid", "enqcmd"):
         return f"{head} -> {errname(result)}"
     return f"{head} -> {show_value(k, result)}"

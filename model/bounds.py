@@ -27,8 +27,8 @@ class Bounds:
     paging_domains: int = 2  # at most this many iommu_paging_domain_alloc calls in a run
     iova_pages: int = 2  # IOVAs 0x0, 0x1000, ...
     phys_pages: int = 2  # distinct physical pages mappings may target
-    ndoms: int = 4  # VT-d cap_ndoms: DIDs 2..ndoms-1 for paging domains
-    asid_bits: int = 2  # SMMUv3: ASIDs 1..3
+    ndoms: int = 6  # VT-d cap_ndoms: DIDs 2..ndoms-1 for paging domains
+    asid_bits: int = 3  # SMMUv3: ASIDs 1..7
 
     def __post_init__(self) -> None:
         for f in fields(self):

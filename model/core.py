@@ -90,6 +90,9 @@ class Kernel:
         self.module_loaded = True
         self.injected: dict[str, int] = {}  # one-shot driver failures (selftest-style)
         self.warnings: list[str] = []  # WARN / oops / use-after-free, in order (not state)
+        #: per-state memo for read-only queries (invariants ask the same DMA twice);
+        #: None while the state may change. Engines call freeze()/thaw().
+        self.memo: dict[Any, Any] | None = None
         self.drv: DriverState = self.driver.new_state(self)
         # The driver's static domains exist from boot (ops->blocked_domain, ->identity_domain).
         self.domains[BLOCKED_DOMAIN_ID] = Domain(
@@ -124,7 +127,22 @@ class Kernel:
         k.injected = dict(self.injected)
         k.warnings = list(self.warnings)
         k.drv = self.drv.copy()
+        k.memo = None
         return k
+
+    def freeze(self) -> None:
+        """The state will not change until thaw(): read-only queries may be memoised."""
+        self.memo = {}
+
+    def thaw(self) -> None:
+        self.memo = None
+
+    def memoized(self, key: Any, fn: Callable[[], Any]) -> Any:
+        if self.memo is None:
+            return fn()
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
 
     def key(self) -> tuple[Any, ...]:
         """A hashable snapshot of everything that can change (warnings are history, not state)."""
@@ -578,6 +596,9 @@ class Kernel:
         m = self.mms[mm]
         if m.exited:
             return -errno.EFAULT
+        if self.mem.walk(m.pgd, iova >> PAGE_SHIFT) is not None:
+            # MAP_FIXED over a live mapping zaps it first: the notifier runs.
+            self.cpu_munmap(mm, iova)
         self.mem.map(m.pgd, iova >> PAGE_SHIFT, Pte(pa >> PAGE_SHIFT, prot))
         return 0
 
@@ -834,10 +855,30 @@ class Kernel:
         self.driver.unmap_flush(self, dom, iova >> PAGE_SHIFT)
         return size
 
+    def dma_map_page(self, dev: str, iova: int, pa: int) -> int:
+        """The DMA API (dma-iommu) maps a page into dev's default domain.
+
+        The model picks the IOVA the way a test would (the IOVA allocator is not
+        modelled). Returns 0, or -EINVAL when dev is not on its default DMA domain.
+        """
+        g = self.group_of(dev)
+        if g is None or g.default_domain is None or g.domain != g.default_domain:
+            return -errno.EINVAL
+        return self.iommu_map(g.default_domain, iova, pa)
+
+    def dma_unmap_page(self, dev: str, iova: int) -> int:
+        g = self.group_of(dev)
+        if g is None or g.default_domain is None:
+            return 0
+        return self.iommu_unmap(g.default_domain, iova)
+
     # -------------------------------------------------------------- hardware
     def dma(self, dev: str, pasid: int | None, iova: int, access: Access = Access.READ) -> frozenset[Outcome]:
         """Every outcome the hardware may give this DMA now (hwspec translate)."""
-        return self.driver.translate(self, self.devices[dev], pasid, iova, access)
+        return self.memoized(
+            ("dma", dev, pasid, iova, access),
+            lambda: self.driver.translate(self, self.devices[dev], pasid, iova, access),
+        )
 
     def hw_fill(self, dev: str, pasid: int | None, iova: int, access: Access = Access.READ) -> None:
         """Hardware caches what a walk for this request sees now."""

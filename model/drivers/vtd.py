@@ -496,16 +496,30 @@ class VtdDriver(Driver):
         out = []
         for name, info in s.info.items():
             dev = k.devices[name]
-            for pasid in range(max(dev.max_pasids, 1)):
-                pe = s.unit.read_pasid_entry(k.mem, dev.sid, pasid)
-                if pe is None or not PASID_ENTRY.get(pe, "p"):
-                    continue
+            for pasid, pe in self._present_entries(k, info):
                 if PASID_ENTRY.get(pe, "pgtt") != Pgtt.FL_ONLY:
                     continue
                 did = PASID_ENTRY.get(pe, "did")
                 root = PASID_ENTRY.get(pe, "flptptr") << PAGE_SHIFT
                 out.append((dev.sid, pasid, ("did", did, pasid), root,
                             f"{name} pasid {pasid}: {PASID_ENTRY.dump(pe)}"))
+        return out
+
+    def _present_entries(self, k: "Kernel", info: DevInfo) -> list[tuple[int, tuple[int, ...]]]:
+        """(pasid, entry) for every present PASID entry reachable from the device's directory."""
+        out = []
+        end = info.pasid_dir + 4096 * info.dir_pages
+        # Only non-zero words exist in the sparse memory: scan those, not 512 slots.
+        for addr in sorted(a for a in k.mem.words if info.pasid_dir <= a < end):
+            i = (addr - info.pasid_dir) // 8
+            pde = k.mem.read(addr, 1)
+            if not PASID_DIR_ENTRY.get(pde, "p"):
+                continue
+            table = hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr"))
+            for j in range(64):
+                pe = k.mem.read(table + 64 * j, PASID_ENTRY.words)
+                if PASID_ENTRY.get(pe, "p"):
+                    out.append(((i << 6) | j, pe))
         return out
 
     def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:

@@ -28,7 +28,7 @@ from model.objects import Device, DomainType, Group, PasidEntry
 
 #: Hardware kinds the conformance rows run on. The lead adds "vtd" and
 #: "smmuv3" here once those drivers exist; nothing else has to change.
-HW_KINDS: list[str] = ["mock"]
+HW_KINDS: list[str] = ["mock", "vtd", "smmuv3"]
 
 #: dev->iommu->max_pasids of the PASID-capable devices (= the instance's 2^20).
 MAX_PASIDS = 1 << 20

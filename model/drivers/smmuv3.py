@@ -1,0 +1,444 @@
+"""The Arm SMMUv3 driver (drivers/iommu/arm/arm-smmu-v3), programming `hwspec.smmuv3`.
+
+Call by call (hw-tables.md B.4-B.9, v6.11+ / v7.0 code):
+
+* probe: a linear CD table per master (2^ssid_bits CDs) and an abort STE.
+* ASIDs from one allocator (`arm_smmu_asid_xa`, 1 .. 2^asid_bits - 1), one per S1
+  domain (paging or SVA), shared by every master and SSID it is attached to.
+* RID attach (`arm_smmu_attach_dev`): master_domain added to the new domain's list
+  first (so its invalidations reach this master), CD0 then the cdtable STE written
+  through the hitless writer, ATC handled by `attach_commit`, old master_domain
+  removed last. Blocked / identity on the RID: abort / bypass STE, or a cdtable STE
+  with S1DSS=TERMINATE / BYPASS while PASIDs are in use.
+* PASID attach (`arm_smmu_set_pasid`): CD(ssid) with the domain's ASID, the STE
+  kept a cdtable STE with S1DSS from the RID domain. PASID detach (the blocked
+  domain's set_dev_pasid): zero CD, ATC_INV(ssid), drop the master_domain. No TLBI:
+  the ASID still belongs to the live old domain (B.8).
+* unmap: TLBI_NH_VA by ASID, then ATC_INV for every (master, ssid) on the domain.
+  Domain free: TLBI_NH_ASID, then the ASID is released.
+* SVA: the domain has its own ASID (v6.11+); mm release writes the EPD0 "released"
+  CD, TLBI by ASID and ATC_INV.
+
+The pre-v6.11 SVA scheme (design knob "smmu.sva_cpu_asid") is modelled for seed
+000: the SVA CD uses the process's CPU ASID, pinned while a domain uses it and
+handed back at free, so the driver must invalidate that ASID at PASID detach, for
+which it needs the old domain.
+
+Not modelled: stage-2 and nested domains, two-level tables, stalls / PRI, BTM,
+multiple SMMU instances, the v7.1-queued per-domain invalidation arrays.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hwspec import smmuv3 as hw
+from hwspec.memory import PAGE_SHIFT
+from hwspec.outcome import Access, Outcome
+from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
+
+from model.drivers.base import Driver
+from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
+
+if TYPE_CHECKING:
+    from model.core import Kernel
+
+CD_SIZE = 64
+CTXDESC_LINEAR_CDMAX = 10
+
+
+@dataclass(frozen=True)
+class Master:
+    """struct arm_smmu_master, the parts the model needs."""
+
+    cd_table: int  # physical address of the linear CD table
+    s1cdmax: int  # log2(number of CDs) = ssid_bits
+    rid_domain: int | None = None
+    ats_enabled: bool = False
+
+
+class SmmuState:
+    __slots__ = ("unit", "asid_bits", "asids", "cpu_asids", "master_domains", "masters",
+                 "pasid_domains")
+
+    def __init__(self, unit: hw.SmmuUnit, asid_bits: int) -> None:
+        self.unit = unit
+        self.asid_bits = asid_bits
+        self.asids: dict[int, int] = {}  # domain -> ASID (arm_smmu_asid_xa)
+        self.cpu_asids: dict[int, int] = {}  # mm -> pinned CPU ASID (pre-v6.11 SVA scheme)
+        self.master_domains: dict[int, tuple[tuple[str, int], ...]] = {}  # domain -> (dev, ssid)
+        self.masters: dict[str, Master] = {}
+        self.pasid_domains: dict[tuple[str, int], int] = {}  # driver's own record (tracked design)
+
+    def copy(self) -> "SmmuState":
+        s = SmmuState.__new__(SmmuState)
+        s.unit = self.unit.copy()
+        s.asid_bits = self.asid_bits
+        s.asids = dict(self.asids)
+        s.cpu_asids = dict(self.cpu_asids)
+        s.master_domains = dict(self.master_domains)
+        s.masters = dict(self.masters)
+        s.pasid_domains = dict(self.pasid_domains)
+        return s
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.unit.key(),
+            tuple(sorted(self.asids.items())),
+            tuple(sorted(self.cpu_asids.items())),
+            tuple(sorted((d, m) for d, m in self.master_domains.items() if m)),
+            tuple(sorted(self.masters.items())),
+            tuple(sorted(self.pasid_domains.items())),
+        )
+
+    def used_asids(self) -> set[int]:
+        return set(self.asids.values()) | set(self.cpu_asids.values())
+
+
+def _st(k: "Kernel") -> SmmuState:
+    s = k.drv
+    assert isinstance(s, SmmuState)
+    return s
+
+
+class SmmuV3Driver(Driver):
+    name = "smmuv3"
+
+    def __init__(self, asid_bits: int = 16) -> None:
+        self.asid_bits = asid_bits
+
+    def new_state(self, k: "Kernel") -> SmmuState:
+        return SmmuState(hw.SmmuUnit(k.mem), self.asid_bits)
+
+    # ------------------------------------------------------------------ probe
+    def probe_device(self, k: "Kernel", dev: Device) -> None:
+        s = _st(k)
+        # Linear CD tables only: ssid_bits capped at CTXDESC_LINEAR_CDMAX (B.3).
+        ssid_bits = min(max(dev.max_pasids - 1, 0).bit_length(), CTXDESC_LINEAR_CDMAX)
+        ncds = 1 << ssid_bits
+        table = k.mem.alloc_page(max(1, -(-(ncds * CD_SIZE) // 4096)))
+        s.masters[dev.name] = Master(cd_table=table, s1cdmax=ssid_bits)
+        self._write_ste(k, dev, hw.make_abort_ste())
+
+    # ------------------------------------------------------------------- ASIDs
+    def _alloc_asid(self, k: "Kernel") -> int | None:
+        used = _st(k).used_asids()
+        for asid in range(1, 1 << _st(k).asid_bits):
+            if asid not in used:
+                return asid
+        return None
+
+    def asid_of(self, k: "Kernel", dom: Domain) -> int:
+        s = _st(k)
+        if dom.type is DomainType.SVA and k.design.has("smmu.sva_cpu_asid"):
+            assert dom.mm is not None
+            return s.cpu_asids[dom.mm]
+        return s.asids[dom.id]
+
+    def domain_alloc_paging(self, k: "Kernel", dev: Device, dom: Domain) -> int:
+        """arm_smmu_domain_finalise_s1: the domain's ASID."""
+        asid = self._alloc_asid(k)
+        if asid is None:
+            return -errno.ENOSPC
+        _st(k).asids[dom.id] = asid
+        return 0
+
+    def domain_alloc_sva(self, k: "Kernel", dev: Device, dom: Domain) -> int:
+        s = _st(k)
+        assert dom.mm is not None
+        if k.design.has("smmu.sva_cpu_asid"):
+            # arm_smmu_alloc_shared_cd: pin the CPU's ASID for this mm (arm64_mm_context_get).
+            if dom.mm not in s.cpu_asids:
+                asid = self._alloc_asid(k)
+                if asid is None:
+                    return -errno.ENOSPC
+                s.cpu_asids[dom.mm] = asid
+            return 0
+        return self.domain_alloc_paging(k, dev, dom)
+
+    def domain_free(self, k: "Kernel", dom: Domain) -> None:
+        """Flush by the ASID before it can be reused, then release it (B.4)."""
+        s = _st(k)
+        if dom.type is DomainType.SVA and k.design.has("smmu.sva_cpu_asid"):
+            assert dom.mm is not None
+            if not any(d.type is DomainType.SVA and d.mm == dom.mm and d.id != dom.id
+                       for d in k.domains.values()):
+                s.cpu_asids.pop(dom.mm, None)  # arm64_mm_context_put: the CPU may reuse it
+        elif dom.id in s.asids:
+            asid = s.asids[dom.id]
+            s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
+            if dom.type.is_paging:
+                self._atc_inv_domain(k, dom, None)
+            del s.asids[dom.id]
+        s.master_domains.pop(dom.id, None)
+
+    # --------------------------------------------------------- entry writes
+    def _write_ste(self, k: "Kernel", dev: Device, target: tuple[int, ...]) -> None:
+        s = _st(k)
+        cur = s.unit.read_ste(k.mem, dev.sid)
+        result = hw.write_ste(s.unit, k.mem, dev.sid, target)
+        self._check_hitless(k, STE_WRITER, cur, target, result, f"STE of {dev.name}")
+
+    def _write_cd(self, k: "Kernel", dev: Device, ssid: int, target: tuple[int, ...]) -> None:
+        s = _st(k)
+        addr = s.masters[dev.name].cd_table + CD_SIZE * ssid
+        cur = k.mem.read(addr, 8)
+        result = hw.write_cd(s.unit, k.mem, addr, [dev.sid], ssid, target)
+        self._check_hitless(k, CD_WRITER, cur, target, result, f"CD {ssid} of {dev.name}")
+
+    def _check_hitless(self, k: "Kernel", writer: Any, cur: tuple[int, ...], target: tuple[int, ...],
+                       result: Any, what: str) -> None:
+        """Record a torn intermediate (neither old nor new on its used bits, and valid)."""
+        for seen in result.observable:
+            if seen[0] and hw.is_torn(writer, seen, cur, target):
+                k.warn(f"torn entry: {what} passed through {seen} between {cur} and {target}")
+                return
+
+    def _used_ssids(self, k: "Kernel", dev: Device) -> bool:
+        """arm_smmu_ssids_in_use: a valid CD at any SSID other than 0."""
+        m = _st(k).masters[dev.name]
+        for ssid in range(1, 1 << m.s1cdmax):
+            if CD.get(k.mem.read(m.cd_table + CD_SIZE * ssid, 8), "v"):
+                return True
+        return False
+
+    def _cdtable_ste(self, k: "Kernel", dev: Device, s1dss: S1Dss) -> tuple[int, ...]:
+        m = _st(k).masters[dev.name]
+        return hw.make_cdtable_ste(m.cd_table, m.s1cdmax, s1dss, ats=dev.ats)
+
+    def _rid_s1dss(self, k: "Kernel", dev: Device) -> S1Dss:
+        rid = _st(k).masters[dev.name].rid_domain
+        dom = k.domains.get(rid) if rid is not None else None
+        if dom is None or dom.type is DomainType.BLOCKED:
+            return S1Dss.TERMINATE
+        if dom.type is DomainType.IDENTITY:
+            return S1Dss.BYPASS
+        return S1Dss.SSID0
+
+    # ----------------------------------------------------------- ATC / lists
+    def _set_master(self, k: "Kernel", dev: Device, **changes: Any) -> None:
+        s = _st(k)
+        m = s.masters[dev.name]
+        s.masters[dev.name] = Master(
+            changes.get("cd_table", m.cd_table), changes.get("s1cdmax", m.s1cdmax),
+            changes.get("rid_domain", m.rid_domain), changes.get("ats_enabled", m.ats_enabled))
+
+    def _add_master_domain(self, k: "Kernel", dom: Domain, dev: Device, ssid: int) -> None:
+        s = _st(k)
+        s.master_domains[dom.id] = s.master_domains.get(dom.id, ()) + ((dev.name, ssid),)
+
+    def _remove_master_domain(self, k: "Kernel", dom: Domain | None, dev: Device, ssid: int) -> None:
+        if dom is None:
+            return
+        s = _st(k)
+        lst = list(s.master_domains.get(dom.id, ()))
+        if (dev.name, ssid) in lst:
+            lst.remove((dev.name, ssid))
+        s.master_domains[dom.id] = tuple(lst)
+
+    def _atc_inv_master(self, k: "Kernel", dev: Device, ssid: int) -> None:
+        """arm_smmu_atc_inv_master: full range for that SSID (SSV=0 for IOMMU_NO_PASID)."""
+        cmd = hw.atc_inv_cmd(dev.sid, None if ssid == IOMMU_NO_PASID else ssid, 0, 0)
+        _st(k).unit.issue_cmdlist([cmd])
+
+    def _atc_inv_domain(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
+        """arm_smmu_atc_inv_domain: one ATC_INV per ATS master_domain, one batch, one sync."""
+        s = _st(k)
+        cmds = []
+        for name, ssid in s.master_domains.get(dom.id, ()):
+            if not s.masters[name].ats_enabled:
+                continue
+            size = 0 if iova_pfn is None else 1 << PAGE_SHIFT
+            iova = 0 if iova_pfn is None else iova_pfn << PAGE_SHIFT
+            cmds.append(hw.atc_inv_cmd(k.devices[name].sid,
+                                       None if ssid == IOMMU_NO_PASID else ssid, iova, size))
+        if cmds:
+            s.unit.issue_cmdlist(cmds)
+
+    def _commit_ats(self, k: "Kernel", dev: Device, ats_after: bool, ssid: int) -> None:
+        """arm_smmu_attach_commit's ATS part."""
+        s = _st(k)
+        before = s.masters[dev.name].ats_enabled
+        if ats_after and not before:
+            self._atc_inv_master(k, dev, IOMMU_NO_PASID)  # arm_smmu_enable_ats
+        elif ats_after and before:
+            self._atc_inv_master(k, dev, ssid)
+        elif before and not ats_after:
+            self._atc_inv_master(k, dev, IOMMU_NO_PASID)
+        self._set_master(k, dev, ats_enabled=ats_after)
+
+    # ------------------------------------------------------------- RID attach
+    def attach_dev(self, k: "Kernel", dom: Domain, dev: Device, old: Domain | None) -> int:
+        s = _st(k)
+        prev = s.masters[dev.name].rid_domain
+        prev_dom = k.domains.get(prev) if prev is not None else None
+        if dom.type in (DomainType.BLOCKED, DomainType.IDENTITY):
+            # arm_smmu_attach_dev_ste
+            self._set_master(k, dev, rid_domain=dom.id)
+            if self._used_ssids(k, dev):
+                s1dss = S1Dss.BYPASS if dom.type is DomainType.IDENTITY else S1Dss.TERMINATE
+                self._write_ste(k, dev, self._cdtable_ste(k, dev, s1dss))
+                ats = dev.ats
+            else:
+                target = hw.make_bypass_ste() if dom.type is DomainType.IDENTITY else hw.make_abort_ste()
+                self._write_ste(k, dev, target)
+                ats = False
+            self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)
+            self._commit_ats(k, dev, ats, IOMMU_NO_PASID)
+            self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
+            return 0
+        assert dom.pgtable is not None
+        self._add_master_domain(k, dom, dev, IOMMU_NO_PASID)  # attach_prepare: list first
+        self._write_cd(k, dev, IOMMU_NO_PASID, hw.make_s1_cd(self.asid_of(k, dom), dom.pgtable))
+        self._write_ste(k, dev, self._cdtable_ste(k, dev, S1Dss.SSID0))
+        self._set_master(k, dev, rid_domain=dom.id)
+        self._commit_ats(k, dev, dev.ats, IOMMU_NO_PASID)
+        self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
+        return 0
+
+    # ----------------------------------------------------------- PASID attach
+    def set_dev_pasid(
+        self, k: "Kernel", dom: Domain, dev: Device, pasid: int, old: Domain | None
+    ) -> int:
+        s = _st(k)
+        if dom.type is DomainType.BLOCKED:
+            return self._block_pasid(k, dev, pasid, old)
+        if dom.type is DomainType.IDENTITY:
+            return -errno.EOPNOTSUPP
+        if dom.type is DomainType.SVA:
+            mm = k.mms.get(dom.mm) if dom.mm is not None else None
+            if mm is None or mm.exited:
+                return -errno.EINVAL  # mmget_not_zero failed
+            cd = hw.make_sva_cd(self.asid_of(k, dom), mm.pgd)
+        else:
+            assert dom.pgtable is not None
+            cd = hw.make_s1_cd(self.asid_of(k, dom), dom.pgtable)
+        # arm_smmu_set_pasid
+        self._add_master_domain(k, dom, dev, pasid)
+        self._write_cd(k, dev, pasid, cd)
+        self._write_ste(k, dev, self._cdtable_ste(k, dev, self._rid_s1dss(k, dev)))
+        self._commit_ats(k, dev, dev.ats, pasid)
+        self._remove_master_domain(k, old, dev, pasid)
+        s.pasid_domains[(dev.name, pasid)] = dom.id
+        return 0
+
+    def _block_pasid(self, k: "Kernel", dev: Device, pasid: int, old: Domain | None) -> int:
+        """arm_smmu_blocking_set_dev_pasid (v6.13+; remove_dev_pasid before, same body)."""
+        s = _st(k)
+        if old is None and k.design.has("smmu.track_pasid_domains"):
+            # the driver's own PASID -> domain record stands in for the missing `old`
+            rec = s.pasid_domains.get((dev.name, pasid))
+            old = k.domains.get(rec) if rec is not None else None
+        s.pasid_domains.pop((dev.name, pasid), None)
+        self._write_cd(k, dev, pasid, hw.CD_ZERO)
+        if s.masters[dev.name].ats_enabled and not k.design.has("smmu.detach_skip_atc_inv"):
+            self._atc_inv_master(k, dev, pasid)
+        self._remove_master_domain(k, old, dev, pasid)
+        if k.design.has("smmu.sva_cpu_asid") and old is not None and old.type is DomainType.SVA:
+            # <= v6.10: the last bond of the shared CD invalidated its (CPU) ASID.
+            if not s.master_domains.get(old.id):
+                s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=self.asid_of(k, old), vmid=0))
+        if not self._used_ssids(k, dev):
+            rid = s.masters[dev.name].rid_domain
+            rid_dom = k.domains.get(rid) if rid is not None else None
+            if rid_dom is not None and rid_dom.type in (DomainType.BLOCKED, DomainType.IDENTITY):
+                self.attach_dev(k, rid_dom, dev, rid_dom)
+        return 0
+
+    # ---------------------------------------------------------------- flushes
+    def unmap_flush(self, k: "Kernel", dom: Domain, iova_pfn: int) -> None:
+        """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC, then the ATCs."""
+        s = _st(k)
+        cmds = hw.tlbi_nh_va_cmds(self.asid_of(k, dom), 0, iova_pfn << PAGE_SHIFT, 1 << PAGE_SHIFT)
+        s.unit.issue_cmdlist(cmds)
+        self._atc_inv_domain(k, dom, iova_pfn)
+
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
+        s = _st(k)
+        asid = self.asid_of(k, dom)
+        if iova_pfn is None:
+            s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
+        else:
+            s.unit.issue_cmdlist(hw.tlbi_nh_va_cmds(asid, 0, iova_pfn << PAGE_SHIFT, 1 << PAGE_SHIFT,
+                                                    leaf=False))
+        self._atc_inv_domain(k, dom, iova_pfn)
+
+    def mm_release(self, k: "Kernel", dom: Domain) -> None:
+        """arm_smmu_mm_release: EPD0 CDs (kept valid, hitless), TLBI by ASID, ATC_INV."""
+        s = _st(k)
+        asid = self.asid_of(k, dom)
+        for name, ssid in s.master_domains.get(dom.id, ()):
+            self._write_cd(k, k.devices[name], ssid, hw.make_sva_cd(asid, None))
+        s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
+        self._atc_inv_domain(k, dom, None)
+
+    # --------------------------------------------------------------- hardware
+    def translate(self, k: "Kernel", dev: Device, pasid: int | None, iova: int,
+                  access: Access) -> frozenset[Outcome]:
+        return hw.translate(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+
+    def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
+        hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+
+    def take_hw_log(self, k: "Kernel") -> list[str]:
+        unit = _st(k).unit
+        out = [str(c) for c in unit.cmd_log]
+        unit.cmd_log.clear()
+        return out
+
+    def dump(self, k: "Kernel") -> list[str]:
+        return hw.dump(_st(k).unit, k.mem)
+
+    # ----------------------------------------------------------- introspection
+    def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
+        return [(("asid", e.vmid, e.asid), e.iova_pfn, e.pfn, str(e))
+                for e in _st(k).unit.tlb if e.asid is not None]
+
+    def _valid_cds(self, k: "Kernel") -> list[tuple[str, int, tuple[int, ...]]]:
+        s = _st(k)
+        out = []
+        for name, m in s.masters.items():
+            ste = s.unit.read_ste(k.mem, k.devices[name].sid)
+            if not STE.get(ste, "v") or STE.get(ste, "cfg") != Cfg.S1_TRANS:
+                continue
+            for ssid in range(1 << m.s1cdmax):
+                cd = k.mem.read(m.cd_table + CD_SIZE * ssid, 8)
+                if CD.get(cd, "v"):
+                    out.append((name, ssid, cd))
+        return out
+
+    def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
+        out = []
+        for name, ssid, cd in self._valid_cds(k):
+            if CD.get(cd, "epd0"):
+                continue
+            root = CD.get(cd, "ttb0") << 4
+            out.append((k.devices[name].sid, ssid, ("asid", 0, CD.get(cd, "asid")), root,
+                        f"{name} ssid {ssid}: {CD.dump(cd)}"))
+        return out
+
+    def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:
+        _, _, asid = tag
+        s = _st(k)
+        roots = set()
+        for dom_id, a in s.asids.items():
+            dom = k.domains.get(dom_id)
+            if a == asid and dom is not None:
+                if dom.pgtable is not None:
+                    roots.add(dom.pgtable)
+                elif dom.mm is not None and dom.mm in k.mms:
+                    roots.add(k.mms[dom.mm].pgd)
+        for mm, a in s.cpu_asids.items():
+            if a == asid and mm in k.mms:
+                roots.add(k.mms[mm].pgd)
+        return roots
+
+    def pasids_in_hw(self, k: "Kernel") -> set[int]:
+        s = _st(k)
+        held = {ssid for _, ssid, _ in self._valid_cds(k)}
+        held |= {e.ssid for e in s.unit.cd_cache}
+        held |= {e.ssid for e in s.unit.atc if e.ssid is not None}
+        held.discard(IOMMU_NO_PASID)
+        return held
