@@ -68,9 +68,14 @@ class Action:
     produces: Kind | None = None  # the result is a new object of this kind
     #: still possible once the driver module is gone (deferred callbacks, device DMA)
     after_unload: bool = False
+    #: the API feature (model.design.FEATURES) the call belongs to; None: always there
+    needs: str | None = None
 
     def possible(self, k: Kernel) -> bool:
-        """Nothing calls into an unloaded driver module except what was queued before."""
+        """The design has the call, and nothing calls into an unloaded driver module
+        except what was queued before."""
+        if self.needs is not None and self.needs not in k.design.features:
+            return False
         return k.module_loaded or self.after_unload
 
     def enabled_args(self, k: Kernel, b: Bounds) -> Iterator[Args]:
@@ -97,9 +102,8 @@ def sva_handles(k: Kernel) -> list[int]:
 
 
 def kernel_pasids(k: Kernel) -> list[int]:
-    """PASIDs a kernel driver allocated (global allocator) that no process owns."""
-    mm_pasids = {m.pasid for m in k.mms.values()}
-    return sorted(p for p in k.global_pasids if p not in mm_pasids)
+    """PASIDs kernel drivers allocated for their own DMA (iommu_alloc_global_pasid)."""
+    return sorted({p for _, p in k.kernel_pasids})
 
 
 def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
@@ -172,7 +176,8 @@ def _mapped_in_default(k: Kernel, dev: str, iova: int) -> bool:
 
 
 def _has_pasid_room(k: Kernel, b: Bounds, a: Args) -> bool:
-    return len(k.global_pasids) < b.max_pasids - 1
+    """Keep kernel users from taking every PASID: processes need some too."""
+    return len(k.kernel_pasids) < max(1, b.max_pasids - 2)
 
 
 def _bound(k: Kernel, b: Bounds, a: Args) -> bool:
@@ -239,49 +244,69 @@ ACTIONS: tuple[Action, ...] = (
            requires=lambda k, b, a: (g := k.group_of(a[1])) is not None and g.domain == a[0]),
     Action("iommu_device_use_default_domain", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_use_default_domain(a[0]),
-           "a DMA-API driver binds to the device (driver core, before probe)"),
+           "a DMA-API driver binds to the device (driver core, before probe)",
+           needs="dma_owner"),
     Action("iommu_device_unuse_default_domain", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_unuse_default_domain(a[0]),
            "the DMA-API driver unbinds",
            requires=lambda k, b, a: (g := k.group_of(a[0])) is not None
-           and g.owner_cnt > 0 and g.owner is None),
+           and g.owner_cnt > 0 and g.owner is None,
+           needs="dma_owner"),
     Action("iommu_device_claim_dma_owner", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_claim_dma_owner(a[0], USER_OWNER),
-           "VFIO/iommufd takes the whole device for user space"),
+           "VFIO/iommufd takes the whole device for user space",
+           needs="dma_owner"),
     Action("iommu_device_release_dma_owner", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_release_dma_owner(a[0]),
            "user space gives the device back",
            requires=lambda k, b, a: (g := k.group_of(a[0])) is not None
-           and g.owner == USER_OWNER),
+           and g.owner == USER_OWNER,
+           needs="dma_owner"),
     # -- kernel PASID users (idxd-style) -------------------------------------------------
     Action("iommu_alloc_global_pasid", "call", (Param("dev", Kind.PASID_DEV),),
            lambda k, a: k.iommu_alloc_global_pasid(a[0]),
            "a kernel driver allocates a PASID for its own DMA",
-           requires=lambda k, b, a: _has_pasid_room(k, b, a) and _kernel_user(k, b, a)),
+           requires=lambda k, b, a: _has_pasid_room(k, b, a) and _kernel_user(k, b, a),
+           needs="kernel_pasid"),
     Action("iommu_free_global_pasid", "call", (Param("pasid", Kind.KPASID),),
            lambda k, a: k.iommu_free_global_pasid(a[0]),
-           "the kernel driver frees a PASID it no longer attaches", requires=_pasid_unused),
+           "the kernel driver frees a PASID it no longer attaches", requires=_pasid_unused,
+           needs="kernel_pasid"),
     Action("iommu_attach_device_pasid", "call",
            (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
            lambda k, a: k.iommu_attach_device_pasid(a[0], a[1], a[2]),
            "a kernel driver attaches a paging domain at a PASID it allocated",
-           requires=_kernel_user),
+           requires=lambda k, b, a: _kernel_user(k, b, a) and k.kernel_pasid_ok(a[1], a[2]),
+           needs="kernel_pasid"),
     Action("iommu_detach_device_pasid", "call",
            (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
-           _detach_pasid, "detach the domain attached at that PASID", requires=_attached_at),
+           _detach_pasid, "detach the domain attached at that PASID", requires=_attached_at,
+           needs="kernel_pasid"),
     Action("iommu_replace_device_pasid", "call",
            (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV), Param("pasid", Kind.KPASID)),
            _replace_pasid, "replace the domain at an attached PASID (iommufd, with a fresh handle)",
            requires=lambda k, b, a: (g := k.group_of(a[1])) is not None
-           and g.pasid_entry(a[2]) is not None),
+           and g.pasid_entry(a[2]) is not None,
+           needs="kernel_pasid"),
+    # -- aux domains (2018-2022) ------------------------------------------------------
+    Action("iommu_aux_attach_device", "call", (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV)),
+           lambda k, a: k.iommu_aux_attach_device(a[0], a[1]),
+           "the mdev parent driver attaches an aux domain at its default PASID",
+           requires=_kernel_user, needs="aux"),
+    Action("iommu_aux_detach_device", "call", (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV)),
+           lambda k, a: k.iommu_aux_detach_device(a[0], a[1]),
+           "and detaches it", requires=lambda k, b, a: k.iommu_aux_get_pasid(a[0], a[1]) >= 0,
+           needs="aux"),
     # -- SVA ----------------------------------------------------------------------------
     Action("iommu_sva_bind_device", "call", (Param("dev", Kind.DEV), Param("mm", Kind.MM)),
            lambda k, a: k.iommu_sva_bind_device(a[0], a[1]),
            "a device driver binds a process's address space to the device",
-           requires=_kernel_user, produces=Kind.SVA),
+           requires=_kernel_user, produces=Kind.SVA,
+           needs="sva"),
     Action("iommu_sva_unbind_device", "call", (Param("handle", Kind.SVA, consumes=True),),
            lambda k, a: k.iommu_sva_unbind_device(a[0]),
-           "the device driver drops one bind reference"),
+           "the device driver drops one bind reference",
+           needs="sva"),
     # -- maps ---------------------------------------------------------------------------
     Action("iommu_map", "call",
            (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS)),
@@ -296,11 +321,13 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.dma_map_page(a[0], a[1], a[2]),
            "the bound driver maps a buffer through the DMA API (default domain)",
            requires=lambda k, b, a: _driver_bound(k, a[0])
-           and (g := k.group_of(a[0])) is not None and g.domain == g.default_domain),
+           and (g := k.group_of(a[0])) is not None and g.domain == g.default_domain,
+           needs="dma_api"),
     Action("dma_unmap_page", "call", (Param("dev", Kind.DEV), Param("iova", Kind.IOVA)),
            lambda k, a: k.dma_unmap_page(a[0], a[1]),
            "the bound driver unmaps a buffer it mapped (dma-iommu flushes before returning)",
-           requires=lambda k, b, a: _driver_bound(k, a[0]) and _mapped_in_default(k, a[0], a[1])),
+           requires=lambda k, b, a: _driver_bound(k, a[0]) and _mapped_in_default(k, a[0], a[1]),
+           needs="dma_api"),
     # -- processes ------------------------------------------------------------------------
     Action("mm_alloc", "event", (), lambda k, a: k.mm_alloc(),
            "a process starts", requires=_can_fork, produces=Kind.MM),
@@ -316,7 +343,8 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.process_exit(a[0]),
            "the process exits: mmu notifier release, page table freed, mmdrop"),
     Action("enqcmd", "event", (Param("mm", Kind.MM), Param("dev", Kind.PASID_DEV), Param("iova", Kind.IOVA)),
-           _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID"),
+           _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID",
+           needs="enqcmd"),
     # -- hardware and deferred work ---------------------------------------------------------
     Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.ANY_PASID), Param("iova", Kind.IOVA)),
            _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",

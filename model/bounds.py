@@ -19,7 +19,8 @@ class BoundsError(ValueError):
 
 @dataclass(frozen=True)
 class Bounds:
-    devices: int = 2  # PASID-capable devices, each in its own group; dev0 has ATS
+    devices: int = 2  # PASID-capable devices, each in its own group
+    ats_devices: int = 1  # how many of them (dev0, dev1, ...) have ATS and PRI
     shared_group: bool = False  # add devS0 + devS1 sharing one group (PASID-capable)
     no_pasid_device: bool = False  # add devN with max_pasids = 0
     max_pasids: int = 4  # per device: global PASIDs 1..3 exist, so the allocator runs out
@@ -54,7 +55,7 @@ class Bounds:
         devs = []
         for i in range(self.devices):
             devs.append(Device(f"dev{i}", sid=0x08 * (i + 1), group=f"g{i}",
-                               max_pasids=self.max_pasids, ats=(i == 0)))
+                               max_pasids=self.max_pasids, ats=(i < self.ats_devices)))
         if self.shared_group:
             devs.append(Device("devS0", sid=0x80, group="gS", max_pasids=self.max_pasids))
             devs.append(Device("devS1", sid=0x81, group="gS", max_pasids=self.max_pasids))

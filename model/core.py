@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 from hwspec.memory import PAGE_SHIFT, Memory, Prot, Pte
 from hwspec.outcome import Access, Outcome
 
-from model.design import UPSTREAM, Design, NotifierFree, PasidFree
+from model.design import UPSTREAM, Design, NotifierFree, PasidAlloc, PasidFree
 from model.drivers.base import Driver, DriverState
 from model.objects import (
     IOMMU_NO_PASID,
@@ -86,6 +86,14 @@ class Kernel:
         self.mms: dict[int, Mm] = {}
         self.notifiers: dict[int, Notifier] = {}
         self.global_pasids: frozenset[int] = frozenset()  # iommu_global_pasid_ida
+        #: per-device PASID spaces (PER_RID / GLOBAL_FLAG designs): dev -> allocated values
+        self.rid_pasids: dict[str, frozenset[int]] = {}
+        #: per-RID SVA PASIDs: (dev, mm) -> pasid (PER_RID design)
+        self.mm_rid_pasid: dict[tuple[str, int], int] = {}
+        #: aux domains' default PASIDs (aux designs): domain -> pasid
+        self.aux_pasids: dict[int, int] = {}
+        #: PASIDs kernel drivers allocated for their own DMA: (dev or None if global, pasid)
+        self.kernel_pasids: frozenset[tuple[str | None, int]] = frozenset()
         self.next_id = FIRST_DYNAMIC_ID
         self.module_loaded = True
         self.injected: dict[str, int] = {}  # one-shot driver failures (selftest-style)
@@ -122,6 +130,10 @@ class Kernel:
         k.mms = dict(self.mms)
         k.notifiers = dict(self.notifiers)
         k.global_pasids = self.global_pasids
+        k.rid_pasids = dict(self.rid_pasids)
+        k.mm_rid_pasid = dict(self.mm_rid_pasid)
+        k.aux_pasids = dict(self.aux_pasids)
+        k.kernel_pasids = self.kernel_pasids
         k.next_id = self.next_id
         k.module_loaded = self.module_loaded
         k.injected = dict(self.injected)
@@ -153,6 +165,10 @@ class Kernel:
             tuple(sorted(self.mms.items())),
             tuple(sorted(self.notifiers.items())),
             tuple(sorted(self.global_pasids)),
+            tuple(sorted((d, tuple(sorted(p))) for d, p in self.rid_pasids.items() if p)),
+            tuple(sorted(self.mm_rid_pasid.items())),
+            tuple(sorted(self.aux_pasids.items())),
+            tuple(sorted(self.kernel_pasids, key=lambda dp: (dp[0] or "", dp[1]))),
             self.next_id,
             self.module_loaded,
             self.mem.key(),
@@ -258,6 +274,8 @@ class Kernel:
             return
         if self._domain_in_use(domain):
             self.warn(f"use-after-free: domain {domain} freed while still attached")
+        if domain in self.aux_pasids:
+            self.global_pasids = self.global_pasids - {self.aux_pasids.pop(domain)}
         if dom.type is DomainType.SVA and dom.mm is not None:
             self.mmdrop(dom.mm)  # the SVA cookie's mmgrab
         self.driver.domain_free(self, dom)
@@ -393,7 +411,8 @@ class Kernel:
         self._set_group(g, owner_cnt=g.owner_cnt - 1)
 
     def _take_dma_ownership(self, g: Group, owner: str) -> int:
-        if (g.domain is not None and g.domain != g.default_domain) or g.pasid_array:
+        pasids = bool(g.pasid_array) and not self.design.has("core.claim_ignores_pasids")
+        if (g.domain is not None and g.domain != g.default_domain) or pasids:
             return -errno.EBUSY
         if g.blocking_domain is None:
             g = self._set_group(g, blocking_domain=BLOCKED_DOMAIN_ID)
@@ -476,9 +495,14 @@ class Kernel:
         return 0
 
     def _remove_dev_pasid(self, dev: Device, pasid: int, dom: Domain) -> None:
-        """iommu_remove_dev_pasid: the blocked domain's set_dev_pasid; must not fail."""
+        """iommu_remove_dev_pasid: the blocked domain's set_dev_pasid; must not fail.
+
+        Seed 000's set_dev_pasid(blocking) proposal did not pass the old domain:
+        `Design.detach_passes_old` = False models it (the driver gets old=None).
+        """
         blocked = self.domains[BLOCKED_DOMAIN_ID]
-        if self.driver.set_dev_pasid(self, blocked, dev, pasid, dom):
+        old = dom if self.design.detach_passes_old else None
+        if self.driver.set_dev_pasid(self, blocked, dev, pasid, old):
             self.warn(f"{dev.name}: blocking pasid {pasid} failed")
 
     def iommu_attach_device_pasid(
@@ -553,6 +577,57 @@ class Kernel:
         self.handles[handle] = replace(self.handles[handle], domain=domain)
         return 0
 
+    # ------------------------------------------------------- aux domains (2018)
+    def iommu_aux_attach_device(self, domain: int, dev: str) -> int:
+        """v5.2-v5.17 aux API (seed 002): attach a domain at its own default PASID.
+
+        The domain's PASID comes from the system-wide space on its first aux attach
+        (Intel's default_pasid) and is the same on every device it is attached to.
+        """
+        if "aux" not in self.design.features:
+            return -errno.ENODEV  # no ops->aux_attach_dev
+        g = self.group_of(dev)
+        if g is None:
+            return -errno.ENODEV
+        dom = self.domains.get(domain)
+        if dom is None or not dom.type.is_paging or not self._compatible(dom):
+            return -errno.EINVAL
+        d = self.devices[dev]
+        if d.max_pasids == 0:
+            return -errno.EINVAL
+        pasid = self.aux_pasids.get(domain)
+        if pasid is None:
+            pasid = self._alloc_global(d.max_pasids)
+            if pasid == IOMMU_PASID_INVALID:
+                return -errno.ENOSPC
+            self.aux_pasids[domain] = pasid
+        if pasid >= d.max_pasids:
+            return -errno.EINVAL
+        if g.pasid_entry(pasid) is not None:
+            return -errno.EBUSY
+        ret = self._set_group_pasid(dom, g, pasid, None)
+        if ret:
+            return ret
+        g = self.groups[g.name]
+        self._set_group(g, pasid_array=g.with_pasid(pasid, PasidEntry(domain)))
+        return 0
+
+    def iommu_aux_detach_device(self, domain: int, dev: str) -> None:
+        pasid = self.aux_pasids.get(domain)
+        g = self.group_of(dev)
+        if pasid is None or g is None or (e := g.pasid_entry(pasid)) is None or e.domain != domain:
+            self.warn(f"iommu_aux_detach_device: d{domain} is not aux-attached to {dev}")
+            return
+        self.iommu_detach_device_pasid(domain, dev, pasid)
+
+    def iommu_aux_get_pasid(self, domain: int, dev: str) -> int:
+        """The domain's PASID if it is aux-attached to dev, else -EINVAL (Intel driver)."""
+        pasid = self.aux_pasids.get(domain)
+        g = self.group_of(dev)
+        if pasid is None or g is None or (e := g.pasid_entry(pasid)) is None or e.domain != domain:
+            return -errno.EINVAL
+        return pasid
+
     def iommu_attach_handle_get(self, group: str, pasid: int, type_: DomainType | None) -> int | ErrPtr:
         g = self.groups[group]
         e = g.pasid_entry(pasid)
@@ -564,25 +639,71 @@ class Kernel:
 
     # -------------------------------------------------- global PASID space
     def iommu_alloc_global_pasid(self, dev: str) -> int:
-        """Lowest free id in [1, max_pasids - 1] of the one system-wide IDA (v6.6+)."""
+        """A kernel PASID user's allocation for dev.
+
+        Upstream: the lowest free id in [1, max_pasids - 1] of the one system-wide
+        IDA (v6.6+). Per-RID designs (seed 001) allocate from dev's own space;
+        GLOBAL_FLAG keeps the values of the global (ENQCMD) space out of it.
+        """
         d = self.devices[dev]
         if d.max_pasids == 0:
             return IOMMU_PASID_INVALID
-        for p in range(1, d.max_pasids):
-            if p not in self.global_pasids:
+        if self.design.pasid_alloc is PasidAlloc.GLOBAL:
+            p = self._alloc_global(d.max_pasids)
+            owner: str | None = None
+        else:
+            p = self._alloc_rid(dev, exclude_global=self.design.pasid_alloc is PasidAlloc.GLOBAL_FLAG)
+            owner = dev
+        if p != IOMMU_PASID_INVALID:
+            self.kernel_pasids = self.kernel_pasids | {(owner, p)}
+        return p
+
+    def _alloc_global(self, limit: int, exclude_rids: bool = False) -> int:
+        taken = set(self.global_pasids)
+        if exclude_rids:  # "must work for all RIDs": free on every device too
+            for used in self.rid_pasids.values():
+                taken |= used
+        for p in range(1, limit):
+            if p not in taken:
                 self.global_pasids = self.global_pasids | {p}
                 return p
         return IOMMU_PASID_INVALID
 
+    def _alloc_rid(self, dev: str, exclude_global: bool) -> int:
+        used = set(self.rid_pasids.get(dev, frozenset()))
+        if exclude_global:
+            used |= self.global_pasids
+        for p in range(1, self.devices[dev].max_pasids):
+            if p not in used:
+                self.rid_pasids[dev] = self.rid_pasids.get(dev, frozenset()) | {p}
+                return p
+        return IOMMU_PASID_INVALID
+
     def allocated_pasids(self) -> frozenset[int]:
-        """Every PASID value the allocator(s) consider in use."""
-        return self.global_pasids
+        """Every PASID value some allocator considers in use."""
+        out = set(self.global_pasids)
+        for used in self.rid_pasids.values():
+            out |= used
+        return frozenset(out)
+
+    def kernel_pasid_ok(self, dev: str, pasid: int) -> bool:
+        """A kernel user allocated `pasid` in the space that serves dev."""
+        return (None, pasid) in self.kernel_pasids or (dev, pasid) in self.kernel_pasids
 
     def iommu_free_global_pasid(self, pasid: int) -> None:
+        """Free a kernel user's PASID (from every per-RID space that has it, in per-RID designs)."""
         if pasid == IOMMU_PASID_INVALID:
             self.warn("iommu_free_global_pasid: IOMMU_PASID_INVALID")
             return
-        self.global_pasids = self.global_pasids - {pasid}
+        mine = {dp for dp in self.kernel_pasids if dp[1] == pasid}
+        self.kernel_pasids = self.kernel_pasids - mine
+        for dev, p in mine:
+            if dev is None:
+                self.global_pasids = self.global_pasids - {p}
+            else:
+                self.rid_pasids[dev] = self.rid_pasids.get(dev, frozenset()) - {p}
+        if not mine and self.design.pasid_alloc is PasidAlloc.GLOBAL:
+            self.global_pasids = self.global_pasids - {pasid}  # the IDA frees what it is given
 
     # --------------------------------------------------------------- processes
     def mm_alloc(self) -> int:
@@ -637,10 +758,9 @@ class Kernel:
         self.mms[mm] = m = replace(m, users=0, msr_pasid=None)
         self._notify(mm, lambda dom: self.driver.mm_release(self, dom), release=True)
         self.mem.pagetables[m.pgd] = {}  # exit_mmap: every page unmapped and freed
-        if self.design.pasid_free is PasidFree.MM_EXIT and m.pasid is not None:
+        if self.design.pasid_free is PasidFree.MM_EXIT:
             # seed 004 alternative: the PASID goes back when the address space goes.
-            self.iommu_free_global_pasid(m.pasid)
-            self.mms[mm] = replace(self.mms[mm], pasid=None)
+            self._free_mm_pasids(self.mms[mm])
         self.mmdrop(mm)
 
     def mmgrab(self, mm: int) -> None:
@@ -656,9 +776,20 @@ class Kernel:
         if m.count > 1:
             self.mms[mm] = replace(m, count=m.count - 1)
             return
-        if m.pasid is not None and self.design.pasid_free is PasidFree.MMDROP:
-            self.iommu_free_global_pasid(m.pasid)
+        if self.design.pasid_free is PasidFree.MMDROP:
+            self._free_mm_pasids(m)
         del self.mms[mm]
+
+    def _free_mm_pasids(self, m: Mm) -> None:
+        """mm_pasid_drop: the mm's PASID(s) go back to the allocator."""
+        if m.pasid is not None and self.design.pasid_alloc is not PasidAlloc.PER_RID:
+            self.global_pasids = self.global_pasids - {m.pasid}
+        for (dev, mm_id), pasid in list(self.mm_rid_pasid.items()):
+            if mm_id == m.id:
+                del self.mm_rid_pasid[(dev, mm_id)]
+                self.rid_pasids[dev] = self.rid_pasids.get(dev, frozenset()) - {pasid}
+        if m.id in self.mms:
+            self.mms[m.id] = replace(self.mms[m.id], pasid=None)
 
     def enqcmd_pasid(self, mm: int) -> int | None:
         """The PASID an ENQCMD from this process carries: IA32_PASID, filled on the first #GP.
@@ -682,18 +813,10 @@ class Kernel:
         g = self.group_of(dev)
         if g is None:
             return ErrPtr(-errno.ENODEV)
+        pasid = self._alloc_mm_data(d, mm)
+        if pasid < 0:
+            return ErrPtr(pasid)
         m = self.mms[mm]
-        # iommu_alloc_mm_data
-        if m.pasid is not None:
-            if m.pasid >= d.max_pasids:
-                return ErrPtr(-errno.EOVERFLOW)
-        else:
-            pasid = self.iommu_alloc_global_pasid(dev)
-            if pasid == IOMMU_PASID_INVALID:
-                return ErrPtr(-errno.ENOSPC)
-            self.mms[mm] = m = replace(m, pasid=pasid)
-        pasid = m.pasid
-        assert pasid is not None
         found = self.iommu_attach_handle_get(g.name, pasid, DomainType.SVA)
         if not isinstance(found, ErrPtr):
             h = self.handles[found]
@@ -705,7 +828,7 @@ class Kernel:
         if found.err != -errno.ENOENT:
             return found
         hid = self._new_id()
-        self.handles[hid] = Handle(hid, "sva")
+        self.handles[hid] = Handle(hid, "sva", pasid=pasid)
         for existing in m.sva_domains:
             if self.iommu_attach_device_pasid(existing, dev, pasid, hid) == 0:
                 dom = self.domains[existing]
@@ -738,6 +861,36 @@ class Kernel:
         self.handles[hid] = replace(self.handles[hid], users=1, dev=dev)
         return hid
 
+    def _alloc_mm_data(self, d: Device, mm: int) -> int:
+        """iommu_alloc_mm_data: the PASID this mm uses on d, or -errno.
+
+        Upstream: one global PASID per mm for its whole life; a device whose
+        max_pasids cannot hold it gets -EOVERFLOW. PER_RID gives the mm a PASID per
+        device (the first one is what its IA32_PASID will carry); GLOBAL_FLAG takes
+        the global value free on every RID.
+        """
+        m = self.mms[mm]
+        alloc = self.design.pasid_alloc
+        if alloc is PasidAlloc.PER_RID:
+            p = self.mm_rid_pasid.get((d.name, mm))
+            if p is None:
+                p = self._alloc_rid(d.name, exclude_global=False) if d.max_pasids else IOMMU_PASID_INVALID
+                if p == IOMMU_PASID_INVALID:
+                    return -errno.ENOSPC
+                self.mm_rid_pasid[(d.name, mm)] = p
+                if m.pasid is None:
+                    self.mms[mm] = replace(m, pasid=p)
+            return p
+        if m.pasid is not None:
+            return m.pasid if m.pasid < d.max_pasids else -errno.EOVERFLOW
+        if d.max_pasids == 0:
+            return -errno.ENOSPC
+        p = self._alloc_global(d.max_pasids, exclude_rids=alloc is PasidAlloc.GLOBAL_FLAG)
+        if p == IOMMU_PASID_INVALID:
+            return -errno.ENOSPC
+        self.mms[mm] = replace(m, pasid=p)
+        return p
+
     def iommu_sva_unbind_device(self, handle: int) -> None:
         """Drop one reference; the last one detaches the PASID and frees an unused domain.
 
@@ -750,26 +903,27 @@ class Kernel:
         if h.users > 1:
             self.handles[handle] = replace(h, users=h.users - 1)
             return
-        assert h.domain is not None and h.dev is not None
+        assert h.domain is not None and h.dev is not None and h.pasid is not None
         dom = self.domains[h.domain]
         assert dom.mm is not None
-        pasid = self.mms[dom.mm].pasid
-        assert pasid is not None
-        self.iommu_detach_device_pasid(dom.id, h.dev, pasid)
+        self.iommu_detach_device_pasid(dom.id, h.dev, h.pasid)
         dom = replace(dom, users=dom.users - 1)
         self.domains[dom.id] = dom
+        mm = dom.mm
         if dom.users == 0:
-            m = self.mms[dom.mm]
-            self.mms[dom.mm] = replace(m, sva_domains=tuple(x for x in m.sva_domains if x != dom.id))
+            m = self.mms[mm]
+            self.mms[mm] = m = replace(m, sva_domains=tuple(x for x in m.sva_domains if x != dom.id))
+            if not m.sva_domains and self.design.pasid_free is PasidFree.LAST_UNBIND:
+                self._free_mm_pasids(m)  # 2019: the PASID is refcounted by the bonds
             self.iommu_domain_free(dom.id)
         del self.handles[handle]
 
     def iommu_sva_get_pasid(self, handle: int) -> int:
-        h = self.handles[handle]
-        assert h.domain is not None
-        mm = self.domains[h.domain].mm
-        m = self.mms.get(mm) if mm is not None else None
-        return IOMMU_PASID_INVALID if m is None or m.pasid is None else m.pasid
+        """mm_get_enqcmd_pasid(domain->mm) upstream; the bond's own PASID in per-RID designs."""
+        h = self.handles.get(handle)
+        if h is None or h.pasid is None:
+            return IOMMU_PASID_INVALID
+        return h.pasid
 
     # ---------------------------------------------------------------- notifiers
     def mmu_notifier_register(self, mm: int, domain: int) -> int:

@@ -1,8 +1,9 @@
 """A design: one point in the space of API choices the seeds argue about.
 
 The core and the drivers read their policies from `Kernel.design`; the
-built-in designs and their rationale live in `model.designs`. `UPSTREAM` is
-current mainline (kernel-core-api.md, hw-tables.md).
+built-in designs, with their rationale, seeds and expected verdicts, live in
+`model.designs.catalog`. `UPSTREAM` is current mainline (kernel-core-api.md,
+hw-tables.md).
 """
 
 from __future__ import annotations
@@ -13,10 +14,20 @@ from typing import Any, Callable
 
 
 class PasidFree(Enum):
-    """When an mm's global PASID returns to the allocator."""
+    """When an mm's SVA PASID returns to the allocator."""
 
     MMDROP = "at the last mmdrop (__mmdrop -> mm_pasid_drop), v5.18+"
     MM_EXIT = "when the address space is torn down (exit_mmap)"
+    LAST_UNBIND = "when the last bond of the mm is unbound (2019-era refcounted PASID)"
+
+
+class PasidAlloc(Enum):
+    """Where PASID values come from (seed 001)."""
+
+    GLOBAL = "one system-wide space for every user (iommu_global_pasid_ida, v6.6+)"
+    PER_RID = "a separate space per device (RID)"
+    GLOBAL_FLAG = ("per device, except that allocations flagged 'must work for all RIDs' "
+                   "(ENQCMD, i.e. SVA) come from one global space reserved on every RID")
 
 
 class NotifierFree(Enum):
@@ -27,28 +38,57 @@ class NotifierFree(Enum):
     KFREE_EARLY = "kfree while the notifier is still registered"
 
 
+#: API features a design may have; actions that need a missing feature do not exist.
+FEATURES = frozenset({
+    "dma_owner",  # iommu_device_claim_dma_owner & co (v5.19)
+    "kernel_pasid",  # iommu_attach_device_pasid by kernel drivers (v6.2) with a PASID allocator
+    "aux",  # iommu_aux_attach_device / detach / get_pasid (v5.2-v5.17)
+    "sva",  # iommu_sva_bind_device / unbind
+    "enqcmd",  # x86 ENQCMD with the IA32_PASID MSR (v5.18 enablement)
+    "dma_api",  # dma_map_page into the default domain
+})
+UPSTREAM_FEATURES = FEATURES - {"aux"}
+
+
 @dataclass(frozen=True)
 class Design:
     name: str
     summary: str = ""
     rationale: str = ""
     seeds: tuple[str, ...] = ()
-    #: seed 002: iommu_attach_device fails while PASID (aux/SVA) users exist
+    history: str = ""  # the kernel history it reflects
+    features: frozenset[str] = UPSTREAM_FEATURES
+    #: seed 002: iommu_attach_device fails (-EPERM) while PASID (aux/SVA) users exist
     attach_refused_while_pasid_users: bool = False
     #: before DMA ownership (v5.19), attaching an UNMANAGED domain to the whole device
     #: was how VFIO handed it to a guest
     handover_by_attach: bool = False
+    pasid_alloc: PasidAlloc = PasidAlloc.GLOBAL
     pasid_free: PasidFree = PasidFree.MMDROP
+    #: seed 000: whether PASID detach tells the driver the old domain
+    detach_passes_old: bool = True
     notifier_free: NotifierFree = NotifierFree.PUT
     #: module exit calls mmu_notifier_synchronize() (seed 003)
     notifier_sync_at_unload: bool = True
     #: named driver variants (e.g. "vtd.teardown_skip_pasid_cache"), read by the drivers
     knobs: frozenset[str] = field(default_factory=frozenset)
+    #: hardware kinds the design speaks about (others: not applicable)
+    hw: tuple[str, ...] = ("vtd", "smmuv3")
+    #: expected verdicts as we read the seeds: hw -> invariant ids it breaks (empty: holds)
+    expect_breaks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: "seed" for the seeds' alternatives, "variant" for deliberately broken drivers,
+    #: "user" for design files
+    kind: str = "seed"
+    #: the calls the design changes: a counterexample must contain one of them
+    changed_calls: tuple[str, ...] = ()
     #: a user design may bring its own driver: (hw, bounds) -> Driver (model.drivers.base)
     driver_factory: Callable[[str, Any], Any] | None = field(default=None, compare=False)
 
     def has(self, knob: str) -> bool:
         return knob in self.knobs
+
+    def breaks_on(self, hw: str) -> tuple[str, ...]:
+        return dict(self.expect_breaks).get(hw, ())
 
 
 UPSTREAM = Design(
@@ -61,5 +101,6 @@ UPSTREAM = Design(
         "free_notifier and a synchronize at module unload, DMA-ownership claim "
         "refused while PASIDs are attached."
     ),
-    seeds=(),
+    history="v6.13 old domain to set_dev_pasid; v6.14 blocked-domain detach; v6.6 global "
+            "PASID IDA; v5.18 PASID freed at __mmdrop; v5.19 DMA ownership.",
 )

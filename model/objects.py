@@ -141,6 +141,7 @@ class Handle:
     domain: int | None = None
     dev: str | None = None  # iommu_sva.dev
     users: int = 0  # iommu_sva.users (refcount_t)
+    pasid: int | None = None  # the PASID the bond uses (per device in per-RID designs)
 
 
 @dataclass(frozen=True)

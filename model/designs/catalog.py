@@ -1,15 +1,372 @@
-"""Built-in designs. Each names the API generation and the policies under debate,
-with its rationale, seed files and the kernel history it reflects."""
+"""Built-in designs: the seeds' alternatives, and deliberately broken driver variants.
+
+Each design names the API generation and the policies under debate, with a
+rationale, the seed file(s) it comes from, the kernel history it reflects, and
+the verdict we expect from reading the seeds (`expect_breaks`). The tests check
+every expectation on every driver; `docs/designs.md` shows what the checker
+actually found.
+"""
 
 from __future__ import annotations
 
-from model.design import UPSTREAM, Design
+from dataclasses import replace
 
-DESIGNS: dict[str, Design] = {d.name: d for d in (UPSTREAM,)}
+from model.design import (
+    FEATURES,
+    UPSTREAM,
+    UPSTREAM_FEATURES,
+    Design,
+    NotifierFree,
+    PasidAlloc,
+    PasidFree,
+)
+
+S000 = "000_5d95e02cbbab3d3a.txt"
+S001 = "001_218348e09bb14a03.txt"
+S002 = "002_d140947772abe919.txt"
+S003 = "003_3c72ab6e8a843ef5.txt"
+S004 = "004_b0f85d91fc5ccfc6.txt"
+
+BOTH = ("vtd", "smmuv3")
+#: calls whose driver path tears a PASID (or RID) entry down
+TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
+                  "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
+                  "iommu_replace_device_pasid", "iommu_sva_unbind_device", "process_exit")
+
+
+def _breaks(ids: tuple[str, ...], hw: tuple[str, ...] = BOTH) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((h, ids) for h in hw)
+
+
+# The 2018 world: aux domains and SVA, no DMA-ownership API, no kernel PASID API,
+# no ENQCMD; VFIO handed a device to a guest by attaching an UNMANAGED domain.
+AUX_FEATURES = frozenset({"aux", "sva", "dma_api"})
+# The 2022 SMMUv3 SVA scheme: the CD of an SVA domain used the process's CPU ASID.
+CPU_ASID = frozenset({"smmu.sva_cpu_asid"})
+
+_SEED_DESIGNS = (
+    UPSTREAM,
+    # -- seed 002 (2018): aux domains --------------------------------------------------
+    Design(
+        name="aux-2018",
+        summary="aux domains; iommu_attach_device refused while aux/SVA users exist",
+        rationale=(
+            "Joerg Roedel's device-feature proposal: iommu_aux_attach_device attaches a "
+            "domain at its own PASID, and as long as aux (or SVA) domains are attached "
+            "'any tries to call iommu_attach_device() should fail', because detach cannot "
+            "fail. Without a DMA-ownership API, attaching an UNMANAGED domain to the whole "
+            "device is how VFIO hands it to a guest, so the refusal is what keeps PASID "
+            "users and a new whole-device owner apart."
+        ),
+        seeds=(S002,),
+        history="aux API v5.2-v5.17 (removed by 8652d875939b); the Intel driver returned "
+                "-EPERM for a RID attach while AUX was enabled.",
+        features=AUX_FEATURES,
+        attach_refused_while_pasid_users=True,
+        handover_by_attach=True,
+        changed_calls=("iommu_attach_device",),
+    ),
+    Design(
+        name="aux-2018-unguarded",
+        summary="aux domains without the attach_device refusal",
+        rationale=(
+            "The same API without the guard: nothing stops the whole device being attached "
+            "to a guest's domain while aux domains or SVA bonds still translate through it."
+        ),
+        seeds=(S002,),
+        features=AUX_FEATURES,
+        handover_by_attach=True,
+        expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
+        changed_calls=("iommu_attach_device",),
+    ),
+    # -- seed 004 (2019): the SVA bind handle ------------------------------------------------
+    Design(
+        name="sva-bind-2019",
+        summary="refcounted bind handle, unbind always required; PASID refcounted by bonds",
+        rationale=(
+            "Joerg Roedel's handle: iommu_sva_bind_device returns a struct iommu_sva, "
+            "binding the same (device, mm) again returns it with one more reference, and "
+            "Jean-Philippe Brucker's conclusion that the driver must always call unbind, "
+            "even after mm_exit, and that unbind cannot fail. The PASID belonged to the "
+            "bonds (ioasid refcount) and went back at the last unbind. ENQCMD did not "
+            "exist yet, so no CPU register held the PASID (see sva-bind-2019-enqcmd)."
+        ),
+        seeds=(S004,),
+        history="v5.3 bind API with iommu_sva_ops.mm_exit (removed v5.8); handle sharing "
+                "restored in v6.8-rc6 (65d4418c5002).",
+        features=UPSTREAM_FEATURES - {"enqcmd"},
+        pasid_free=PasidFree.LAST_UNBIND,
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="sva-bind-2019-enqcmd",
+        summary="the 2019 PASID lifetime (freed at last unbind) once ENQCMD exists",
+        rationale=(
+            "Why v5.18 tied the PASID to the mm (701fac40384f): with ENQCMD the PASID "
+            "also lives in every thread's IA32_PASID MSR, which unbind cannot reach. "
+            "Freeing it at the last unbind hands a value still in a live process's MSR "
+            "to the next process."
+        ),
+        seeds=(S004, S001),
+        history="701fac40384f (v5.18): 'an allocated PASID's lifetime [is] bound to the "
+                "lifetime of the process'.",
+        pasid_free=PasidFree.LAST_UNBIND,
+        expect_breaks=_breaks(("pasid-not-reused-while-bound",)),
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="pasid-freed-at-mm-exit",
+        summary="the PASID returns to the allocator when the address space is torn down",
+        rationale=(
+            "The first v5.18 placement of mm_pasid_drop, in __mmput: the PASID goes back "
+            "at exit_mmap, while the device driver has not unbound yet (drivers unbind at "
+            "file release, after exit_mmap). The next process can get the same PASID while "
+            "the old bond still holds it in the pasid_array and the tables."
+        ),
+        seeds=(S004, S001),
+        history="'iommu/sva: Fix PASID use-after-free issue' (v5.18-rc) moved "
+                "mm_pasid_drop to __mmdrop.",
+        pasid_free=PasidFree.MM_EXIT,
+        expect_breaks=_breaks(("pasid-not-reused-while-bound",)),
+        changed_calls=("process_exit",),
+    ),
+    # -- seed 001 (2021): global PASIDs for ENQCMD -----------------------------------------
+    Design(
+        name="pasid-per-rid",
+        summary="PASIDs allocated per device (RID), SVA included",
+        rationale=(
+            "Jason Gunthorpe's starting point: 'PASID allocation is part of the iommu "
+            "driver, it really shouldn't be global.' With ENQCMD a process has one PASID "
+            "in its IA32_PASID MSR for every device, so a per-RID value can mean another "
+            "process's address space on another device."
+        ),
+        seeds=(S001,),
+        history="ioasid sets (v5.5-v6.3) allowed per-set spaces; mainline SVA has used one "
+                "global space since v5.18 and the core IDA since v6.6.",
+        pasid_alloc=PasidAlloc.PER_RID,
+        expect_breaks=_breaks(("global-pasid-consistent",)),
+        changed_calls=("iommu_sva_bind_device",),
+    ),
+    Design(
+        name="pasid-global-flag",
+        summary="per-device PASIDs, except allocations flagged 'must work for all RIDs'",
+        rationale=(
+            "The compromise of seed 001: 'flag that allocation request with a must work "
+            "for all RIDs flag and the iommu driver should take care of it'. SVA (ENQCMD) "
+            "PASIDs come from one global space reserved on every RID; kernel PASID users "
+            "allocate per device, outside the global values."
+        ),
+        seeds=(S001,),
+        pasid_alloc=PasidAlloc.GLOBAL_FLAG,
+        changed_calls=("iommu_sva_bind_device",),
+    ),
+    # -- seed 000 (2022): how a PASID is detached -------------------------------------------
+    Design(
+        name="detach-dev-pasid-2022",
+        summary="attach_dev_pasid / detach_dev_pasid(domain); SMMUv3 SVA on the CPU ASID",
+        rationale=(
+            "Jean-Philippe Brucker's preference: a straightforward detach(dev, pasid, "
+            "domain), so the driver knows the old domain and can invalidate the ASID its "
+            "context descriptor used. With the 2022 SMMUv3 SVA scheme that ASID is the "
+            "process's CPU ASID, which the CPU reuses once the SMMU lets it go."
+        ),
+        seeds=(S000,),
+        history="2022 RFC attach/detach_dev_pasid (Lu Baolu); SMMUv3 SVA shared the CPU "
+                "ASID until v6.11.",
+        knobs=CPU_ASID,
+        changed_calls=("iommu_detach_device_pasid",),
+    ),
+    Design(
+        name="set-dev-pasid-blocking-2022",
+        summary="detach = blocking domain's set_dev_pasid, old domain not passed, no record",
+        rationale=(
+            "Jason Gunthorpe's 'it is just renamed to blocking_domain->ops->set_dev_pasid()' "
+            "taken literally: the driver learns only (dev, pasid, blocking). On SMMUv3 with "
+            "the CPU-ASID scheme it cannot find the old ASID, so TLB entries tagged with it "
+            "survive until the CPU hands the ASID to another process. VT-d reads the DID "
+            "from the PASID entry it tears down, so it needs no record."
+        ),
+        seeds=(S000,),
+        history="v6.2 remove_dev_pasid(dev, pasid) had exactly this shape; v6.10 passed "
+                "the domain, v6.13 (b45a3777ceab) passes old to set_dev_pasid.",
+        detach_passes_old=False,
+        knobs=CPU_ASID,
+        expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation")),
+                       ("vtd", ())),
+        changed_calls=("iommu_detach_device_pasid",),
+    ),
+    Design(
+        name="set-dev-pasid-blocking-tracked",
+        summary="same API; the SMMUv3 driver keeps its own PASID -> domain record",
+        rationale=(
+            "Jason Gunthorpe's 'Why would a driver need to keep additional tracking?' "
+            "answered by doing it: the driver records which domain each PASID holds and "
+            "looks the old ASID up at detach. Correct, at the price Jean-Philippe Brucker "
+            "named: the tracking the core could have done."
+        ),
+        seeds=(S000,),
+        detach_passes_old=False,
+        knobs=CPU_ASID | {"smmu.track_pasid_domains"},
+        changed_calls=("iommu_detach_device_pasid",),
+    ),
+    Design(
+        name="set-dev-pasid-old-2024",
+        summary="set_dev_pasid(domain, dev, pasid, old): the core passes the old domain",
+        rationale=(
+            "Where mainline landed (v6.13, b45a3777ceab; v6.14 detach through the blocked "
+            "domain): the blocking-domain API of seed 000 with the old domain passed in, "
+            "so no driver has to track it. Checked here with the 2022 CPU-ASID SVA scheme, "
+            "where knowing the old domain matters most."
+        ),
+        seeds=(S000,),
+        knobs=CPU_ASID,
+        changed_calls=("iommu_detach_device_pasid",),
+    ),
+    # -- seed 003 (2024): VT-d SVA domain IDs and domain lifetime ----------------------------
+    Design(
+        name="vtd-sva-shared-did",
+        summary="all VT-d SVA domains on FLPT_DEFAULT_DID, told apart by PASID",
+        rationale=(
+            "Baolu Lu: 'The VT-d spec recommends that all SVA domains share a single domain "
+            "ID. The PASID is unique to each SVA domain, hence the cache tags are unique.' "
+            "Safe because SVA PASIDs are global."
+        ),
+        seeds=(S003,),
+        history="intel_svm_set_dev_pasid uses FLPT_DEFAULT_DID; cache tags (v6.10) keyed by "
+                "(DID, PASID).",
+        hw=("vtd",),
+        changed_calls=("iommu_sva_bind_device",),
+    ),
+    Design(
+        name="vtd-shared-did-colliding",
+        summary="one DID shared by first-stage paging domains whose PASIDs coincide",
+        rationale=(
+            "'Domains with unique PASIDs can share the same domain ID' read without its "
+            "condition: every first-stage paging domain on the IOMMU uses one DID, and two "
+            "of them attached at the same PASID (the RID's PASID 0 on two devices suffices) "
+            "share IOTLB tags."
+        ),
+        seeds=(S003,),
+        knobs=frozenset({"vtd.shared_did_colliding"}),
+        hw=("vtd",),
+        expect_breaks=(("vtd", ("did-pasid-tag-unique", "no-stale-translation")),),
+        changed_calls=("iommu_attach_device",),
+    ),
+    Design(
+        name="notifier-unregister",
+        summary="SVA domain_free: mmu_notifier_unregister, then kfree",
+        rationale=(
+            "The pre-2024 intel_svm_domain_free: unregister (synchronous, waits for SRCU "
+            "readers) and free. Safe, but unregister may sleep on the mm's notifier lock."
+        ),
+        seeds=(S003,),
+        notifier_free=NotifierFree.UNREGISTER,
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="notifier-put",
+        summary="SVA domain_free: mmu_notifier_put; kfree in free_notifier; sync at unload",
+        rationale=(
+            "Baolu Lu's v2 12/12: 'dmar_domain free is defered to the mmu free_notifier "
+            "callback', plus Jason Gunthorpe's condition: 'you need to have mmu notifier "
+            "call on module unload when using this scheme'."
+        ),
+        seeds=(S003,),
+        notifier_free=NotifierFree.PUT,
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="notifier-put-no-sync",
+        summary="mmu_notifier_put without mmu_notifier_synchronize at module unload",
+        rationale=(
+            "The put scheme without Jason Gunthorpe's condition: a free_notifier still "
+            "queued behind an SRCU grace period runs after the module's text is gone."
+        ),
+        seeds=(S003,),
+        notifier_free=NotifierFree.PUT,
+        notifier_sync_at_unload=False,
+        expect_breaks=_breaks(("no-callback-after-module-unload",)),
+        changed_calls=("module_unload",),
+    ),
+    Design(
+        name="notifier-kfree-early",
+        summary="SVA domain freed while its mmu_notifier is still registered",
+        rationale=(
+            "What the put scheme exists to avoid: the domain (and the notifier embedded in "
+            "it) is freed at unbind, but the notifier is still on the mm's list, so the next "
+            "invalidation or the release at exit calls into freed memory."
+        ),
+        seeds=(S003,),
+        notifier_free=NotifierFree.KFREE_EARLY,
+        expect_breaks=_breaks(("domain-outlives-notifier",)),
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+)
+
+# -- deliberately broken driver variants: the tool's own regression targets --------------
+_VARIANTS = (
+    Design(
+        name="vtd-teardown-no-pasid-cache-flush",
+        summary="VT-d PASID teardown without the PASID-cache invalidation",
+        rationale="Skips step 6 of intel_pasid_tear_down_entry (hw-tables A.8.2): hardware "
+                  "may keep using the cached PASID entry after the detach.",
+        knobs=frozenset({"vtd.teardown_skip_pasid_cache"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="vtd-teardown-did-after-clear",
+        summary="VT-d teardown flushing with the DID read after the entry was cleared",
+        rationale="Reads the DID once the PASID entry is zero, so every flush targets DID 0: "
+                  "the right granularity with the wrong tag (hw-tables A.8.2, step 3).",
+        knobs=frozenset({"vtd.did_from_cleared_entry"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="vtd-teardown-no-devtlb-flush",
+        summary="VT-d PASID teardown without the device-TLB invalidation",
+        rationale="Skips step 8 of intel_pasid_tear_down_entry: the device's ATC keeps the "
+                  "old translation (the PRQ drain batch hides it for SVA, not for paging "
+                  "domains).",
+        knobs=frozenset({"vtd.teardown_skip_devtlb"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="smmu-detach-no-atc-inv",
+        summary="SMMUv3 PASID detach without ATC_INV",
+        rationale="arm_smmu_blocking_set_dev_pasid without step 3 (hw-tables B.8): the "
+                  "device's ATC keeps translations for the detached SSID.",
+        knobs=frozenset({"smmu.detach_skip_atc_inv"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        changed_calls=("iommu_detach_device_pasid",),
+    ),
+    Design(
+        name="attach-device-ignores-pasid-users",
+        summary="mainline without the DMA-ownership refusal while PASIDs are attached",
+        rationale="iommu_device_claim_dma_owner that hands the device to user space while "
+                  "kernel PASID users or SVA bonds remain (the check of "
+                  "__iommu_take_dma_ownership removed).",
+        knobs=frozenset({"core.claim_ignores_pasids"}),
+        kind="variant",
+        expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
+        changed_calls=("iommu_device_claim_dma_owner",),
+    ),
+)
+
+DESIGNS: dict[str, Design] = {d.name: d for d in _SEED_DESIGNS + _VARIANTS}
+
+assert all(d.features <= FEATURES for d in DESIGNS.values())
 
 
 class UnknownDesign(KeyError):
-    pass
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def get_design(name: str) -> Design:
@@ -20,6 +377,5 @@ def get_design(name: str) -> Design:
             f"unknown design {name!r} (built-in: {', '.join(sorted(DESIGNS))}; see `iommucheck designs`)"
         ) from None
 
-import dataclasses as _dc
-for _knob in ("vtd.teardown_skip_pasid_cache", "vtd.teardown_skip_devtlb", "vtd.did_from_cleared_entry"):
-    DESIGNS["x-" + _knob] = _dc.replace(UPSTREAM, name="x-" + _knob, knobs=frozenset({_knob}))
+
+__all__ = ["DESIGNS", "UnknownDesign", "get_design", "replace"]

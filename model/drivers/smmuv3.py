@@ -196,6 +196,15 @@ class SmmuV3Driver(Driver):
                 k.warn(f"torn entry: {what} passed through {seen} between {cur} and {target}")
                 return
 
+    def _update_ste(self, k: "Kernel", dev: Device) -> None:
+        """arm_smmu_update_ste: nothing to do when the CD table is already in the STE
+        with the same ATS setting; otherwise a cdtable STE with S1DSS from the RID domain."""
+        cur = _st(k).unit.read_ste(k.mem, dev.sid)
+        if (STE.get(cur, "v") and STE.get(cur, "cfg") == Cfg.S1_TRANS
+                and bool(STE.get(cur, "eats")) == dev.ats):
+            return
+        self._write_ste(k, dev, self._cdtable_ste(k, dev, self._rid_s1dss(k, dev)))
+
     def _used_ssids(self, k: "Kernel", dev: Device) -> bool:
         """arm_smmu_ssids_in_use: a valid CD at any SSID other than 0."""
         m = _st(k).masters[dev.name]
@@ -285,9 +294,10 @@ class SmmuV3Driver(Driver):
                 target = hw.make_bypass_ste() if dom.type is DomainType.IDENTITY else hw.make_abort_ste()
                 self._write_ste(k, dev, target)
                 ats = False
-            self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)
+            # attach_commit (ATS, old master_domain) before CD0 is cleared, as the driver does
             self._commit_ats(k, dev, ats, IOMMU_NO_PASID)
             self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
+            self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)
             return 0
         assert dom.pgtable is not None
         self._add_master_domain(k, dom, dev, IOMMU_NO_PASID)  # attach_prepare: list first
@@ -318,7 +328,7 @@ class SmmuV3Driver(Driver):
         # arm_smmu_set_pasid
         self._add_master_domain(k, dom, dev, pasid)
         self._write_cd(k, dev, pasid, cd)
-        self._write_ste(k, dev, self._cdtable_ste(k, dev, self._rid_s1dss(k, dev)))
+        self._update_ste(k, dev)
         self._commit_ats(k, dev, dev.ats, pasid)
         self._remove_master_domain(k, old, dev, pasid)
         s.pasid_domains[(dev.name, pasid)] = dom.id

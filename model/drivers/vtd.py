@@ -312,15 +312,19 @@ class VtdDriver(Driver):
         if not info.iopf_refcount:
             return
         rid = k.domains.get(info.rid_domain) if info.rid_domain is not None else None
-        did = self.domain_id(k, rid) if rid is not None and rid.type.is_paging else FLPT_DEFAULT_DID
-        self._submit(
-            k,
-            hw.qi_desc_wait(fence=True),
-            hw.qi_desc_piotlb_all(did, pasid),
-            hw.qi_desc_dev_iotlb_pasid(dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0,
-                                       size_order=MAX_AGAW_PFN_WIDTH),
-            drain=True,
-        )
+        did = (self.domain_id(k, rid) if rid is not None and rid.type.is_paging
+               and rid.id in s.dids else FLPT_DEFAULT_DID)
+        # prq.c: a fenced wait WITHOUT status write, then IOTLB and device-TLB
+        # invalidations for the PASID (the non-PASID forms for IOMMU_NO_PASID).
+        fence = hw.QiIwd(sw=0, fence=1, prq_drain=0, status_data=hw.QI_DONE, status_addr=0)
+        if pasid == IOMMU_NO_PASID:
+            iotlb: QiDesc = hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI)
+            devtlb: QiDesc = hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH)
+        else:
+            iotlb = hw.qi_desc_piotlb_all(did, pasid)
+            devtlb = hw.qi_desc_dev_iotlb_pasid(dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0,
+                                                size_order=MAX_AGAW_PFN_WIDTH)
+        self._submit(k, fence, iotlb, devtlb, drain=True)
 
     # ------------------------------------------------------------ RID attach
     def _block_translation(self, k: "Kernel", dev: Device) -> None:
@@ -374,13 +378,20 @@ class VtdDriver(Driver):
         """domain_remove_dev_pasid: after the old entry was torn down and flushed."""
         if old is None or old.type in (DomainType.IDENTITY, DomainType.BLOCKED):
             return
-        self._tag_unassign(k, old, dev, pasid)
-        self._detach_iommu(k, old)
         s = _st(k)
+        if old.type.is_paging and old.id not in s.dids:
+            # domain_id_iommu() on a domain never attached to this unit: a NULL
+            # iommu_domain_info dereference in the kernel.
+            k.warn(f"oops: domain_remove_dev_pasid: d{old.id} has no DID on this IOMMU")
+            return
         pairs = list(s.dev_pasids.get(old.id, ()))
         if (dev.name, pasid) in pairs:
             pairs.remove((dev.name, pasid))
+        else:
+            k.warn(f"domain_remove_dev_pasid: {dev.name} pasid {pasid} not in d{old.id}'s dev_pasids")
         s.dev_pasids[old.id] = tuple(pairs)
+        self._tag_unassign(k, old, dev, pasid)
+        self._detach_iommu(k, old)
 
     def _iopf(self, k: "Kernel", dev: Device, delta: int) -> None:
         s = _st(k)
@@ -419,6 +430,10 @@ class VtdDriver(Driver):
         if ret:
             return ret
         if dom.type is DomainType.SVA:
+            if not dev.ats:
+                # iopf_for_domain_replace -> intel_iommu_enable_iopf: no PRI, -ENODEV
+                self._remove_dev_pasid(k, dom, dev, pasid)
+                return -errno.ENODEV
             self._iopf(k, dev, +1)
         if old is not None:
             self.tear_down_entry(k, dev, pasid, False)

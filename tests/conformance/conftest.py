@@ -41,11 +41,13 @@ def PCI_DEVID(bus: int, devfn: int) -> int:
 
 
 #: The devices of fixture S, in probe order, with distinct SIDs.
+# devA-devD have ATS and PRI: fixture S says every driver callback succeeds, and
+# VT-d SVA needs IOPF (PRI) on the device (hw-tables A.12).
 S_DEVICES: tuple[Device, ...] = (
-    Device("devA", PCI_DEVID(0, 0x08), "gA", MAX_PASIDS),
-    Device("devB", PCI_DEVID(0, 0x10), "gB", MAX_PASIDS),
-    Device("devC", PCI_DEVID(0, 0x18), "gCD", MAX_PASIDS),
-    Device("devD", PCI_DEVID(0, 0x19), "gCD", MAX_PASIDS),
+    Device("devA", PCI_DEVID(0, 0x08), "gA", MAX_PASIDS, ats=True),
+    Device("devB", PCI_DEVID(0, 0x10), "gB", MAX_PASIDS, ats=True),
+    Device("devC", PCI_DEVID(0, 0x18), "gCD", MAX_PASIDS, ats=True),
+    Device("devD", PCI_DEVID(0, 0x19), "gCD", MAX_PASIDS, ats=True),
     Device("devN", PCI_DEVID(0, 0x20), "gN", 0),
     Device("devR", PCI_DEVID(0, 0x28), "gR", 0, require_direct=True),
     Device("devX", PCI_DEVID(0, 0x30), None, 0),

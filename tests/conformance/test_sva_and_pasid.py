@@ -143,8 +143,8 @@ def test_eoverflow_boundary_is_pasid_equal_to_max_pasids(s: "S") -> None:
     from model.objects import Device
 
     k = Kernel(s.hw, [
-        Device("devA", 0x0008, "gA", 1 << 20),
-        Device("devS", 0x0010, "gS", 2),  # PASIDs 0 and 1 only
+        Device("devA", 0x0008, "gA", 1 << 20, ats=True),
+        Device("devS", 0x0010, "gS", 2, ats=True),  # PASIDs 0 and 1 only
     ])
     mm1, mm2 = k.mm_alloc(), k.mm_alloc()
     assert not IS_ERR(k.iommu_sva_bind_device("devA", mm1)) and k.mms[mm1].pasid == 1
