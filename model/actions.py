@@ -40,6 +40,7 @@ class Kind(Enum):
     SVA = "SVA handle"
     KPASID = "kernel PASID"  # allocated by a kernel PASID user from the global allocator
     ANY_PASID = "PASID or none"  # what a device may put on the wire
+    LIVE_PASID = "attached PASID or none"  # what a working device does put on the wire
     IOVA = "IOVA"
     PHYS = "physical page"
 
@@ -121,6 +122,10 @@ def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
         return kernel_pasids(k)
     if kind is Kind.ANY_PASID:
         return [None, *range(1, b.max_pasids)]
+    if kind is Kind.LIVE_PASID:
+        live = {p for g in k.groups.values() for p, _ in g.pasid_array}
+        live |= {m.msr_pasid for m in k.mms.values() if m.msr_pasid is not None}
+        return [None, *sorted(p for p in live if 0 < p < b.max_pasids)]
     if kind is Kind.IOVA:
         return list(b.iovas())
     if kind is Kind.PHYS:
@@ -346,15 +351,16 @@ ACTIONS: tuple[Action, ...] = (
            _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID",
            needs="enqcmd"),
     # -- hardware and deferred work ---------------------------------------------------------
-    Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.ANY_PASID), Param("iova", Kind.IOVA)),
+    Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),
            _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",
            after_unload=True),
     Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
            "an SRCU grace period ends: deferred free_notifier callbacks run",
            requires=lambda k, b, a: k.pending_free_notifiers(), after_unload=True),
     Action("module_unload", "event", (), lambda k, a: k.module_unload(),
-           "rmmod of the IOMMU driver module",
-           requires=lambda k, b, a: k.module_loaded),
+           "rmmod of the IOMMU driver module (modelled only while some mmu notifier of the "
+           "driver exists: the only state in which unloading has anything to get wrong)",
+           requires=lambda k, b, a: k.module_loaded and bool(k.notifiers)),
 )
 
 ACTIONS_BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
@@ -363,7 +369,7 @@ ACTIONS_BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
 # -- rendering (traces speak kernel) ------------------------------------------------------
 def show_value(k: Kernel, v: Any, kind: Kind | None = None) -> str:
     if v is None:
-        return "none" if kind is Kind.ANY_PASID else "NULL"
+        return "none" if kind in (Kind.ANY_PASID, Kind.LIVE_PASID) else "NULL"
     if isinstance(v, ErrPtr):
         return repr(v)
     if kind is Kind.DOMAIN:

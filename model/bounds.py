@@ -20,7 +20,7 @@ class BoundsError(ValueError):
 @dataclass(frozen=True)
 class Bounds:
     devices: int = 2  # PASID-capable devices, each in its own group
-    ats_devices: int = 1  # how many of them (dev0, dev1, ...) have ATS and PRI
+    ats_devices: int = 2  # how many of them (dev0, dev1, ...) have ATS and PRI
     shared_group: bool = False  # add devS0 + devS1 sharing one group (PASID-capable)
     no_pasid_device: bool = False  # add devN with max_pasids = 0
     max_pasids: int = 4  # per device: global PASIDs 1..3 exist, so the allocator runs out

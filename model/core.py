@@ -396,7 +396,8 @@ class Kernel:
             return 0
         if g.default_domain is None:
             return -EPROBE_DEFER
-        if g.owner_cnt and (g.domain != g.default_domain or g.owner is not None or g.pasid_array):
+        pasids = bool(g.pasid_array) and not self.design.has("core.claim_ignores_pasids")
+        if g.owner_cnt and (g.domain != g.default_domain or g.owner is not None or pasids):
             return -errno.EBUSY
         self._set_group(g, owner_cnt=g.owner_cnt + 1)
         return 0
@@ -405,7 +406,8 @@ class Kernel:
         g = self.group_of(dev)
         if g is None:
             return
-        if not g.owner_cnt or g.pasid_array:
+        pasids = bool(g.pasid_array) and not self.design.has("core.claim_ignores_pasids")
+        if not g.owner_cnt or pasids:
             self.warn("iommu_device_unuse_default_domain: no user or PASIDs still attached")
             return
         self._set_group(g, owner_cnt=g.owner_cnt - 1)

@@ -347,15 +347,18 @@ _VARIANTS = (
         changed_calls=("iommu_detach_device_pasid",),
     ),
     Design(
-        name="attach-device-ignores-pasid-users",
-        summary="mainline without the DMA-ownership refusal while PASIDs are attached",
-        rationale="iommu_device_claim_dma_owner that hands the device to user space while "
-                  "kernel PASID users or SVA bonds remain (the check of "
-                  "__iommu_take_dma_ownership removed).",
+        name="dma-owner-ignores-pasid-users",
+        summary="mainline without the pasid_array checks of DMA ownership",
+        rationale="The pasid_array checks removed from iommu_device_use/unuse_default_domain "
+                  "and __iommu_take_dma_ownership, so a driver can unbind while its PASIDs "
+                  "are attached and VFIO can take the device. Removing only the claim's "
+                  "check is not enough to break anything: unuse_default_domain then WARNs "
+                  "and keeps owner_cnt, so the claim still fails with -EPERM (found by the "
+                  "checker).",
         knobs=frozenset({"core.claim_ignores_pasids"}),
         kind="variant",
         expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
-        changed_calls=("iommu_device_claim_dma_owner",),
+        changed_calls=("iommu_device_claim_dma_owner", "iommu_device_unuse_default_domain"),
     ),
 )
 

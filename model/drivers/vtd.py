@@ -166,8 +166,8 @@ class VtdDriver(Driver):
         """domain_get_id_for_dev / iommu_domain_did: FLPT_DEFAULT_DID for SVA and identity."""
         if dom.type in (DomainType.SVA, DomainType.IDENTITY):
             return FLPT_DEFAULT_DID
-        if k.design.has("vtd.shared_did_colliding"):
-            return IDA_START_DID
+        if k.design.has("vtd.shared_did_colliding") and dom.type is DomainType.UNMANAGED:
+            return self.ndoms - 1  # one DID for every UNMANAGED first-stage domain
         return _st(k).dids[dom.id][0]
 
     def _attach_iommu(self, k: "Kernel", dom: Domain) -> int:

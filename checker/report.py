@@ -1,0 +1,55 @@
+"""Counterexample reports, written for a kernel engineer.
+
+The text report names the design, hardware and invariant; lists the shrunk run
+as numbered kernel calls and events with their results and, under each, the
+descriptors/commands the driver issued; states the invariant and why it fails
+here; and shows the table and cache entries involved, decoded.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from invariants.catalog import BY_ID
+
+from checker.check import CheckResult
+from checker.trace import Trace
+
+
+def render_trace(trace: Trace, *, width: int = 100) -> list[str]:
+    v = trace.violation
+    out: list[str] = []
+    if v is None:
+        out.append(f"design {trace.design} on {trace.hw}: no violation in {len(trace)} steps")
+        out.extend(trace.listing())
+        return out
+    inv = BY_ID.get(v.invariant)
+    out.append(f"design {trace.design} on {trace.hw}: VIOLATES {v.invariant}")
+    out.append("")
+    n = len(trace)
+    out.append(f"Counterexample ({n} call{'s' if n != 1 else ''} and events, shrunk):"
+               if n else "Counterexample: the initial (booted) world already violates it:")
+    out.extend("  " + line for line in trace.listing())
+    out.append("")
+    if inv is not None:
+        out.append("Invariant:")
+        out.extend(textwrap.wrap(inv.statement, width - 2, initial_indent="  ", subsequent_indent="  "))
+    out.append("Why it fails here:")
+    out.extend(textwrap.wrap(v.message, width - 2, initial_indent="  ", subsequent_indent="  "))
+    if v.evidence:
+        out.append("Entries involved:")
+        out.extend(f"  {e}" for e in v.evidence)
+    if trace.dump:
+        out.append("Hardware state at the violation:")
+        out.extend(f"  {line}" for line in trace.dump)
+    return out
+
+
+def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for r in results:
+        verdict = "holds" if r.trace is None else f"VIOLATED: {r.violated} ({len(r.trace)} steps)"
+        if r.trace is None and not r.complete:
+            verdict = "no violation (INCOMPLETE)"
+        rows.append((r.design, r.hw, verdict, f"{r.examples} ex / {r.steps} steps", f"{r.seconds:.1f}s"))
+    return rows
