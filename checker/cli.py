@@ -31,7 +31,8 @@ from checker.world import HW_KINDS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (CI logs, files) gets a wide fixed width so tables do not fold names.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -80,8 +80,9 @@ class Trace:
         return (
             f"# Reproducer written by iommucheck: {inv} on design {self.design!r}, {self.hw}.\n"
             f"# It fails while the design still violates the invariant.\n"
+            f"import json\n\n"
             f"from checker.replay import replay_data\n\n"
-            f"TRACE = {data}\n\n\n"
+            f"TRACE = json.loads(r\"\"\"\n{data}\n\"\"\")\n\n\n"
             f"def test_{name}_fixed() -> None:\n"
             f"    result = replay_data(TRACE)\n"
             f"    assert result.violation is None, result.violation.message\n"

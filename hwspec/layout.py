@@ -45,6 +45,8 @@ class Field:
             )
         if self.word < 0:
             raise LayoutError(f"field {self.name!r}: negative word index {self.word}")
+        # Precomputed: extract() runs millions of times in the checkers' hot path.
+        object.__setattr__(self, "_max", (1 << (self.hi - self.lo + 1)) - 1)
 
     @property
     def width(self) -> int:
@@ -52,7 +54,7 @@ class Field:
 
     @property
     def max(self) -> int:
-        return (1 << self.width) - 1
+        return self._max  # type: ignore[no-any-return, attr-defined]
 
     @property
     def mask(self) -> int:
@@ -60,7 +62,7 @@ class Field:
         return self.max << self.lo
 
     def extract(self, words: Sequence[int]) -> int:
-        return (words[self.word] >> self.lo) & self.max
+        return (words[self.word] >> self.lo) & self._max  # type: ignore[attr-defined, no-any-return]
 
     def show(self, value: int) -> str:
         if self.enum is not None:

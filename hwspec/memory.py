@@ -87,7 +87,8 @@ class Memory:
             self.words.pop(addr, None)
 
     def read(self, addr: int, nwords: int) -> tuple[int, ...]:
-        return tuple(self.words.get(addr + 8 * i, 0) for i in range(nwords))
+        get = self.words.get
+        return tuple([get(addr + 8 * i, 0) for i in range(nwords)])
 
     def write(self, addr: int, words: Sequence[int]) -> None:
         """Word-by-word stores, lowest address first (memcpy-like, no ordering promise)."""

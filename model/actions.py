@@ -159,9 +159,18 @@ def _pasid_unused(k: Kernel, b: Bounds, a: Args) -> bool:
 
 
 def _driver_bound(k: Kernel, dev: str) -> bool:
-    """A kernel driver is bound to dev through the DMA API (not handed to user space)."""
+    """A kernel driver is bound to dev through the DMA API (not handed to user space).
+
+    Before DMA ownership existed (`Design.handover_by_attach`), a device whose RID is
+    attached to an UNMANAGED domain belongs to a guest, not to a kernel driver.
+    """
     g = k.group_of(dev)
-    return g is not None and g.owner_cnt > 0 and g.owner is None
+    if g is None or g.owner_cnt == 0 or g.owner is not None:
+        return False
+    if k.design.handover_by_attach and g.domain is not None:
+        dom = k.domains.get(g.domain)
+        return dom is None or dom.type is not DomainType.UNMANAGED
+    return True
 
 
 def _kernel_user(k: Kernel, b: Bounds, a: Args) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 from dataclasses import replace
 from typing import Any, Callable, Iterable
+from typing import Protocol  # Renaming (canonical_key, for the explorer)
 
 from hwspec.memory import PAGE_SHIFT, Memory, Prot, Pte
 from hwspec.outcome import Access, Outcome
@@ -1039,3 +1040,117 @@ class Kernel:
     def hw_fill(self, dev: str, pasid: int | None, iova: int, access: Access = Access.READ) -> None:
         """Hardware caches what a walk for this request sees now."""
         self.driver.fill(self, self.devices[dev], pasid, iova, access)
+
+    # ---------------------------------------------- canonical form (explorer)
+    def canonical_key(self, ren: "Renaming") -> tuple[Any, ...]:
+        """`key()` with every name replaced by its label from `ren` (symmetry reduction).
+
+        Domain, handle and mm ids, page-table roots and physical data pages are
+        names: nothing the kernel or the hardware does depends on their values, only
+        on which objects they designate, so a state and its image under a renaming
+        behave alike and the explorer keeps one of them. `ren` labels a name when the
+        traversal first meets it, and the traversal order comes from content (group
+        names, PASIDs, positions in tuples), never from the ids' values, so renamed
+        states meet. Notifiers keep their id order (their callbacks run in that
+        order: _notify, srcu_grace_period). Left out besides what key() leaves out:
+        next_id and the page allocator's set (a fresh id or page is fresh whatever
+        its value) and page tables nothing refers to any more.
+
+        Must cover everything key() covers: a field added to key() belongs here too
+        (tests/explore checks that both tell the same states apart).
+        """
+        owned: set[int] = set()
+        groups = tuple(
+            (g.name, g.devices, _opt(ren.dom, g.default_domain), _opt(ren.dom, g.domain),
+             _opt(ren.dom, g.blocking_domain), g.owner, g.owner_cnt,
+             tuple((p, ren.dom(e.domain), _opt(ren.handle, e.handle)) for p, e in g.pasid_array))
+            for _, g in sorted(self.groups.items())
+        )
+        domains = []
+        for d in ren.order("dom", self.domains, lambda d: self._dom_signature(self.domains[d])):
+            dom = self.domains[d]
+            root = None
+            if dom.pgtable is not None:
+                owned.add(dom.pgtable)
+                root = (ren.root(dom.pgtable), self._canon_pagetable(dom.pgtable, ren))
+            domains.append((ren.dom(d), dom.type.value, dom.owner, root, _opt(ren.mm, dom.mm),
+                            dom.users, dom.has_attach_dev, dom.has_set_dev_pasid, dom.static))
+        handles = tuple(
+            (ren.handle(h.id), h.kind, _opt(ren.dom, h.domain), h.dev, h.users, h.pasid)
+            for h in (self.handles[i] for i in ren.order(
+                "handle", self.handles,
+                lambda i: (self.handles[i].kind, self.handles[i].dev or "", self.handles[i].users,
+                           -1 if self.handles[i].pasid is None else self.handles[i].pasid)))
+        )
+        mms = []
+        for i in ren.order("mm", self.mms, lambda i: self._mm_signature(self.mms[i])):
+            m = self.mms[i]
+            owned.add(m.pgd)
+            mms.append((ren.mm(i), ren.root(m.pgd), self._canon_pagetable(m.pgd, ren), m.users,
+                        m.count, m.pasid, tuple(ren.dom(x) for x in m.sva_domains), m.msr_pasid))
+        notifiers = tuple(
+            (ren.mm(n.mm), ren.dom(n.domain), n.state.value, n.released)
+            for n in sorted(self.notifiers.values(), key=lambda n: n.id)
+        )
+        ptrs = self.drv.root_pointer_words(self.mem)  # type: ignore[attr-defined]
+        words = []
+        for addr, w in sorted(self.mem.words.items()):
+            f = ptrs.get(addr)
+            words.append((addr, w if f is None else ren.root_field(w, *f)))
+        core = (
+            groups, tuple(domains), handles, tuple(mms), notifiers,
+            tuple(sorted(self.global_pasids)),
+            tuple(sorted((d, tuple(sorted(p))) for d, p in self.rid_pasids.items() if p)),
+            tuple(sorted(((dev, ren.mm(m)), p) for (dev, m), p in self.mm_rid_pasid.items())),
+            tuple(sorted((ren.dom(d), p) for d, p in self.aux_pasids.items())),
+            tuple(sorted(self.kernel_pasids, key=lambda dp: (dp[0] or "", dp[1]))),
+            self.module_loaded,
+            tuple(sorted(self.injected.items())),
+            tuple(words),
+        )
+        drv = self.drv.canonical_key(ren)  # type: ignore[attr-defined]
+        # Roots only hardware still points at (a freed domain's table behind a stale entry).
+        orphans = tuple((ren.root(r), self._canon_pagetable(r, ren))
+                        for r in ren.roots() if r not in owned)
+        return (core, drv, orphans)
+
+    def _canon_pagetable(self, root: int, ren: "Renaming") -> tuple[tuple[int, int, int], ...]:
+        table = self.mem.pagetables.get(root, {})
+        return tuple((i, ren.pfn(p.pfn), int(p.prot)) for i, p in sorted(table.items()))
+
+    def _dom_signature(self, dom: Domain) -> tuple[Any, ...]:
+        """What tells apart domains nothing else names (for a stable label order)."""
+        table = self.mem.pagetables.get(dom.pgtable, {}) if dom.pgtable is not None else {}
+        return (dom.type.value, dom.owner, dom.users, dom.static, dom.has_attach_dev,
+                dom.has_set_dev_pasid, dom.mm is None, tuple(sorted(table)))
+
+    def _mm_signature(self, m: Mm) -> tuple[Any, ...]:
+        table = self.mem.pagetables.get(m.pgd, {})
+        return (m.users, m.count, -1 if m.pasid is None else m.pasid,
+                -1 if m.msr_pasid is None else m.msr_pasid, len(m.sva_domains), tuple(sorted(table)))
+
+
+def _opt(fn: Callable[[int], int], v: int | None) -> int | None:
+    return None if v is None else fn(v)
+
+
+class Renaming(Protocol):
+    """Labels for the names of one state (implemented by checker.explore)."""
+
+    def dom(self, d: int) -> int: ...
+    def handle(self, h: int) -> int: ...
+    def mm(self, m: int) -> int: ...
+    def root(self, addr: int) -> int: ...
+    def pfn(self, pfn: int) -> int: ...
+
+    def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
+        """ids with labels first (in label order), then the rest by (signature, id), labelled so."""
+        ...
+
+    def roots(self) -> list[int]:
+        """The page-table roots labelled so far, in label order."""
+        ...
+
+    def root_field(self, word: int, mask: int, lo: int, shift: int) -> Any:
+        """A memory word whose bits `mask` hold a root address >> shift, with the root renamed."""
+        ...

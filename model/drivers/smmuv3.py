@@ -93,6 +93,41 @@ class SmmuState:
             tuple(sorted(self.pasid_domains.items())),
         )
 
+    # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
+    def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
+        """Memory words holding a page-table root: the TTB0 qword of every CD of every
+        master's (linear) CD table -> (mask, lo, shift)."""
+        out: dict[int, tuple[int, int, int]] = {}
+        for m in self.masters.values():
+            for ssid in range(1 << m.s1cdmax):
+                addr = m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word
+                if addr in mem.words:
+                    out[addr] = _CD_TTB0_FIELD
+        return out
+
+    def canonical_key(self, ren: Any) -> tuple[Any, ...]:
+        """key() with domain and mm ids, page-table roots and data pages renamed by `ren`
+        (a model.core.Renaming): see Kernel.canonical_key."""
+        u = self.unit
+        unit = (
+            u.strtab_base, u.sid_bits,
+            frozenset((e.sid, e.words) for e in u.ste_cache),
+            frozenset((e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache),
+            frozenset((e.vmid, e.asid, e.iova_pfn, ren.pfn(e.pfn), int(e.prot)) for e in u.tlb),
+            frozenset((e.sid, e.ssid, e.iova_pfn, ren.pfn(e.pfn), int(e.prot)) for e in u.atc),
+        )
+        asids = tuple((ren.dom(d), self.asids[d])
+                      for d in ren.order("dom", self.asids, lambda d: self.asids[d]))
+        cpu_asids = tuple((ren.mm(m), self.cpu_asids[m])
+                          for m in ren.order("mm", self.cpu_asids, lambda m: self.cpu_asids[m]))
+        listed = [d for d, m in self.master_domains.items() if m]
+        master_domains = tuple((ren.dom(d), self.master_domains[d])
+                               for d in ren.order("dom", listed, lambda d: self.master_domains[d]))
+        masters = tuple((n, m.cd_table, m.s1cdmax, None if m.rid_domain is None else ren.dom(m.rid_domain),
+                         m.ats_enabled) for n, m in sorted(self.masters.items()))
+        pasid_domains = tuple((dp, ren.dom(d)) for dp, d in sorted(self.pasid_domains.items()))
+        return (unit, asids, cpu_asids, master_domains, masters, pasid_domains)
+
     def used_asids(self) -> set[int]:
         return set(self.asids.values()) | set(self.cpu_asids.values())
 
@@ -421,12 +456,13 @@ class SmmuV3Driver(Driver):
 
     def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
         out = []
-        for name, ssid, cd in self._valid_cds(k):
+        for name, ssid, cd in k.memoized("valid_cds", lambda: self._valid_cds(k)):
             if CD.get(cd, "epd0"):
                 continue
             root = CD.get(cd, "ttb0") << 4
-            out.append((k.devices[name].sid, ssid, ("asid", 0, CD.get(cd, "asid")), root,
-                        f"{name} ssid {ssid}: {CD.dump(cd)}"))
+            asid = CD.get(cd, "asid")
+            out.append((k.devices[name].sid, ssid, ("asid", 0, asid), root,
+                        f"{name} ssid {ssid}: CD v=1 asid={asid} ttb0={root >> 4:#x}"))
         return out
 
     def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:
@@ -447,8 +483,20 @@ class SmmuV3Driver(Driver):
 
     def pasids_in_hw(self, k: "Kernel") -> set[int]:
         s = _st(k)
-        held = {ssid for _, ssid, _ in self._valid_cds(k)}
+        held = {ssid for _, ssid, _ in k.memoized("valid_cds", lambda: self._valid_cds(k))}
         held |= {e.ssid for e in s.unit.cd_cache}
         held |= {e.ssid for e in s.unit.atc if e.ssid is not None}
         held.discard(IOMMU_NO_PASID)
         return held
+
+
+# -- canonical form helpers (explorer) ------------------------------------------------------
+_CD_TTB0 = CD["ttb0"]
+#: TTB0 holds the root address >> 4 (hw-tables B.6)
+_CD_TTB0_FIELD = (_CD_TTB0.mask, _CD_TTB0.lo, _CD_TTB0.lo)
+
+
+def _canon_cd(words: tuple[int, ...], ren: Any) -> tuple[Any, ...]:
+    """A cached CD with its TTB0 renamed."""
+    return tuple(ren.root_field(w, *_CD_TTB0_FIELD) if i == _CD_TTB0.word else w
+                 for i, w in enumerate(words))

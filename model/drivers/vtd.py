@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from model.core import Kernel
 
 AGAW_4LEVEL = 2  # AW encoding of a 48-bit, 4-level table (A.5)
+_P_BIT = 1 << PASID_ENTRY["p"].lo  # Present, bit 0 of q0 (also of a directory entry)
+_PDE_PTR = PASID_DIR_ENTRY["smptblptr"]
+_PE_PGTT, _PE_DID, _PE_FLPTPTR = PASID_ENTRY["pgtt"], PASID_ENTRY["did"], PASID_ENTRY["flptptr"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,52 @@ class VtdState:
             tuple(sorted((d, p) for d, p in self.dev_pasids.items() if p)),
             tuple(sorted(self.info.items())),
         )
+
+    # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
+    def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
+        """Memory words holding a page-table root: address -> (mask, lo, shift).
+
+        The first- and second-stage pointers of every PASID entry in a leaf PASID
+        table reachable from a device's PASID directory (the explorer renames roots).
+        """
+        out: dict[int, tuple[int, int, int]] = {}
+        words = mem.words
+        for info in self.info.values():
+            base, end = info.pasid_dir, info.pasid_dir + 4096 * info.dir_pages
+            for addr in [a for a in words if base <= a < end]:
+                if not words[addr] & 1:  # PASID directory entry P
+                    continue
+                table = PASID_DIR_ENTRY["smptblptr"].extract((words[addr],)) << PAGE_SHIFT
+                for a in words:
+                    if table <= a < table + 4096:
+                        f = _PE_ROOT_FIELDS.get((a - table) % 64 // 8)
+                        if f is not None:
+                            out[a] = f
+        return out
+
+    def canonical_key(self, ren: Any) -> tuple[Any, ...]:
+        """key() with domain ids, page-table roots and data pages renamed by `ren`
+        (a model.core.Renaming): see Kernel.canonical_key."""
+        u = self.unit
+        unit = (
+            u.seq_id, u.rtaddr, frozenset(u.context_cache),
+            frozenset((e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache),
+            frozenset((e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else ren.pfn(e.pfn), int(e.prot), e.pt)
+                      for e in u.iotlb),
+            frozenset((e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else ren.pfn(e.pfn), int(e.prot), e.pt)
+                      for e in u.devtlb),
+        )
+        dids = tuple((ren.dom(d), self.dids[d])
+                     for d in ren.order("dom", self.dids, lambda d: self.dids[d]))
+        tagged = [d for d, t in self.tags.items() if t]
+        tags = tuple((ren.dom(d), self.tags[d]) for d in ren.order(
+            "dom", tagged, lambda d: tuple((t.type, t.did, t.pasid, t.dev or "", t.users) for t in self.tags[d])))
+        paired = [d for d, p in self.dev_pasids.items() if p]
+        dev_pasids = tuple((ren.dom(d), self.dev_pasids[d])
+                           for d in ren.order("dom", paired, lambda d: self.dev_pasids[d]))
+        info = tuple((n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else ren.dom(i.rid_domain),
+                      i.iopf_refcount) for n, i in sorted(self.info.items()))
+        return (unit, dids, tags, dev_pasids, info)
 
 
 def _st(k: "Kernel") -> VtdState:
@@ -512,29 +561,34 @@ class VtdDriver(Driver):
         for name, info in s.info.items():
             dev = k.devices[name]
             for pasid, pe in self._present_entries(k, info):
-                if PASID_ENTRY.get(pe, "pgtt") != Pgtt.FL_ONLY:
+                if _PE_PGTT.extract(pe) != Pgtt.FL_ONLY:
                     continue
-                did = PASID_ENTRY.get(pe, "did")
-                root = PASID_ENTRY.get(pe, "flptptr") << PAGE_SHIFT
+                did = _PE_DID.extract(pe)
+                root = _PE_FLPTPTR.extract(pe) << PAGE_SHIFT
                 out.append((dev.sid, pasid, ("did", did, pasid), root,
-                            f"{name} pasid {pasid}: {PASID_ENTRY.dump(pe)}"))
+                            f"{name} pasid {pasid}: PASID entry p=1 pgtt=FL_ONLY did={did} "
+                            f"flptptr={root >> PAGE_SHIFT:#x}"))
         return out
 
     def _present_entries(self, k: "Kernel", info: DevInfo) -> list[tuple[int, tuple[int, ...]]]:
-        """(pasid, entry) for every present PASID entry reachable from the device's directory."""
+        """(pasid, entry) for every present PASID entry reachable from the device's directory.
+
+        Hot path of the invariants: reads the sparse memory directly (P is bit 0 of
+        q0 in both the directory entry and the PASID entry, hw-tables A.4/A.5).
+        """
+        words = k.mem.words
         out = []
-        end = info.pasid_dir + 4096 * info.dir_pages
-        # Only non-zero words exist in the sparse memory: scan those, not 512 slots.
-        for addr in sorted(a for a in k.mem.words if info.pasid_dir <= a < end):
-            i = (addr - info.pasid_dir) // 8
-            pde = k.mem.read(addr, 1)
-            if not PASID_DIR_ENTRY.get(pde, "p"):
+        base, end = info.pasid_dir, info.pasid_dir + 4096 * info.dir_pages
+        for addr in sorted(a for a in words if base <= a < end):
+            pde = words[addr]
+            if not pde & _P_BIT:
                 continue
-            table = hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr"))
+            table = _PDE_PTR.extract((pde,)) << PAGE_SHIFT
+            first = ((addr - base) // 8) << 6
             for j in range(64):
-                pe = k.mem.read(table + 64 * j, PASID_ENTRY.words)
-                if PASID_ENTRY.get(pe, "p"):
-                    out.append(((i << 6) | j, pe))
+                q0 = words.get(table + 64 * j, 0)
+                if q0 & _P_BIT:
+                    out.append((first | j, k.mem.read(table + 64 * j, 8)))
         return out
 
     def tag_owner_roots(self, k: "Kernel", tag: tuple[Any, ...]) -> set[int]:
@@ -552,7 +606,7 @@ class VtdDriver(Driver):
 
     def pasids_in_hw(self, k: "Kernel") -> set[int]:
         s = _st(k)
-        held = {pasid for _, pasid, _, _, _ in self.installed(k)}
+        held = {pasid for _, pasid, _, _, _ in k.memoized("installed", lambda: self.installed(k))}
         held |= {e.pasid for e in s.unit.pasid_cache}
         held |= {e.pasid for e in s.unit.iotlb if e.pasid is not None}
         held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
@@ -567,3 +621,22 @@ class VtdDriver(Driver):
 
     def dump(self, k: "Kernel") -> list[str]:
         return hw.dump(_st(k).unit, k.mem)
+
+
+# -- canonical form helpers (explorer) ------------------------------------------------------
+def _root_field(name: str) -> tuple[int, int, int]:
+    f = PASID_ENTRY[name]
+    return (f.mask, f.lo, PAGE_SHIFT)
+
+
+#: qword of a PASID entry -> (mask, lo, shift) of the root pointer it holds
+_PE_ROOT_FIELDS: dict[int, tuple[int, int, int]] = {
+    PASID_ENTRY["slptptr"].word: _root_field("slptptr"),
+    PASID_ENTRY["flptptr"].word: _root_field("flptptr"),
+}
+
+
+def _canon_pasid_entry(words: tuple[int, ...], ren: Any) -> tuple[Any, ...]:
+    """A cached PASID entry with its page-table pointers renamed."""
+    return tuple(w if (f := _PE_ROOT_FIELDS.get(i)) is None else ren.root_field(w, *f)
+                 for i, w in enumerate(words))

@@ -1,0 +1,443 @@
+"""The exhaustive bounded explorer: breadth-first search over every enabled action.
+
+From the booted world of (design, hardware, bounds) the explorer tries, in every
+state, every action of `model.actions.ACTIONS` with every argument tuple its
+`enabled_args` yields (the same table the Hypothesis machine is generated from,
+so nothing about the system is written twice). Every new state is checked
+against every state invariant and every transition against every step
+invariant. Because the search is breadth-first, the first violation found is at
+the smallest depth there is: the counterexample is a shortest one. Its trace is
+rebuilt by replaying the path from the start through `checker.run.Runner.step`,
+so it carries the same hardware lines and replays identically under
+`iommucheck replay`.
+
+What is stored. Visited states are kept as a 64-bit fingerprint only: Python's
+`hash()` of the state's canonical key (see below), in a set, with the BFS number
+of the state's parent and the move that reached it in two `array`s (about 90
+bytes a state, see bench/bench_explore.py). Two different states with one
+fingerprint would make the search skip the second: with N states the chance of
+any such collision is about N^2 / 2^65 (below 3e-6 for ten million states).
+Only the current and the next BFS level keep whole `Kernel` objects.
+
+Symmetry reduction (`symmetry=True`, the default). A state is identified by
+`Kernel.canonical_key(labels)`, in which every *name* is replaced by a label
+given on first sight in a traversal whose order comes from content:
+
+* object ids of domains, attach/SVA handles and processes (mm): the model never
+  looks at their values, only at which object they name, and the shared
+  `next_id` counter only guarantees freshness, so it is left out;
+* notifier ids keep their order (their callbacks run in id order) and are
+  stored by rank;
+* page-table roots (the addresses of domains' and processes' page tables) are
+  renamed wherever they appear: in the domains and mms, in the PASID entries /
+  CDs in memory (FLPTPTR, SLPTPTR, TTB0) and in cached PASID entries / CDs.
+  Tables nothing refers to any more are dropped, and so is the page allocator's
+  set: `Memory` never frees a page, and after boot it allocates only page-table
+  roots (checked on every state), so a fresh root is fresh whatever its address;
+* physical data pages (`Bounds.phys()`): only compared for equality, by the
+  model and the invariants alike.
+
+Why that is sound: the whole model (core, drivers, hardware, invariants) is
+equivariant under these renamings - it stores, compares for equality and looks
+up these names, never orders or computes with them (the notifier order is kept),
+so a state and its renamed image have the same verdicts and renamed successors.
+Hence two states with one canonical key are interchangeable for the search, and
+the reduced search reaches a violation, at the same depth, exactly when the full
+one does; tests/explore checks this against the unreduced search (the model's own
+`Kernel.key()`) on breaking and holding designs. Not reduced, because the model
+is not symmetric in them: PASID values (the allocator hands out the lowest free
+one), IOVAs (invalidation ranges are computed from them), DIDs and ASIDs
+(allocated lowest-first), and devices: interchangeable devices would have to be
+permuted together with their SIDs in every table, cache and boot-time page, and
+they are not interchangeable in the bounds as declared (dev0 has ATS before
+dev1...), so device symmetry is left out.
+
+    from checker.explore import check_explore
+    r = check_explore(get_design("upstream"), "vtd", Bounds(devices=1), CATALOG, depth=6)
+    print(r.extra["summary"])
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Iterable
+
+from invariants.base import Invariant, Step, Violation
+from model.actions import ACTIONS, Action, Args
+from model.bounds import Bounds
+from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
+from model.design import Design
+
+from checker.check import CheckResult
+from checker.run import Runner
+from checker.trace import Trace
+from checker.world import Config
+
+PROGRESS_SECONDS = 0.5
+
+
+class SymmetryUnsupported(Exception):
+    """A state breaks an assumption the symmetry reduction rests on (the search restarts
+    without it rather than risk merging states that differ)."""
+
+
+# -- names and their labels -------------------------------------------------------------------
+class Labels:
+    """Labels for the names of one state (a `model.core.Renaming`), given on first sight.
+
+    Domain labels start after the driver's static domains (blocked 1, identity 2),
+    which keep their ids; handle and mm labels count from 1; roots from 0; data pages
+    get negative labels so that they can never equal an unrenamed page frame (the
+    identity frames of pass-through cache entries).
+    """
+
+    __slots__ = ("_maps", "_roots", "_root_order", "_phys")
+
+    def __init__(self, roots: Collection[int], phys: Collection[int]) -> None:
+        self._maps: dict[str, dict[int, int]] = {
+            "dom": {BLOCKED_DOMAIN_ID: BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID: IDENTITY_DOMAIN_ID},
+            "handle": {},
+            "mm": {},
+            "root": {},
+            "pfn": {},
+        }
+        self._roots = roots
+        self._root_order: list[int] = []
+        self._phys = phys
+
+    def _label(self, kind: str, name: int) -> int:
+        m = self._maps[kind]
+        label = m.get(name)
+        if label is None:
+            label = m[name] = len(m) + 1
+        return label
+
+    def dom(self, d: int) -> int:
+        return self._label("dom", d)
+
+    def handle(self, h: int) -> int:
+        return self._label("handle", h)
+
+    def mm(self, m: int) -> int:
+        return self._label("mm", m)
+
+    def root(self, addr: int) -> int:
+        m = self._maps["root"]
+        label = m.get(addr)
+        if label is None:
+            if addr not in self._roots:
+                raise SymmetryUnsupported(f"a root pointer {addr:#x} is not a page table")
+            label = m[addr] = len(m)
+            self._root_order.append(addr)
+        return label
+
+    def pfn(self, pfn: int) -> int:
+        if pfn not in self._phys:
+            return pfn
+        m = self._maps["pfn"]
+        label = m.get(pfn)
+        if label is None:
+            label = m[pfn] = -1 - len(m)
+        return label
+
+    def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
+        m = self._maps[kind]
+        known: list[tuple[int, int]] = []
+        rest: list[tuple[Any, int]] = []
+        for i in ids:
+            if i in m:
+                known.append((m[i], i))
+            else:
+                rest.append((signature(i), i))
+        known.sort()
+        rest.sort()
+        for _, i in rest:
+            self._label(kind, i)
+        return [i for _, i in known] + [i for _, i in rest]
+
+    def roots(self) -> list[int]:
+        return list(self._root_order)
+
+    def root_field(self, word: int, mask: int, lo: int, shift: int) -> Any:
+        v = (word & mask) >> lo
+        if not v:
+            return word
+        return (word & ~mask, self.root(v << shift))
+
+
+class IdentityNames:
+    """The renaming that renames nothing (a `model.core.Renaming`): with it,
+    `canonical_key` tells apart exactly what `key()` does, up to next_id, the page
+    allocator and unreferenced page tables (tests/explore checks this)."""
+
+    def __init__(self, roots: Collection[int]) -> None:
+        self._roots = sorted(roots)
+
+    def dom(self, d: int) -> int:
+        return d
+
+    def handle(self, h: int) -> int:
+        return h
+
+    def mm(self, m: int) -> int:
+        return m
+
+    def root(self, addr: int) -> int:
+        return addr
+
+    def pfn(self, pfn: int) -> int:
+        return pfn
+
+    def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
+        return sorted(ids)
+
+    def roots(self) -> list[int]:
+        return list(self._roots)
+
+    def root_field(self, word: int, mask: int, lo: int, shift: int) -> Any:
+        return word
+
+
+def supports_symmetry(k: Kernel) -> bool:
+    """The driver state knows its canonical form (VT-d and SMMUv3 do; a user driver
+    with state of its own may not, and is then explored without the reduction)."""
+    return hasattr(k.drv, "canonical_key") and hasattr(k.drv, "root_pointer_words")
+
+
+# -- the search ----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What a search found: a violating path (move ids from the start) or none."""
+
+    states: int
+    transitions: int
+    depth: int  # deepest BFS level reached (states at that depth were checked)
+    complete: bool
+    stopped_at: str | None  # "--max-states" / "--depth" when a limit stopped the search
+    path: list[int] | None = None  # move ids of the counterexample
+    violation: Violation | None = None
+    seconds: float = 0.0
+    peak_frontier: int = 0
+    symmetry: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+class Explorer:
+    """Breadth-first search of one (design, hardware, bounds) world.
+
+    Transitions are computed as `Runner.step` computes them (the action runs on a
+    copy of the state, then the step invariants see before/after), with two savings
+    that do not change any verdict: the state invariants run once per *new* state
+    (a state already visited passed them), and the trace text of a step is made
+    only when a counterexample is replayed.
+    """
+
+    def __init__(self, config: Config, invariants: tuple[Invariant, ...], symmetry: bool = True) -> None:
+        self.config = config
+        self.bounds = config.bounds
+        self.runner = Runner(config, invariants)
+        self.step_invariants = tuple(i for i in self.runner.invariants if i.check_step is not None)
+        self.symmetry = symmetry
+        self.moves: list[tuple[int, Args]] = []  # move id -> (action index, args)
+        self._move_ids: dict[tuple[int, Args], int] = {}
+        self._phys = frozenset(pa >> 12 for pa in self.bounds.phys())
+        self._boot_pages = 0  # pages allocated at boot that are not page-table roots
+
+    # -- fingerprints ------------------------------------------------------------
+    def canonical_key(self, k: Kernel) -> Any:
+        """The state's identity for the visited set (see the module docstring)."""
+        if not self.symmetry:
+            return k.key()
+        mem = k.mem
+        if len(mem.allocated) != self._boot_pages + len(mem.pagetables):
+            raise SymmetryUnsupported(
+                "a page other than a page-table root was allocated after boot "
+                "(e.g. a second-level PASID table): page addresses are not pure names")
+        return k.canonical_key(Labels(mem.pagetables, self._phys))
+
+    def fingerprint(self, k: Kernel) -> int:
+        return hash(self.canonical_key(k))
+
+    def _move(self, ai: int, args: Args) -> int:
+        key = (ai, args)
+        mid = self._move_ids.get(key)
+        if mid is None:
+            mid = self._move_ids[key] = len(self.moves)
+            self.moves.append(key)
+        return mid
+
+    # -- checks ---------------------------------------------------------------------
+    def _check_step(self, before: Kernel, action: Action, args: Args, result: Any,
+                    after: Kernel) -> Violation | None:
+        step = Step(before, action, args, result, after)
+        b = self.bounds
+        for inv in self.step_invariants:
+            assert inv.check_step is not None
+            v = inv.check_step(step, b)
+            if v is not None:
+                return v
+        return None
+
+    # -- the BFS ---------------------------------------------------------------------
+    def run(self, depth: int | None = None, max_states: int | None = None,
+            on_progress: Callable[[str], None] | None = None) -> Outcome:
+        start = time.perf_counter()
+        b = self.bounds
+        k0 = self.runner.start()
+        if self.symmetry and not supports_symmetry(k0):
+            self.symmetry = False
+        self._boot_pages = len(k0.mem.allocated) - len(k0.mem.pagetables)
+        seen: set[int] = {self.fingerprint(k0)}
+        parent = array("q", [-1])  # BFS number -> parent's BFS number
+        via = array("q", [-1])  # BFS number -> move id that reached it
+        out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
+                      symmetry=self.symmetry)
+
+        def path_to(n: int) -> list[int]:
+            moves = []
+            while n > 0:
+                moves.append(via[n])
+                n = parent[n]
+            moves.reverse()
+            return moves
+
+        def finish() -> Outcome:
+            out.states = len(seen)
+            out.seconds = time.perf_counter() - start
+            return out
+
+        v = self.runner.check_state(k0)
+        if v is not None:
+            out.path, out.violation = [], v
+            return finish()
+        k0.thaw()
+        frontier: list[tuple[Kernel, int]] = [(k0, 0)]
+        level = 0
+        next_report = start + PROGRESS_SECONDS
+        indexed = list(enumerate(ACTIONS))
+        while frontier:
+            if depth is not None and level >= depth:
+                out.complete, out.stopped_at = False, "--depth"
+                break
+            nxt: list[tuple[Kernel, int]] = []
+            for k, n in frontier:
+                k.freeze()
+                for ai, action in indexed:
+                    for args in action.enabled_args(k, b):
+                        child = k.copy()
+                        result = action.run(child, args)
+                        child.freeze()
+                        out.transitions += 1
+                        v = self._check_step(k, action, args, result, child)
+                        if v is not None:
+                            out.path, out.violation = path_to(n) + [self._move(ai, args)], v
+                            out.depth = level + 1
+                            return finish()
+                        fp = self.fingerprint(child)
+                        if fp in seen:
+                            continue
+                        if max_states is not None and len(seen) >= max_states:
+                            out.complete, out.stopped_at = False, "--max-states"
+                            out.depth = level + 1
+                            return finish()
+                        seen.add(fp)
+                        parent.append(n)
+                        via.append(self._move(ai, args))
+                        v = self.runner.check_state(child)
+                        if v is not None:
+                            out.path, out.violation = path_to(len(parent) - 1), v
+                            out.depth = level + 1
+                            return finish()
+                        # Frontier states keep no history: WARNs, hardware log, memo.
+                        child.thaw()
+                        child.warnings = []
+                        child.driver.take_hw_log(child)
+                        nxt.append((child, len(parent) - 1))
+                        now = time.perf_counter()
+                        if on_progress is not None and now >= next_report:
+                            next_report = now + PROGRESS_SECONDS
+                            rate = len(seen) / max(now - start, 1e-9)
+                            on_progress(f"{len(seen):,} states, {rate:,.0f} states/s, "
+                                        f"frontier {len(frontier) + len(nxt):,}, depth {level + 1}")
+                k.thaw()
+            frontier = nxt
+            out.peak_frontier = max(out.peak_frontier, len(frontier))
+            if frontier:
+                level += 1
+                out.depth = level
+        return finish()
+
+    # -- counterexamples -------------------------------------------------------------
+    def replay(self, path: list[int], violation: Violation | None) -> Trace:
+        """The trace of a path, run through `Runner.step` exactly as `replay` runs it."""
+        cfg = self.config
+        trace = Trace(cfg.design.name, cfg.hw, cfg.bounds)
+        k = self.runner.start()
+        v = self.runner.check_state(k) if not path else None
+        for i, mid in enumerate(path):
+            ai, args = self.moves[mid]
+            ts, _, v = self.runner.step(k, ACTIONS[ai], args)
+            trace.steps.append(ts)
+            if v is not None and i + 1 < len(path):
+                raise AssertionError(f"replay violates {v.invariant} at step {i + 1} of {len(path)}")
+        if v is None:
+            raise AssertionError(f"replay of the explorer's path did not reproduce {violation}")
+        trace.violation = v
+        trace.dump = k.driver.dump(k)
+        return trace
+
+
+def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
+            depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
+            on_progress: Callable[[str], None] | None = None) -> tuple[Explorer, Outcome]:
+    """Run the search; if a state breaks an assumption of the symmetry reduction, say so
+    and search again without it."""
+    config = Config(design, hw, bounds)
+    ex = Explorer(config, invariants, symmetry=symmetry)
+    try:
+        return ex, ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
+    except SymmetryUnsupported as e:
+        ex = Explorer(config, invariants, symmetry=False)
+        out = ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
+        out.notes.append(f"symmetry reduction off: {e}")
+        return ex, out
+
+
+def summary(out: Outcome) -> str:
+    """One line: 'explored 123,456 states to depth 7, no violation' (and why it stopped)."""
+    head = f"explored {out.states:,} states to depth {out.depth}"
+    if out.violation is not None:
+        return f"{head}: {out.violation.invariant} violated at depth {len(out.path or [])}"
+    if out.complete:
+        return f"{head}, no violation"
+    return f"{head}, no violation, INCOMPLETE: stopped at {out.stopped_at}"
+
+
+def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
+                  depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
+                  on_progress: Callable[[str], None] | None = None) -> CheckResult:
+    """The explorer as a `check` engine: a CheckResult with engine="explore".
+
+    `complete` is False when --depth or --max-states stopped the search before the
+    state space was exhausted (the CLI then exits 3); `extra["summary"]` says so.
+    """
+    ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
+                      symmetry=symmetry, on_progress=on_progress)
+    trace = None if out.violation is None else ex.replay(out.path or [], out.violation)
+    text = summary(out)
+    if out.notes:
+        text += " (" + "; ".join(out.notes) + ")"
+    return CheckResult(
+        design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=trace,
+        examples=out.states, steps=out.transitions, seconds=out.seconds, engine="explore",
+        complete=out.complete, extra={
+            "summary": text, "states": out.states, "transitions": out.transitions,
+            "depth": out.depth, "symmetry": out.symmetry, "stopped_at": out.stopped_at,
+        },
+    )
+
+
+__all__ = ["Explorer", "Labels", "IdentityNames", "Outcome", "SymmetryUnsupported",
+           "check_explore", "explore", "summary", "supports_symmetry"]
