@@ -33,7 +33,18 @@ from proofs.calls import Ref, listing, replay
 
 #: How many bind references one (device, process) handle may hold in the abstraction.
 MAX_HANDLE_USERS = 2
-NONE = -1  # "no entry" in a pasid_array slot
+#: Small numbers (PASID values, process indexes, reference counts) are 4-bit vectors:
+#: bit-blasting a finite problem is much faster for z3 than integer arithmetic.
+NUM_BITS = 4
+NONE = (1 << NUM_BITS) - 1  # "no entry" in a pasid_array slot
+
+
+def num(value: int) -> z3.BitVecRef:
+    return z3.BitVecVal(value, NUM_BITS)
+
+
+def var(name: str) -> z3.BitVecRef:
+    return z3.BitVec(name, NUM_BITS)
 
 REUSE = "pasid-not-reused-while-bound"
 CONSISTENT = "global-pasid-consistent"
@@ -77,14 +88,14 @@ class St:
             created=[z3.Bool(f"created_{m}_{tag}") for m in range(M)],
             exited=[z3.Bool(f"exited_{m}_{tag}") for m in range(M)],
             dropped=[z3.Bool(f"dropped_{m}_{tag}") for m in range(M)],
-            pasid=[z3.Int(f"pasid_{m}_{tag}") for m in range(M)],
-            msr=[z3.Int(f"msr_{m}_{tag}") for m in range(M)],
+            pasid=[var(f"pasid_{m}_{tag}") for m in range(M)],
+            msr=[var(f"msr_{m}_{tag}") for m in range(M)],
             galloc=[z3.Bool(f"galloc_{p}_{tag}") for p in range(P)],
             rid=[[z3.Bool(f"rid_{d}_{p}_{tag}") for p in range(P)] for d in range(D)],
-            rp=[[z3.Int(f"rp_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
-            ent=[[z3.Int(f"ent_{d}_{p}_{tag}") for p in range(P)] for d in range(D)],
-            users=[[z3.Int(f"users_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
-            hp=[[z3.Int(f"hp_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
+            rp=[[var(f"rp_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
+            ent=[[var(f"ent_{d}_{p}_{tag}") for p in range(P)] for d in range(D)],
+            users=[[var(f"users_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
+            hp=[[var(f"hp_{d}_{m}_{tag}") for m in range(M)] for d in range(D)],
         )
 
     def copy(self) -> "St":
@@ -142,9 +153,9 @@ class Rules:
     # -- helpers -----------------------------------------------------------------------
     def _lowest_free(self, taken: Sequence[z3.ExprRef]) -> z3.ExprRef:
         """The IDA's choice: the lowest value in 1..pasids-1 not taken, 0 if none."""
-        out: z3.ExprRef = z3.IntVal(0)
+        out: z3.ExprRef = num(0)
         for p in range(self.sizes.pasids - 1, 0, -1):
-            out = z3.If(z3.Not(taken[p]), z3.IntVal(p), out)
+            out = z3.If(z3.Not(taken[p]), num(p), out)
         return out
 
     def _free_mm(self, s: St, n: St, m: int) -> None:
@@ -155,11 +166,14 @@ class Rules:
         for d in range(self.sizes.devices):
             for p in range(1, self.sizes.pasids):
                 n.rid[d][p] = z3.If(s.rp[d][m] == p, False, n.rid[d][p])
-            n.rp[d][m] = z3.IntVal(0)
-        n.pasid[m] = z3.IntVal(0)
+            n.rp[d][m] = num(0)
+        n.pasid[m] = num(0)
 
     def _bonds(self, s: St, m: int) -> z3.ExprRef:
-        return z3.Sum(*[s.users[d][m] for d in range(self.sizes.devices)])
+        total = num(0)
+        for d in range(self.sizes.devices):
+            total = total + s.users[d][m]
+        return total
 
     # -- actions: (guard, next state) for concrete arguments ------------------------------------
     def mm_alloc(self, s: St, d: int, m: int) -> tuple[z3.BoolRef, St]:
@@ -171,7 +185,7 @@ class Rules:
     def bind(self, s: St, d: int, m: int) -> tuple[z3.BoolRef, St]:
         """iommu_sva_bind_device(dev d, mm m): _alloc_mm_data, then the (group, PASID) handle."""
         n = s.copy()
-        live = z3.And(s.created[m], z3.Not(s.exited[m]), s.users[d][m] < MAX_HANDLE_USERS)
+        live = z3.And(s.created[m], z3.Not(s.exited[m]), z3.ULT(s.users[d][m], MAX_HANDLE_USERS))
         if self.alloc is PasidAlloc.PER_RID:
             fresh = self._lowest_free([z3.Or(s.rid[d][p], s.galloc[p])
                                        for p in range(self.sizes.pasids)])
@@ -194,7 +208,7 @@ class Rules:
         attach = z3.And(q != 0, slot == NONE)
         again = z3.And(q != 0, slot == m)
         for p in range(1, self.sizes.pasids):
-            n.ent[d][p] = z3.If(z3.And(attach, q == p), z3.IntVal(m), s.ent[d][p])
+            n.ent[d][p] = z3.If(z3.And(attach, q == p), num(m), s.ent[d][p])
         n.users[d][m] = z3.If(z3.Or(attach, again), s.users[d][m] + 1, s.users[d][m])
         n.hp[d][m] = z3.If(attach, q, s.hp[d][m])
         # -EBUSY (another mm's SVA domain at q): only the allocation happened.
@@ -206,7 +220,7 @@ class Rules:
         last = s.users[d][m] == 1
         n.users[d][m] = s.users[d][m] - 1
         for p in range(1, self.sizes.pasids):
-            n.ent[d][p] = z3.If(z3.And(last, s.hp[d][m] == p), z3.IntVal(NONE), s.ent[d][p])
+            n.ent[d][p] = z3.If(z3.And(last, s.hp[d][m] == p), num(NONE), s.ent[d][p])
         if self.free is PasidFree.LAST_UNBIND:
             gone = z3.And(last, self._bonds(s, m) == 1)  # this was the mm's last bond
             freed = n.copy()
@@ -215,13 +229,13 @@ class Rules:
             n.rid = [[z3.If(gone, x, y) for x, y in zip(fr, nr)] for fr, nr in zip(freed.rid, n.rid)]
             n.rp = [[z3.If(gone, x, y) for x, y in zip(fr, nr)] for fr, nr in zip(freed.rp, n.rp)]
             n.pasid = [z3.If(gone, x, y) for x, y in zip(freed.pasid, n.pasid)]
-        return s.users[d][m] >= 1, n
+        return z3.UGE(s.users[d][m], 1), n
 
     def exit(self, s: St, d: int, m: int) -> tuple[z3.BoolRef, St]:
         """process_exit: MSRs gone, ->release tears the hardware down; MM_EXIT frees the PASID."""
         n = s.copy()
         n.exited[m] = z3.BoolVal(True)
-        n.msr[m] = z3.IntVal(0)
+        n.msr[m] = num(0)
         if self.free is PasidFree.MM_EXIT:
             self._free_mm(s, n, m)
         return z3.And(s.created[m], z3.Not(s.exited[m])), n
@@ -298,40 +312,50 @@ class BmcResult:
     listing: tuple[str, ...] = ()
 
 
-def bmc(design_name: str, invariant: str, max_depth: int = 6,
-        bounds: Bounds | None = None) -> BmcResult | str:
-    """Unroll k = 1..max_depth steps; the first k with a violation, decoded and replayed."""
-    b = bounds or Bounds()
-    rules = Rules.of(get_design(design_name), b)
+def _unrolled(rules: Rules, invariant: str, k: int
+              ) -> tuple[z3.Solver, list[St], list[tuple[z3.BitVecRef, ...]]]:
+    """Boot, k transitions, and "the invariant fails in some state 1..k" (one fresh query:
+    non-incremental bit-blasting is far faster here than an incremental solver)."""
     z = rules.sizes
-    prop = PROPERTY[invariant]
     states = [St.fresh(z, "0")]
-    sels, devs, procs = [], [], []
+    args: list[tuple[z3.BitVecRef, ...]] = []
     sol = solver()
     sol.add(initial(z, states[0]))
-    for k in range(1, max_depth + 1):
-        t = St.fresh(z, str(k))
-        sel, dv, mv = z3.Int(f"sel{k}"), z3.Int(f"dev{k}"), z3.Int(f"proc{k}")
-        sol.add(rules.transition(states[-1], t, sel, dv, mv))
+    for i in range(1, k + 1):
+        t = St.fresh(z, str(i))
+        a = (var(f"sel{i}"), var(f"dev{i}"), var(f"proc{i}"))
+        sol.add(rules.transition(states[-1], t, *a))
         states.append(t)
-        sels.append(sel)
-        devs.append(dv)
-        procs.append(mv)
-        sol.push()
-        sol.add(z3.Not(prop(z, t)))
+        args.append(a)
+    sol.add(z3.Or(*[z3.Not(PROPERTY[invariant](z, st)) for st in states[1:]]))
+    return sol, states, args
+
+
+def bmc(design_name: str, invariant: str, max_depth: int = 6,
+        bounds: Bounds | None = None) -> BmcResult | str:
+    """Is there a run of at most max_depth steps from boot that violates the invariant? The
+    shortest one, decoded and replayed on the model; "unknown" if z3 gives up."""
+    b = bounds or Bounds()
+    rules = Rules.of(get_design(design_name), b)
+    sol, _, _ = _unrolled(rules, invariant, max_depth)
+    r = sol.check()
+    if r == z3.unknown:
+        return "unknown"
+    if r == z3.unsat:
+        return BmcResult(design_name, invariant, max_depth, False)
+    for k in range(1, max_depth + 1):  # the shortest violating run
+        sol, states, args = _unrolled(rules, invariant, k)
         r = sol.check()
         if r == z3.unknown:
             return "unknown"
         if r == z3.sat:
-            m = sol.model()
-            steps = tuple((ACTIONS[as_int(m, s_)], as_int(m, d_), as_int(m, p_))
-                          for s_, d_, p_ in zip(sels, devs, procs))
-            calls, result, _ = replay(design_name, "vtd", script(steps), b, [invariant])
-            return BmcResult(design_name, invariant, k, True, steps, tuple(calls),
-                             None if result.violation is None else result.violation.invariant,
-                             tuple(listing(result)))
-        sol.pop()
-    return BmcResult(design_name, invariant, max_depth, False)
+            break
+    m = sol.model()
+    steps = tuple((ACTIONS[as_int(m, a[0])], as_int(m, a[1]), as_int(m, a[2])) for a in args)
+    calls, result, _ = replay(design_name, "vtd", script(steps), b, [invariant])
+    return BmcResult(design_name, invariant, k, True, steps, tuple(calls),
+                     None if result.violation is None else result.violation.invariant,
+                     tuple(listing(result)))
 
 
 def script(steps: Sequence[tuple[str, int, int]]) -> list[tuple[str, tuple[Any, ...]]]:
