@@ -93,38 +93,42 @@ class Labels:
     identity frames of pass-through cache entries).
     """
 
-    __slots__ = ("_maps", "_roots", "_root_order", "_phys")
+    __slots__ = ("_dom", "_handle", "_mm", "_root", "_pfn", "_roots", "_root_order", "_phys")
 
     def __init__(self, roots: Collection[int], phys: Collection[int]) -> None:
-        self._maps: dict[str, dict[int, int]] = {
-            "dom": {BLOCKED_DOMAIN_ID: BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID: IDENTITY_DOMAIN_ID},
-            "handle": {},
-            "mm": {},
-            "root": {},
-            "pfn": {},
-        }
+        self._dom: dict[int, int] = {BLOCKED_DOMAIN_ID: BLOCKED_DOMAIN_ID,
+                                     IDENTITY_DOMAIN_ID: IDENTITY_DOMAIN_ID}
+        self._handle: dict[int, int] = {}
+        self._mm: dict[int, int] = {}
+        self._root: dict[int, int] = {}
+        self._pfn: dict[int, int] = {}
         self._roots = roots
         self._root_order: list[int] = []
         self._phys = phys
 
-    def _label(self, kind: str, name: int) -> int:
-        m = self._maps[kind]
-        label = m.get(name)
+    def dom(self, d: int) -> int:
+        m = self._dom
+        label = m.get(d)
         if label is None:
-            label = m[name] = len(m) + 1
+            label = m[d] = len(m) + 1
         return label
 
-    def dom(self, d: int) -> int:
-        return self._label("dom", d)
-
     def handle(self, h: int) -> int:
-        return self._label("handle", h)
+        m = self._handle
+        label = m.get(h)
+        if label is None:
+            label = m[h] = len(m) + 1
+        return label
 
-    def mm(self, m: int) -> int:
-        return self._label("mm", m)
+    def mm(self, i: int) -> int:
+        m = self._mm
+        label = m.get(i)
+        if label is None:
+            label = m[i] = len(m) + 1
+        return label
 
     def root(self, addr: int) -> int:
-        m = self._maps["root"]
+        m = self._root
         label = m.get(addr)
         if label is None:
             if addr not in self._roots:
@@ -136,26 +140,31 @@ class Labels:
     def pfn(self, pfn: int) -> int:
         if pfn not in self._phys:
             return pfn
-        m = self._maps["pfn"]
+        m = self._pfn
         label = m.get(pfn)
         if label is None:
             label = m[pfn] = -1 - len(m)
         return label
 
     def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
-        m = self._maps[kind]
-        known: list[tuple[int, int]] = []
-        rest: list[tuple[Any, int]] = []
+        m = {"dom": self._dom, "handle": self._handle, "mm": self._mm}[kind]
+        label = {"dom": self.dom, "handle": self.handle, "mm": self.mm}[kind]
+        known = []
+        rest = []
         for i in ids:
             if i in m:
                 known.append((m[i], i))
             else:
-                rest.append((signature(i), i))
+                rest.append(i)
         known.sort()
-        rest.sort()
-        for _, i in rest:
-            self._label(kind, i)
-        return [i for _, i in known] + [i for _, i in rest]
+        out = [i for _, i in known]
+        if rest:
+            if len(rest) > 1:
+                rest.sort(key=lambda i: (signature(i), i))
+            for i in rest:
+                label(i)
+            out += rest
+        return out
 
     def roots(self) -> list[int]:
         return list(self._root_order)
@@ -244,6 +253,7 @@ class Explorer:
         self._move_ids: dict[tuple[int, Args], int] = {}
         self._phys = frozenset(pa >> 12 for pa in self.bounds.phys())
         self._boot_pages = 0  # pages allocated at boot that are not page-table roots
+        self._pointer_words: dict[int, tuple[int, int, int]] = {}  # fixed after boot
 
     # -- fingerprints ------------------------------------------------------------
     def canonical_key(self, k: Kernel) -> Any:
@@ -255,7 +265,7 @@ class Explorer:
             raise SymmetryUnsupported(
                 "a page other than a page-table root was allocated after boot "
                 "(e.g. a second-level PASID table): page addresses are not pure names")
-        return k.canonical_key(Labels(mem.pagetables, self._phys))
+        return k.canonical_key(Labels(mem.pagetables, self._phys), self._pointer_words)
 
     def fingerprint(self, k: Kernel) -> int:
         return hash(self.canonical_key(k))
@@ -289,6 +299,10 @@ class Explorer:
         if self.symmetry and not supports_symmetry(k0):
             self.symmetry = False
         self._boot_pages = len(k0.mem.allocated) - len(k0.mem.pagetables)
+        if self.symmetry:
+            # The tables that hold roots are boot pages, and no other page is allocated
+            # later (checked on every state), so where roots can sit never changes.
+            self._pointer_words = k0.drv.root_pointer_words(k0.mem)  # type: ignore[attr-defined]
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it

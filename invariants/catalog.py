@@ -97,12 +97,9 @@ def _detached_pasid_blocked(step: Step, b: Bounds) -> Violation | None:
         _, dev, pasid = step.args
     elif name == "iommu_sva_unbind_device":
         h = step.before.handles.get(step.args[0])
-        if h is None or h.users != 1 or h.dev is None or h.domain is None:
+        if h is None or h.users != 1 or h.dev is None or h.pasid is None:
             return None
-        mm = step.before.mms.get(step.before.domains[h.domain].mm or -1)
-        if mm is None or mm.pasid is None:
-            return None
-        dev, pasid = h.dev, mm.pasid
+        dev, pasid = h.dev, h.pasid
     else:
         return None
     k = step.after
@@ -123,22 +120,23 @@ def _detached_pasid_blocked(step: Step, b: Bounds) -> Violation | None:
 
 def _mm_exit_stops_dma(k: Kernel, b: Bounds) -> Violation | None:
     """No device reaches an exited process's memory, though its bind handle lives on."""
-    for dom in k.domains.values():
-        if dom.type is not DomainType.SVA or dom.mm is None:
+    for h in sorted(k.handles.values(), key=lambda h: h.id):
+        if h.kind != "sva" or h.domain is None or h.pasid is None:
+            continue
+        dom = k.domains.get(h.domain)
+        if dom is None or dom.mm is None:
             continue
         mm = k.mms.get(dom.mm)
         if mm is not None and not mm.exited:
             continue
-        pasid = mm.pasid if mm is not None else None
-        if pasid is None:
-            continue
-        for dev in values(P.DEV, k, b):
+        g = k.group_of(h.dev) if h.dev is not None else None
+        for dev in (g.devices if g is not None else ()):
             for iova in b.iovas():
-                for o in k.dma(dev, pasid, iova, Access.READ):
+                for o in k.dma(dev, h.pasid, iova, Access.READ):
                     if o.kind is Kind.TRANSLATED:
                         return Violation(
                             "mm-exit-stops-dma",
-                            f"mm{dom.mm} has exited, yet dma({dev}, pasid {pasid}, iova {iova:#x}) {o}",
+                            f"mm{dom.mm} has exited, yet dma({dev}, pasid {h.pasid}, iova {iova:#x}) {o}",
                             _evidence(k, o.via),
                         )
     return None
@@ -308,16 +306,13 @@ def _sva_handle_refcount(k: Kernel, b: Bounds) -> Violation | None:
         if h.users < 1 or h.dev is None or h.domain is None:
             return Violation("sva-handle-refcount", f"sva{h.id} is live with users={h.users}")
         g = k.group_of(h.dev)
-        dom = k.domains.get(h.domain)
-        mm = k.mms.get(dom.mm) if dom is not None and dom.mm is not None else None
-        if g is None or mm is None or mm.pasid is None:
-            return Violation("sva-handle-refcount",
-                             f"sva{h.id} outlives its domain or its mm's PASID")
-        e = g.pasid_entry(mm.pasid)
+        if g is None or h.pasid is None or h.domain not in k.domains:
+            return Violation("sva-handle-refcount", f"sva{h.id} outlives its domain or its PASID")
+        e = g.pasid_entry(h.pasid)
         if e is None or e.handle != h.id:
             return Violation(
                 "sva-handle-refcount",
-                f"sva{h.id} (users {h.users}) is live but pasid {mm.pasid} of group {g.name} "
+                f"sva{h.id} (users {h.users}) is live but pasid {h.pasid} of group {g.name} "
                 f"holds {e}: the bond ended before the last unbind",
             )
     return None
@@ -329,10 +324,10 @@ def _sva_bind_returns_existing(step: Step, b: Bounds) -> Violation | None:
     dev, mm = step.args
     before = step.before
     g = before.group_of(dev)
-    m = before.mms.get(mm)
-    if g is None or m is None or m.pasid is None:
+    pasid = before.mm_rid_pasid.get((dev, mm)) or (m.pasid if (m := before.mms.get(mm)) else None)
+    if g is None or pasid is None:
         return None
-    e = g.pasid_entry(m.pasid)
+    e = g.pasid_entry(pasid)
     if e is not None and e.handle is not None and e.handle in before.handles:
         if step.result != e.handle:
             return Violation(

@@ -198,6 +198,48 @@ def _bound(k: Kernel, b: Bounds, a: Args) -> bool:
     return True
 
 
+# Caller contracts that keep every counter of the model finite, so that the explorer
+# can exhaust a world (each is something a correct caller never exceeds anyway).
+#: a driver binds one (device, mm) at most this often at once (e.g. two open files):
+#: enough for the shared handle's refcount (sva-handle-refcount)
+MAX_SVA_BINDS = 2
+#: SVA domains (each with an mmu notifier) of one process at once, live or awaiting
+#: their free_notifier: the live one and one freed before an SRCU grace period (seed 003)
+MAX_NOTIFIERS_PER_MM = 2
+
+
+def _one_driver_per_device(k: Kernel, b: Bounds, a: Args) -> bool:
+    """Driver core binds at most one driver to a device, so a group has at most one
+    DMA-API user per device; binding while user space owns the group stays possible
+    (the kernel refuses it with -EBUSY)."""
+    g = k.group_of(a[0])
+    return g is None or g.owner is not None or g.owner_cnt < len(g.devices)
+
+
+def _one_claim_per_device(k: Kernel, b: Bounds, a: Args) -> bool:
+    """VFIO/iommufd claims each device once; a claim while a kernel driver is bound
+    stays possible (the kernel refuses it with -EPERM)."""
+    g = k.group_of(a[0])
+    return g is None or g.owner != USER_OWNER or g.owner_cnt < len(g.devices)
+
+
+def _can_bind(k: Kernel, b: Bounds, a: Args) -> bool:
+    """A kernel PASID user binds (MAX_SVA_BINDS references at most, and no new SVA
+    domain while the process already has MAX_NOTIFIERS_PER_MM notifiers)."""
+    if not _kernel_user(k, b, a):
+        return False
+    dev, mm = a
+    m = k.mms[mm]
+    g = k.group_of(dev)
+    pasid = k.mm_rid_pasid.get((dev, mm), m.pasid)  # per-RID designs: the bond's own PASID
+    if pasid is not None and g is not None:
+        e = g.pasid_entry(pasid)
+        h = k.handles.get(e.handle) if e is not None and e.handle is not None else None
+        if h is not None and h.users >= MAX_SVA_BINDS:
+            return False
+    return bool(m.sva_domains) or sum(n.mm == mm for n in k.notifiers.values()) < MAX_NOTIFIERS_PER_MM
+
+
 # -- runners -----------------------------------------------------------------------
 def _dma(k: Kernel, a: Args) -> None:
     dev, pasid, iova = a
@@ -259,7 +301,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_device_use_default_domain", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_use_default_domain(a[0]),
            "a DMA-API driver binds to the device (driver core, before probe)",
-           needs="dma_owner"),
+           requires=_one_driver_per_device, needs="dma_owner"),
     Action("iommu_device_unuse_default_domain", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_unuse_default_domain(a[0]),
            "the DMA-API driver unbinds",
@@ -269,7 +311,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_device_claim_dma_owner", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_claim_dma_owner(a[0], USER_OWNER),
            "VFIO/iommufd takes the whole device for user space",
-           needs="dma_owner"),
+           requires=_one_claim_per_device, needs="dma_owner"),
     Action("iommu_device_release_dma_owner", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_device_release_dma_owner(a[0]),
            "user space gives the device back",
@@ -315,7 +357,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_sva_bind_device", "call", (Param("dev", Kind.DEV), Param("mm", Kind.MM)),
            lambda k, a: k.iommu_sva_bind_device(a[0], a[1]),
            "a device driver binds a process's address space to the device",
-           requires=_kernel_user, produces=Kind.SVA,
+           requires=_can_bind, produces=Kind.SVA,
            needs="sva"),
     Action("iommu_sva_unbind_device", "call", (Param("handle", Kind.SVA, consumes=True),),
            lambda k, a: k.iommu_sva_unbind_device(a[0]),

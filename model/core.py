@@ -1042,7 +1042,8 @@ class Kernel:
         self.driver.fill(self, self.devices[dev], pasid, iova, access)
 
     # ---------------------------------------------- canonical form (explorer)
-    def canonical_key(self, ren: "Renaming") -> tuple[Any, ...]:
+    def canonical_key(self, ren: "Renaming",
+                      pointer_words: dict[int, tuple[int, int, int]] | None = None) -> tuple[Any, ...]:
         """`key()` with every name replaced by its label from `ren` (symmetry reduction).
 
         Domain, handle and mm ids, page-table roots and physical data pages are
@@ -1056,53 +1057,67 @@ class Kernel:
         next_id and the page allocator's set (a fresh id or page is fresh whatever
         its value) and page tables nothing refers to any more.
 
+        `pointer_words`: the memory words that can hold a root
+        (`drv.root_pointer_words`), if the caller already has them.
         Must cover everything key() covers: a field added to key() belongs here too
         (tests/explore checks that both tell the same states apart).
         """
+        dom, handle, mm_label, root, pfn = ren.dom, ren.handle, ren.mm, ren.root, ren.pfn
+        pts = self.mem.pagetables
+
+        def table(r: int) -> tuple[tuple[int, int, int], ...]:
+            t = pts.get(r)
+            return tuple([(i, pfn(p.pfn), p.prot) for i, p in sorted(t.items())]) if t else ()
+
+        groups = []
+        for name, g in sorted(self.groups.items()):
+            groups.append((
+                name, g.devices,
+                None if g.default_domain is None else dom(g.default_domain),
+                None if g.domain is None else dom(g.domain),
+                None if g.blocking_domain is None else dom(g.blocking_domain),
+                g.owner, g.owner_cnt,
+                tuple([(p, dom(e.domain), None if e.handle is None else handle(e.handle))
+                       for p, e in g.pasid_array]),
+            ))
         owned: set[int] = set()
-        groups = tuple(
-            (g.name, g.devices, _opt(ren.dom, g.default_domain), _opt(ren.dom, g.domain),
-             _opt(ren.dom, g.blocking_domain), g.owner, g.owner_cnt,
-             tuple((p, ren.dom(e.domain), _opt(ren.handle, e.handle)) for p, e in g.pasid_array))
-            for _, g in sorted(self.groups.items())
-        )
         domains = []
-        for d in ren.order("dom", self.domains, lambda d: self._dom_signature(self.domains[d])):
-            dom = self.domains[d]
-            root = None
-            if dom.pgtable is not None:
-                owned.add(dom.pgtable)
-                root = (ren.root(dom.pgtable), self._canon_pagetable(dom.pgtable, ren))
-            domains.append((ren.dom(d), dom.type.value, dom.owner, root, _opt(ren.mm, dom.mm),
-                            dom.users, dom.has_attach_dev, dom.has_set_dev_pasid, dom.static))
-        handles = tuple(
-            (ren.handle(h.id), h.kind, _opt(ren.dom, h.domain), h.dev, h.users, h.pasid)
-            for h in (self.handles[i] for i in ren.order(
-                "handle", self.handles,
-                lambda i: (self.handles[i].kind, self.handles[i].dev or "", self.handles[i].users,
-                           -1 if self.handles[i].pasid is None else self.handles[i].pasid)))
-        )
+        for d in ren.order("dom", self.domains, self._dom_signature):
+            x = self.domains[d]
+            pt = None
+            if x.pgtable is not None:
+                owned.add(x.pgtable)
+                pt = (root(x.pgtable), table(x.pgtable))
+            domains.append((dom(d), x.type, x.owner, pt, None if x.mm is None else mm_label(x.mm),
+                            x.users, x.has_attach_dev, x.has_set_dev_pasid, x.static))
+        handles = []
+        for i in ren.order("handle", self.handles, self._handle_signature):
+            h = self.handles[i]
+            handles.append((handle(i), h.kind, None if h.domain is None else dom(h.domain), h.dev,
+                            h.users, h.pasid))
         mms = []
-        for i in ren.order("mm", self.mms, lambda i: self._mm_signature(self.mms[i])):
+        for i in ren.order("mm", self.mms, self._mm_signature):
             m = self.mms[i]
             owned.add(m.pgd)
-            mms.append((ren.mm(i), ren.root(m.pgd), self._canon_pagetable(m.pgd, ren), m.users,
-                        m.count, m.pasid, tuple(ren.dom(x) for x in m.sva_domains), m.msr_pasid))
-        notifiers = tuple(
-            (ren.mm(n.mm), ren.dom(n.domain), n.state.value, n.released)
-            for n in sorted(self.notifiers.values(), key=lambda n: n.id)
-        )
-        ptrs = self.drv.root_pointer_words(self.mem)  # type: ignore[attr-defined]
+            mms.append((mm_label(i), root(m.pgd), table(m.pgd), m.users, m.count, m.pasid,
+                        tuple([dom(x) for x in m.sva_domains]), m.msr_pasid))
+        notifiers = tuple([(mm_label(n.mm), dom(n.domain), n.state, n.released)
+                           for n in sorted(self.notifiers.values(), key=lambda n: n.id)])
+        if pointer_words is None:
+            pointer_words = self.drv.root_pointer_words(self.mem)  # type: ignore[attr-defined]
+        root_field = ren.root_field
         words = []
-        for addr, w in sorted(self.mem.words.items()):
-            f = ptrs.get(addr)
-            words.append((addr, w if f is None else ren.root_field(w, *f)))
+        for addr, w in self.mem.words.items():
+            f = pointer_words.get(addr)
+            words.append((addr, w) if f is None else (addr, root_field(w, *f)))
+        words.sort(key=lambda aw: aw[0])
         core = (
-            groups, tuple(domains), handles, tuple(mms), notifiers,
+            tuple(groups), tuple(domains), tuple(handles), tuple(mms), notifiers,
             tuple(sorted(self.global_pasids)),
-            tuple(sorted((d, tuple(sorted(p))) for d, p in self.rid_pasids.items() if p)),
-            tuple(sorted(((dev, ren.mm(m)), p) for (dev, m), p in self.mm_rid_pasid.items())),
-            tuple(sorted((ren.dom(d), p) for d, p in self.aux_pasids.items())),
+            tuple(sorted((d, tuple(sorted(p))) for d, p in self.rid_pasids.items() if p))
+            if self.rid_pasids else (),
+            tuple(sorted([((dev, mm_label(m)), p) for (dev, m), p in self.mm_rid_pasid.items()])),
+            tuple(sorted([(dom(d), p) for d, p in self.aux_pasids.items()])),
             tuple(sorted(self.kernel_pasids, key=lambda dp: (dp[0] or "", dp[1]))),
             self.module_loaded,
             tuple(sorted(self.injected.items())),
@@ -1110,28 +1125,25 @@ class Kernel:
         )
         drv = self.drv.canonical_key(ren)  # type: ignore[attr-defined]
         # Roots only hardware still points at (a freed domain's table behind a stale entry).
-        orphans = tuple((ren.root(r), self._canon_pagetable(r, ren))
-                        for r in ren.roots() if r not in owned)
+        orphans = tuple([(root(r), table(r)) for r in ren.roots() if r not in owned])
         return (core, drv, orphans)
 
-    def _canon_pagetable(self, root: int, ren: "Renaming") -> tuple[tuple[int, int, int], ...]:
-        table = self.mem.pagetables.get(root, {})
-        return tuple((i, ren.pfn(p.pfn), int(p.prot)) for i, p in sorted(table.items()))
+    def _dom_signature(self, d: int) -> tuple[Any, ...]:
+        """What tells apart objects nothing else names yet (for a stable label order)."""
+        x = self.domains[d]
+        t = self.mem.pagetables.get(x.pgtable, {}) if x.pgtable is not None else {}
+        return (x.type.value, x.owner, x.users, x.static, x.has_attach_dev,
+                x.has_set_dev_pasid, x.mm is None, tuple(sorted(t)))
 
-    def _dom_signature(self, dom: Domain) -> tuple[Any, ...]:
-        """What tells apart domains nothing else names (for a stable label order)."""
-        table = self.mem.pagetables.get(dom.pgtable, {}) if dom.pgtable is not None else {}
-        return (dom.type.value, dom.owner, dom.users, dom.static, dom.has_attach_dev,
-                dom.has_set_dev_pasid, dom.mm is None, tuple(sorted(table)))
+    def _handle_signature(self, i: int) -> tuple[Any, ...]:
+        h = self.handles[i]
+        return (h.kind, h.dev or "", h.users, -1 if h.pasid is None else h.pasid)
 
-    def _mm_signature(self, m: Mm) -> tuple[Any, ...]:
-        table = self.mem.pagetables.get(m.pgd, {})
+    def _mm_signature(self, i: int) -> tuple[Any, ...]:
+        m = self.mms[i]
+        t = self.mem.pagetables.get(m.pgd, {})
         return (m.users, m.count, -1 if m.pasid is None else m.pasid,
-                -1 if m.msr_pasid is None else m.msr_pasid, len(m.sva_domains), tuple(sorted(table)))
-
-
-def _opt(fn: Callable[[int], int], v: int | None) -> int | None:
-    return None if v is None else fn(v)
+                -1 if m.msr_pasid is None else m.msr_pasid, len(m.sva_domains), tuple(sorted(t)))
 
 
 class Renaming(Protocol):

@@ -385,22 +385,53 @@ def well_formed(w: SymWriter, target: SymWords) -> z3.BoolRef:
 SYNC_BOUNDS = {"hitless": (1, 3), "breaking": (2, 3), "nodiff": (0, 1)}
 
 
-def writer_claim(w: SymWriter, cur: SymWords, tgt: SymWords) -> tuple[z3.BoolRef, SymWrite]:
-    """The hitless property of PART D for one (cur, tgt) pair, all three paths."""
+def writer_claim(w: SymWriter, cur: SymWords, tgt: SymWords,
+                 reader: SymWriter | None = None) -> tuple[z3.BoolRef, SymWrite]:
+    """The hitless property of PART D for one (cur, tgt) pair, all three paths.
+
+    `w` is what the writer believes (its used/safe functions drive C.2/C.3); `reader` is
+    what the hardware reads (default: the same). The tests give a writer wrong beliefs
+    to show the claim can fail."""
+    hw = reader or w
     wr = write(w, cur, tgt)
     conds = []
     for name, taken in (("hitless", wr.hitless), ("breaking", wr.breaking), ("nodiff", wr.nodiff)):
         p = wr.paths[name]
         ok = []
         for e in p.states:
-            seen = z3.Or(z3.Not(differs_in_used_bits(w, e, cur)),
-                         z3.Not(differs_in_used_bits(w, e, tgt)))
+            seen = z3.Or(z3.Not(differs_in_used_bits(hw, e, cur)),
+                         z3.Not(differs_in_used_bits(hw, e, tgt)))
             ok.append(z3.Or(seen, e[0] == 0) if name == "breaking" else seen)
         lo, hi = SYNC_BOUNDS[name]
         final = z3.And(*[p.states[-1][i] == tgt[i] for i in range(Q)])
         conds.append(z3.Implies(taken, z3.And(*ok, z3.UGE(p.syncs, lo), z3.ULE(p.syncs, hi),
                                               final)))
     return z3.And(*conds), wr
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The symbolic writer evaluated on concrete entries (for checking it against hwspec)."""
+
+    path: str
+    syncs: int
+    diff: int  # bitmask of qwords, as entry_qword_diff returns
+    states: frozenset[Words]
+
+
+def evaluate(w: SymWriter, cur: Words, tgt: Words, use_update_safe: bool = True) -> Evaluated:
+    c, t = w.layout.z3_words("ecur"), w.layout.z3_words("etgt")
+    sub = [(x, z3.BitVecVal(v, WORD_BITS)) for x, v in zip(c + t, tuple(cur) + tuple(tgt))]
+
+    def val(e: z3.ExprRef) -> int:
+        r = z3.simplify(z3.substitute(e, *sub))
+        return int(r.as_long()) if z3.is_bv_value(r) else int(z3.is_true(r))
+
+    wr = write(w, c, t, use_update_safe)
+    path = PATH_NAMES[val(wr.path_index)]
+    p = wr.paths[path]
+    return Evaluated(path, val(p.syncs), sum(val(d) << i for i, d in enumerate(wr.diff)),
+                     frozenset(tuple(val(x) for x in st) for st in p.states))
 
 
 # -- decoding --------------------------------------------------------------------------
@@ -439,17 +470,18 @@ def check_well_formed(w: SymWriter, kinds: Sequence[EntryKind]) -> Outcome | Non
     return None
 
 
-def check_pairs(w: SymWriter, kinds: Sequence[EntryKind]) -> Outcome:
+def check_pairs(w: SymWriter, kinds: Sequence[EntryKind],
+                reader: SymWriter | None = None) -> Outcome:
     """The writer property for every ordered pair of kinds, plus which paths and sync counts occur.
 
     One incremental solver holds the claim once; each pair is selected with
     assumption literals, so the writer is bit-blasted once, not once per pair.
     """
-    bad = check_well_formed(w, kinds)
+    bad = check_well_formed(reader or w, kinds)
     if bad is not None:
         return bad
     cur, tgt = w.layout.z3_words("cur"), w.layout.z3_words("tgt")
-    claim, wr = writer_claim(w, cur, tgt)
+    claim, wr = writer_claim(w, cur, tgt, reader)
     s = solver()
     broken = [z3.Bool(f"broken_{p}") for p in PATH_NAMES]  # the claim fails on path p
     s.add(*[b == z3.Not(c) for b, c in zip(broken, claim.children())])

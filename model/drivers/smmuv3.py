@@ -95,38 +95,37 @@ class SmmuState:
 
     # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
-        """Memory words holding a page-table root: the TTB0 qword of every CD of every
-        master's (linear) CD table -> (mask, lo, shift)."""
+        """Memory words that can hold a page-table root: the TTB0 qword of every CD of
+        every master's (linear) CD table -> (mask, lo, shift)."""
         out: dict[int, tuple[int, int, int]] = {}
         for m in self.masters.values():
             for ssid in range(1 << m.s1cdmax):
-                addr = m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word
-                if addr in mem.words:
-                    out[addr] = _CD_TTB0_FIELD
+                out[m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
         return out
 
     def canonical_key(self, ren: Any) -> tuple[Any, ...]:
         """key() with domain and mm ids, page-table roots and data pages renamed by `ren`
         (a model.core.Renaming): see Kernel.canonical_key."""
         u = self.unit
+        dom, pfn = ren.dom, ren.pfn
         unit = (
             u.strtab_base, u.sid_bits,
-            frozenset((e.sid, e.words) for e in u.ste_cache),
-            frozenset((e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache),
-            frozenset((e.vmid, e.asid, e.iova_pfn, ren.pfn(e.pfn), int(e.prot)) for e in u.tlb),
-            frozenset((e.sid, e.ssid, e.iova_pfn, ren.pfn(e.pfn), int(e.prot)) for e in u.atc),
+            frozenset([(e.sid, e.words) for e in u.ste_cache]),
+            frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
+            frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.tlb]),
+            frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
         )
-        asids = tuple((ren.dom(d), self.asids[d])
-                      for d in ren.order("dom", self.asids, lambda d: self.asids[d]))
-        cpu_asids = tuple((ren.mm(m), self.cpu_asids[m])
-                          for m in ren.order("mm", self.cpu_asids, lambda m: self.cpu_asids[m]))
-        listed = [d for d, m in self.master_domains.items() if m]
-        master_domains = tuple((ren.dom(d), self.master_domains[d])
-                               for d in ren.order("dom", listed, lambda d: self.master_domains[d]))
-        masters = tuple((n, m.cd_table, m.s1cdmax, None if m.rid_domain is None else ren.dom(m.rid_domain),
-                         m.ats_enabled) for n, m in sorted(self.masters.items()))
-        pasid_domains = tuple((dp, ren.dom(d)) for dp, d in sorted(self.pasid_domains.items()))
-        return (unit, asids, cpu_asids, master_domains, masters, pasid_domains)
+        # Every live domain and mm is labelled by now (Kernel.canonical_key); a stale id
+        # that is not gets a fresh label in dict order: sound, merely less canonical.
+        return (
+            unit,
+            tuple(sorted([(dom(d), a) for d, a in self.asids.items()])),
+            tuple(sorted([(ren.mm(m), a) for m, a in self.cpu_asids.items()])),
+            tuple(sorted([(dom(d), m) for d, m in self.master_domains.items() if m])),
+            tuple([(n, m.cd_table, m.s1cdmax, None if m.rid_domain is None else dom(m.rid_domain),
+                    m.ats_enabled) for n, m in sorted(self.masters.items())]),
+            tuple([(dp, dom(d)) for dp, d in sorted(self.pasid_domains.items())]),
+        )
 
     def used_asids(self) -> set[int]:
         return set(self.asids.values()) | set(self.cpu_asids.values())
@@ -496,7 +495,9 @@ _CD_TTB0 = CD["ttb0"]
 _CD_TTB0_FIELD = (_CD_TTB0.mask, _CD_TTB0.lo, _CD_TTB0.lo)
 
 
+assert _CD_TTB0.word == 1
+
+
 def _canon_cd(words: tuple[int, ...], ren: Any) -> tuple[Any, ...]:
-    """A cached CD with its TTB0 renamed."""
-    return tuple(ren.root_field(w, *_CD_TTB0_FIELD) if i == _CD_TTB0.word else w
-                 for i, w in enumerate(words))
+    """A cached CD with its TTB0 (q1) renamed."""
+    return (words[0], ren.root_field(words[1], *_CD_TTB0_FIELD), *words[2:])

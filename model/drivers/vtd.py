@@ -121,10 +121,10 @@ class VtdState:
 
     # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
-        """Memory words holding a page-table root: address -> (mask, lo, shift).
+        """Memory words that can hold a page-table root: address -> (mask, lo, shift).
 
-        The first- and second-stage pointers of every PASID entry in a leaf PASID
-        table reachable from a device's PASID directory (the explorer renames roots).
+        The first- and second-stage pointer words of every entry slot of every leaf
+        PASID table a device's PASID directory points at (the explorer renames roots).
         """
         out: dict[int, tuple[int, int, int]] = {}
         words = mem.words
@@ -134,36 +134,34 @@ class VtdState:
                 if not words[addr] & 1:  # PASID directory entry P
                     continue
                 table = PASID_DIR_ENTRY["smptblptr"].extract((words[addr],)) << PAGE_SHIFT
-                for a in words:
-                    if table <= a < table + 4096:
-                        f = _PE_ROOT_FIELDS.get((a - table) % 64 // 8)
-                        if f is not None:
-                            out[a] = f
+                for slot in range(table, table + 4096, PASID_ENTRY.words * 8):
+                    for qword, f in _PE_ROOT_FIELDS.items():
+                        out[slot + 8 * qword] = f
         return out
 
     def canonical_key(self, ren: Any) -> tuple[Any, ...]:
         """key() with domain ids, page-table roots and data pages renamed by `ren`
         (a model.core.Renaming): see Kernel.canonical_key."""
         u = self.unit
+        dom, pfn = ren.dom, ren.pfn
         unit = (
             u.seq_id, u.rtaddr, frozenset(u.context_cache),
-            frozenset((e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache),
-            frozenset((e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else ren.pfn(e.pfn), int(e.prot), e.pt)
-                      for e in u.iotlb),
-            frozenset((e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else ren.pfn(e.pfn), int(e.prot), e.pt)
-                      for e in u.devtlb),
+            frozenset([(e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache]),
+            frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
+                       for e in u.iotlb]),
+            frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
+                       for e in u.devtlb]),
         )
-        dids = tuple((ren.dom(d), self.dids[d])
-                     for d in ren.order("dom", self.dids, lambda d: self.dids[d]))
-        tagged = [d for d, t in self.tags.items() if t]
-        tags = tuple((ren.dom(d), self.tags[d]) for d in ren.order(
-            "dom", tagged, lambda d: tuple((t.type, t.did, t.pasid, t.dev or "", t.users) for t in self.tags[d])))
-        paired = [d for d, p in self.dev_pasids.items() if p]
-        dev_pasids = tuple((ren.dom(d), self.dev_pasids[d])
-                           for d in ren.order("dom", paired, lambda d: self.dev_pasids[d]))
-        info = tuple((n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else ren.dom(i.rid_domain),
-                      i.iopf_refcount) for n, i in sorted(self.info.items()))
-        return (unit, dids, tags, dev_pasids, info)
+        # Every live domain is labelled by now (Kernel.canonical_key); a stale id that
+        # is not gets a fresh label in dict order, which is sound, merely less canonical.
+        return (
+            unit,
+            tuple(sorted([(dom(d), v) for d, v in self.dids.items()])),
+            tuple(sorted([(dom(d), t) for d, t in self.tags.items() if t], key=lambda dt: dt[0])),
+            tuple(sorted([(dom(d), p) for d, p in self.dev_pasids.items() if p])),
+            tuple([(n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else dom(i.rid_domain),
+                    i.iopf_refcount) for n, i in sorted(self.info.items())]),
+        )
 
 
 def _st(k: "Kernel") -> VtdState:
@@ -636,7 +634,11 @@ _PE_ROOT_FIELDS: dict[int, tuple[int, int, int]] = {
 }
 
 
+_SL, _FL = _root_field("slptptr"), _root_field("flptptr")
+assert (PASID_ENTRY["slptptr"].word, PASID_ENTRY["flptptr"].word) == (0, 2)
+
+
 def _canon_pasid_entry(words: tuple[int, ...], ren: Any) -> tuple[Any, ...]:
-    """A cached PASID entry with its page-table pointers renamed."""
-    return tuple(w if (f := _PE_ROOT_FIELDS.get(i)) is None else ren.root_field(w, *f)
-                 for i, w in enumerate(words))
+    """A cached PASID entry with its page-table pointers (q0 SLPTPTR, q2 FLPTPTR) renamed."""
+    rf = ren.root_field
+    return (rf(words[0], *_SL), words[1], rf(words[2], *_FL), *words[3:])

@@ -29,7 +29,7 @@ PA1 = 0x8000_1000
 
 @pytest.fixture(params=HW)
 def k(request: pytest.FixtureRequest) -> Kernel:
-    return Config(UPSTREAM, request.param, Bounds()).build()
+    return Config(UPSTREAM, request.param, Bounds(ats_devices=1)).build()
 
 
 class Call:
@@ -85,7 +85,7 @@ def test_detach_from_the_wrong_device_warns_and_leaves_both(k: Kernel) -> None:
     "smmuv3",
 ])
 def test_detach_device_pasid_never_attached_with_unattached_domain(hw: str) -> None:
-    k = Config(UPSTREAM, hw, Bounds()).build()
+    k = Config(UPSTREAM, hw, Bounds(ats_devices=1)).build()
     P = paging_domain(k)
     c = Call(k, "iommu_detach_device_pasid", P, "dev0", 1)
     assert c.ret is None
@@ -104,7 +104,7 @@ def test_detach_device_pasid_never_attached_with_unattached_domain(hw: str) -> N
     "smmuv3",
 ])
 def test_detach_device_pasid_never_attached_with_domain_attached_elsewhere(hw: str) -> None:
-    k = Config(UPSTREAM, hw, Bounds()).build()
+    k = Config(UPSTREAM, hw, Bounds(ats_devices=1)).build()
     P = paging_domain(k)
     assert k.iommu_alloc_global_pasid("dev0") == 1
     assert k.iommu_attach_device_pasid(P, "dev0", 1) == 0

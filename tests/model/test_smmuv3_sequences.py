@@ -83,7 +83,7 @@ SYNC = CMD_SYNC()
 # -- world and log helpers -------------------------------------------------------------------
 @pytest.fixture
 def k() -> Kernel:
-    return Config(UPSTREAM, "smmuv3", Bounds()).build()
+    return Config(UPSTREAM, "smmuv3", Bounds(ats_devices=1)).build()
 
 
 def unit(k: Kernel) -> SmmuUnit:

@@ -75,7 +75,7 @@ DEVTLB_ALL_ADDR = (1 << 51) - 1
 # -- world and log helpers ---------------------------------------------------------------
 @pytest.fixture
 def k() -> Kernel:
-    return Config(UPSTREAM, "vtd", Bounds()).build()
+    return Config(UPSTREAM, "vtd", Bounds(ats_devices=1)).build()
 
 
 def unit(k: Kernel) -> VtdUnit:
