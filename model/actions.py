@@ -83,7 +83,7 @@ class Action:
         """Every argument tuple a correct caller may pass now (the explorer's branching)."""
         if not self.possible(k):
             return
-        pools = [values(p.kind, k, b) for p in self.params]
+        pools = [pool(p.kind, k, b) for p in self.params]
         for args in itertools.product(*pools):
             if self.requires(k, b, args):
                 yield args
@@ -131,6 +131,12 @@ def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
     if kind is Kind.PHYS:
         return list(b.phys())
     raise AssertionError(kind)
+
+
+def pool(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
+    """`values`, memoised while the state is frozen: the explorer enumerates every
+    action's arguments in each state, and most kinds are asked for many times."""
+    return k.memoized(("pool", kind, b), lambda: values(kind, k, b))  # type: ignore[no-any-return]
 
 
 # -- caller contracts --------------------------------------------------------------

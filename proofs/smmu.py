@@ -419,19 +419,33 @@ class Evaluated:
     states: frozenset[Words]
 
 
+_EVAL_CACHE: dict[tuple[int, bool], tuple[SymWords, SymWords, SymWrite]] = {}
+
+
 def evaluate(w: SymWriter, cur: Words, tgt: Words, use_update_safe: bool = True) -> Evaluated:
-    c, t = w.layout.z3_words("ecur"), w.layout.z3_words("etgt")
+    key = (id(w), use_update_safe)
+    if key not in _EVAL_CACHE:
+        c, t = w.layout.z3_words("ecur"), w.layout.z3_words("etgt")
+        _EVAL_CACHE[key] = (c, t, write(w, c, t, use_update_safe))
+    c, t, wr = _EVAL_CACHE[key]
     sub = [(x, z3.BitVecVal(v, WORD_BITS)) for x, v in zip(c + t, tuple(cur) + tuple(tgt))]
 
-    def val(e: z3.ExprRef) -> int:
-        r = z3.simplify(z3.substitute(e, *sub))
-        return int(r.as_long()) if z3.is_bv_value(r) else int(z3.is_true(r))
+    def values(exprs: Sequence[z3.BitVecRef]) -> list[int]:
+        """Evaluate many terms at once: one Concat, one substitute, one simplify (shared DAG)."""
+        whole = z3.simplify(z3.substitute(z3.Concat(*exprs) if len(exprs) > 1 else exprs[0], *sub))
+        bits = int(whole.as_long())
+        out = []
+        for e in reversed(exprs):
+            out.append(bits & ((1 << e.size()) - 1))
+            bits >>= e.size()
+        return out[::-1]
 
-    wr = write(w, c, t, use_update_safe)
-    path = PATH_NAMES[val(wr.path_index)]
+    head = values([wr.path_index, *[_bit(d) for d in wr.diff]])
+    path = PATH_NAMES[head[0]]
     p = wr.paths[path]
-    return Evaluated(path, val(p.syncs), sum(val(d) << i for i, d in enumerate(wr.diff)),
-                     frozenset(tuple(val(x) for x in st) for st in p.states))
+    flat = values([p.syncs, *[x for st in p.states for x in st]])
+    states = frozenset(tuple(flat[1 + i * Q:1 + (i + 1) * Q]) for i in range(len(p.states)))
+    return Evaluated(path, flat[0], sum(b << i for i, b in enumerate(head[1:])), states)
 
 
 # -- decoding --------------------------------------------------------------------------

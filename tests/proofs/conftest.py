@@ -1,6 +1,7 @@
 """Shared fixtures of the proof tests: each proof runs once per session.
 
-Tests marked `deep` (large Hypothesis budgets) run only when selected with `-m deep`.
+Tests marked `deep` (large Hypothesis budgets) are deselected by default (pyproject
+addopts); run them with `-m deep`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,3 @@ def proof_result(name: str) -> ProofResult:
 @pytest.fixture(scope="session")
 def result() -> Callable[[str], ProofResult]:
     return proof_result
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "deep" in (config.getoption("-m") or ""):
-        return
-    skip = pytest.mark.skip(reason="deep: run with -m deep")
-    for item in items:
-        if "deep" in item.keywords and "tests/proofs" in str(item.fspath):
-            item.add_marker(skip)
