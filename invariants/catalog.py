@@ -324,15 +324,21 @@ def _sva_bind_returns_existing(step: Step, b: Bounds) -> Violation | None:
     dev, mm = step.args
     before = step.before
     g = before.group_of(dev)
-    pasid = before.mm_rid_pasid.get((dev, mm)) or (m.pasid if (m := before.mms.get(mm)) else None)
-    if g is None or pasid is None:
+    m = before.mms.get(mm)
+    if g is None or m is None:
+        return None
+    # the PASID this mm already uses on dev (per device in per-RID designs)
+    pasid = before.mm_rid_pasid.get((dev, mm)) if before.mm_rid_pasid else m.pasid
+    if pasid is None:
         return None
     e = g.pasid_entry(pasid)
-    if e is not None and e.handle is not None and e.handle in before.handles:
-        if step.result != e.handle:
+    h = before.handles.get(e.handle) if e is not None and e.handle is not None else None
+    if h is not None and h.kind == "sva" and h.domain in before.domains \
+            and before.domains[h.domain].mm == mm:
+        if step.result != h.id:
             return Violation(
                 "sva-handle-refcount",
-                f"bind({dev}, mm{mm}) returned sva{step.result}, not the existing handle sva{e.handle}",
+                f"bind({dev}, mm{mm}) returned sva{step.result}, not the existing handle sva{h.id}",
             )
     return None
 

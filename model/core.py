@@ -279,20 +279,17 @@ class Kernel:
             self.global_pasids = self.global_pasids - {self.aux_pasids.pop(domain)}
         if dom.type is DomainType.SVA and dom.mm is not None:
             self.mmdrop(dom.mm)  # the SVA cookie's mmgrab
-        self.driver.domain_free(self, dom)
         n = self.notifier_of(domain)
-        if n is None:
-            self.domains.pop(domain, None)
-            return
         # How the notifier embedded in the SVA domain goes is seed 003's debate.
         policy = self.design.notifier_free
-        if policy is NotifierFree.UNREGISTER:
-            self.mmu_notifier_unregister(n.id)
-            self.domains.pop(domain, None)
-        elif policy is NotifierFree.PUT:
-            self.mmu_notifier_put(n.id)  # kfree later, in free_notifier
-        else:  # KFREE_EARLY: the notifier stays registered on the mm
-            self.domains.pop(domain, None)
+        if n is not None and policy is NotifierFree.UNREGISTER:
+            self.mmu_notifier_unregister(n.id)  # first: no callback may run after this
+        self.driver.domain_free(self, dom)
+        if n is not None and policy is NotifierFree.PUT:
+            self.mmu_notifier_put(n.id)  # the kfree comes later, in free_notifier
+            return
+        # UNREGISTER: safe to free now; KFREE_EARLY: freed with the notifier still registered
+        self.domains.pop(domain, None)
 
     def _domain_in_use(self, domain: int) -> bool:
         for g in self.groups.values():

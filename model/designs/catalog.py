@@ -138,13 +138,21 @@ _SEED_DESIGNS = (
             "Jason Gunthorpe's starting point: 'PASID allocation is part of the iommu "
             "driver, it really shouldn't be global.' With ENQCMD a process has one PASID "
             "in its IA32_PASID MSR for every device, so a per-RID value can mean another "
-            "process's address space on another device."
+            "process's address space on another device. On VT-d it also breaks seed 003's "
+            "premise: SVA domains share FLPT_DEFAULT_DID because their PASIDs are unique, so "
+            "two processes with the same per-RID PASID on two devices share IOTLB tags."
         ),
         seeds=(S001,),
         history="ioasid sets (v5.5-v6.3) allowed per-set spaces; mainline SVA has used one "
                 "global space since v5.18 and the core IDA since v6.6.",
         pasid_alloc=PasidAlloc.PER_RID,
-        expect_breaks=_breaks(("global-pasid-consistent",)),
+        # Found by the explorer, not in our first reading: on VT-d every SVA domain sits on
+        # FLPT_DEFAULT_DID, so two processes given the same per-RID PASID on two devices of
+        # one IOMMU share the IOTLB tag (DID 1, PASID) - seed 003's premise ("the PASID is
+        # unique to each SVA domain") is exactly what a per-RID allocator takes away.
+        expect_breaks=(("vtd", ("global-pasid-consistent", "did-pasid-tag-unique",
+                                "no-stale-translation")),
+                       ("smmuv3", ("global-pasid-consistent",))),
         changed_calls=("iommu_sva_bind_device",),
     ),
     Design(
@@ -174,7 +182,7 @@ _SEED_DESIGNS = (
         history="2022 RFC attach/detach_dev_pasid (Lu Baolu); SMMUv3 SVA shared the CPU "
                 "ASID until v6.11.",
         knobs=CPU_ASID,
-        changed_calls=("iommu_detach_device_pasid",),
+        changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
         name="set-dev-pasid-blocking-2022",
@@ -193,7 +201,7 @@ _SEED_DESIGNS = (
         knobs=CPU_ASID,
         expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation")),
                        ("vtd", ())),
-        changed_calls=("iommu_detach_device_pasid",),
+        changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
         name="set-dev-pasid-blocking-tracked",
@@ -207,7 +215,7 @@ _SEED_DESIGNS = (
         seeds=(S000,),
         detach_passes_old=False,
         knobs=CPU_ASID | {"smmu.track_pasid_domains"},
-        changed_calls=("iommu_detach_device_pasid",),
+        changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
         name="set-dev-pasid-old-2024",
@@ -220,7 +228,7 @@ _SEED_DESIGNS = (
         ),
         seeds=(S000,),
         knobs=CPU_ASID,
-        changed_calls=("iommu_detach_device_pasid",),
+        changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     # -- seed 003 (2024): VT-d SVA domain IDs and domain lifetime ----------------------------
     Design(
@@ -344,7 +352,7 @@ _VARIANTS = (
         knobs=frozenset({"smmu.detach_skip_atc_inv"}),
         hw=("smmuv3",), kind="variant",
         expect_breaks=(("smmuv3", ("no-stale-translation",)),),
-        changed_calls=("iommu_detach_device_pasid",),
+        changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
         name="dma-owner-ignores-pasid-users",
