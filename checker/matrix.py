@@ -31,6 +31,7 @@ DOC_BOUNDS = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys
 DOC_SEED = 1
 DOC_EXAMPLES = 600
 MAX_BREAKS = 4  # re-runs per cell after a violation (bounds the matrix's time)
+EXPLORE_STATES = 5000  # the explorer's budget per run in the matrix (a holding cell is INCOMPLETE)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Cell:
     steps: int = 0
     seconds: float = 0.0
     engine: str = "hypothesis"
+    complete: bool = True  # the explorer covered every state within the bounds
 
     def status(self, inv: str) -> str:
         if not self.applicable:
@@ -71,6 +73,7 @@ def run_cell(d: Design, hw: str, bounds: Bounds, invariants: Sequence[Invariant]
         cell.seconds += r.seconds
         if r.trace is None or r.violated is None:
             cell.held = [i.id for i in remaining]
+            cell.complete = r.complete
             break
         cell.broken[r.violated] = r.trace.to_json()
         remaining = [i for i in remaining if i.id != r.violated]
@@ -82,7 +85,7 @@ def _check(d: Design, hw: str, bounds: Bounds, invs: tuple[Invariant, ...], engi
     if engine == "explore":
         from checker.explore import check_explore
 
-        return check_explore(d, hw, bounds, invs)
+        return check_explore(d, hw, bounds, invs, max_states=EXPLORE_STATES)
     return check_hypothesis(d, hw, bounds, invs, max_examples=max_examples, seed=seed, database=False)
 
 
@@ -105,11 +108,12 @@ def cells_to_json(cells: list[Cell], bounds: Bounds, engine: str, seed: int, max
 
 def _cell_dict(c: Cell) -> dict[str, Any]:
     return {"design": c.design, "hw": c.hw, "applicable": c.applicable, "broken": c.broken,
-            "held": c.held, "examples": c.examples, "steps": c.steps}
+            "held": c.held, "examples": c.examples, "steps": c.steps, "complete": c.complete}
 
 
 def cells_from_json(data: dict[str, Any]) -> list[Cell]:
-    return [Cell(c["design"], c["hw"], c["applicable"], c["broken"], c["held"], c["examples"], c["steps"])
+    return [Cell(c["design"], c["hw"], c["applicable"], c["broken"], c["held"], c["examples"],
+                 c["steps"], complete=c.get("complete", True))
             for c in data["cells"]]
 
 
@@ -201,8 +205,9 @@ def render_designs_md(cells: list[Cell], meta: dict[str, Any]) -> str:
             found = sorted(c.broken)
             agree = "as expected" if set(found) == set(exp) else (
                 f"expected {', '.join(exp) or 'holds'}")
-            out += [f"- {c.hw}: {'breaks ' + ', '.join(found) if found else 'holds every invariant'}"
-                    f" ({agree}; {c.examples} examples, {c.steps} steps)", ""]
+            held = "holds every invariant" + ("" if c.complete else " within the explored states")
+            out += [f"- {c.hw}: {'breaks ' + ', '.join(found) if found else held}"
+                    f" ({agree}; {c.examples} states/examples, {c.steps} transitions/steps)", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

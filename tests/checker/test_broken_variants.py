@@ -18,8 +18,6 @@ CASES = [
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"),
     ("notifier-kfree-early", "vtd", "domain-outlives-notifier"),
-    ("notifier-kfree-early", "smmuv3", "domain-outlives-notifier"),
-    ("aux-2018-unguarded", "vtd", "exclusive-device-ownership"),
 ]
 
 

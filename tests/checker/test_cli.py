@@ -88,7 +88,7 @@ def test_check_holds_exit_0_and_writes_json(tmp_path: Path, capsys: pytest.Captu
 
 def test_violation_report_trace_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["check", "--design", "notifier-kfree-early", "--hw", "vtd", "--bounds", SMALL,
-                        "--max-examples", "1000", "--seed", "1", "--trace-dir", str(tmp_path)], capsys)
+                        "--engine", "explore", "--trace-dir", str(tmp_path)], capsys)
     assert code == 1
     assert "VIOLATES domain-outlives-notifier" in out
     assert "1. mm_alloc() -> mm4" in out
@@ -122,7 +122,7 @@ def test_user_design_file_examples(capsys: pytest.CaptureFixture[str]) -> None:
                         "--bounds", SMALL, "--max-examples", "20", "--seed", "2"], capsys)
     assert code == 0 and "my-detach-without-old" in out
     code, out, _ = run(["check", "--design-file", str(root / "vtd_skip_pasid_cache_flush.py"),
-                        "--bounds", SMALL, "--max-examples", "1000", "--seed", "1"], capsys)
+                        "--bounds", SMALL, "--engine", "explore", "--max-states", "20000"], capsys)
     assert code == 1
     assert "VIOLATES no-stale-translation" in out
     assert "not applicable: my-vtd-teardown-skips-pc on smmuv3" in out

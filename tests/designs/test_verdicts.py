@@ -3,8 +3,8 @@
 "Breaks" tests use the explorer (breadth first, so the counterexample is the
 shortest) and assert the invariant id, the trace length and that the trace
 contains a call the design changes. "Holds" tests run the Hypothesis machine at
-the `ci` budget and a bounded exploration, and assert that neither finds a
-violation. The expected verdicts are our reading of the seeds
+the `ci` budget and assert that it finds no violation (tests/explore cross-checks
+the explorer's verdicts). The expected verdicts are our reading of the seeds
 (`Design.expect_breaks`); see docs/designs.md for what the checker found.
 """
 
@@ -45,5 +45,3 @@ def test_design_holds_as_expected(name: str, hw: str) -> None:
     r = check_hypothesis(d, hw, SMALL, get(), profile="ci", seed=1, database=False)
     assert r.trace is None, "\n".join(r.trace.listing())
     assert r.examples >= 60
-    e = check_explore(d, hw, SMALL, get(), max_states=EXPLORE_STATES // 3)
-    assert e.trace is None, "\n".join(e.trace.listing())
