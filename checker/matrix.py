@@ -31,7 +31,7 @@ DOC_BOUNDS = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys
 DOC_SEED = 1
 DOC_EXAMPLES = 600
 MAX_BREAKS = 4  # re-runs per cell after a violation (bounds the matrix's time)
-EXPLORE_STATES = 5000  # the explorer's budget per run in the matrix (a holding cell is INCOMPLETE)
+EXPLORE_STATES = 9000  # the explorer's budget per run in the matrix (a holding cell is INCOMPLETE)
 
 
 @dataclass
@@ -61,6 +61,8 @@ def run_cell(d: Design, hw: str, bounds: Bounds, invariants: Sequence[Invariant]
     cell = Cell(d.name, hw, hw in d.hw, engine=engine)
     if not cell.applicable:
         return cell
+    if d.check_bounds:  # the design's smallest world that shows its break
+        bounds = bounds.override(d.check_bounds)
     remaining = [i for i in invariants if i.applies(hw)]
     for _ in range(MAX_BREAKS + 1):
         if not remaining:

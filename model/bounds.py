@@ -8,7 +8,7 @@ reached in a few steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from model.objects import Device
 
@@ -73,7 +73,11 @@ class Bounds:
     @classmethod
     def parse(cls, text: str) -> "Bounds":
         """'devices=2,processes=1,shared_group=1' -> Bounds (for the CLI)."""
-        known = {f.name: f for f in fields(cls)}
+        return cls().override(text)
+
+    def override(self, text: str) -> "Bounds":
+        """These bounds with 'NAME=VALUE,...' replaced (BoundsError names a bad one)."""
+        known = {f.name: f for f in fields(self)}
         kw: dict[str, int | bool] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, sep, value = part.partition("=")
@@ -86,5 +90,5 @@ class Bounds:
                 n = int(value)
             except ValueError:
                 raise BoundsError(f"bound {name}={value!r} is not an integer") from None
-            kw[name] = bool(n) if isinstance(getattr(cls(), name), bool) else n
-        return cls(**kw)  # type: ignore[arg-type]
+            kw[name] = bool(n) if isinstance(getattr(self, name), bool) else n
+        return replace(self, **kw)

@@ -81,6 +81,8 @@ class Design:
     kind: str = "seed"
     #: the calls the design changes: a counterexample must contain one of them
     changed_calls: tuple[str, ...] = ()
+    #: bounds overrides ("paging_domains=2") for the smallest world that shows its break
+    check_bounds: str = ""
     #: a user design may bring its own driver: (hw, bounds) -> Driver (model.drivers.base)
     driver_factory: Callable[[str, Any], Any] | None = field(default=None, compare=False)
 

@@ -257,6 +257,7 @@ _SEED_DESIGNS = (
         seeds=(S003,),
         knobs=frozenset({"vtd.shared_did_colliding"}),
         hw=("vtd",),
+        check_bounds="paging_domains=2,processes=1",
         expect_breaks=(("vtd", ("did-pasid-tag-unique", "no-stale-translation")),),
         changed_calls=("iommu_attach_device",),
     ),
@@ -320,7 +321,7 @@ _VARIANTS = (
                   "may keep using the cached PASID entry after the detach.",
         knobs=frozenset({"vtd.teardown_skip_pasid_cache"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        expect_breaks=(("vtd", ("no-stale-translation", "detached-pasid-blocked",)),),
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -330,7 +331,7 @@ _VARIANTS = (
                   "the right granularity with the wrong tag (hw-tables A.8.2, step 3).",
         knobs=frozenset({"vtd.did_from_cleared_entry"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        expect_breaks=(("vtd", ("no-stale-translation", "asid-known-at-detach", "detached-pasid-blocked", "mm-exit-stops-dma",)),),
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -341,7 +342,7 @@ _VARIANTS = (
                   "domains).",
         knobs=frozenset({"vtd.teardown_skip_devtlb"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        expect_breaks=(("vtd", ("no-stale-translation", "mm-exit-stops-dma", "detached-pasid-blocked",)),),
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -351,7 +352,7 @@ _VARIANTS = (
                   "device's ATC keeps translations for the detached SSID.",
         knobs=frozenset({"smmu.detach_skip_atc_inv"}),
         hw=("smmuv3",), kind="variant",
-        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        expect_breaks=(("smmuv3", ("no-stale-translation", "detached-pasid-blocked", "mm-exit-stops-dma",)),),
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(

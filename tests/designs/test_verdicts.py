@@ -20,9 +20,6 @@ from model.designs import DESIGNS
 
 SMALL = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys_pages=2, max_pasids=3)
 EXPLORE_STATES = 6000
-#: designs that need more of the world to show their break
-BOUNDS_FOR = {"vtd-shared-did-colliding": Bounds(devices=2, processes=1, paging_domains=2,
-                                                 iova_pages=1, phys_pages=2, max_pasids=3)}
 
 CELLS = [(d.name, hw) for d in DESIGNS.values() for hw in d.hw]
 BREAKS = [(n, h) for n, h in CELLS if DESIGNS[n].breaks_on(h)]
@@ -32,7 +29,8 @@ HOLDS = [(n, h) for n, h in CELLS if not DESIGNS[n].breaks_on(h)]
 @pytest.mark.parametrize("name,hw", BREAKS, ids=[f"{n}-{h}" for n, h in BREAKS])
 def test_design_breaks_as_expected(name: str, hw: str) -> None:
     d = DESIGNS[name]
-    r = check_explore(d, hw, BOUNDS_FOR.get(name, SMALL), get(), max_states=EXPLORE_STATES * 3)
+    bounds = SMALL.override(d.check_bounds)  # the design's own smallest world, if it has one
+    r = check_explore(d, hw, bounds, get(), max_states=EXPLORE_STATES * 3)
     assert r.trace is not None, f"{name} on {hw}: {r.extra.get('summary')}"
     assert r.violated in d.breaks_on(hw), (r.violated, d.breaks_on(hw))
     assert len(r.trace) <= 8, r.trace.listing()
