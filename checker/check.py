@@ -63,7 +63,7 @@ def check_hypothesis(
     digest = hashlib.sha1(repr((design, hw, bounds, [i.id for i in invariants])).encode()).hexdigest()[:10]
     machine.__name__ = machine.__qualname__ = f"{machine.__name__}_{digest}"
     if seed is not None:
-        machine._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
+        machine._hypothesis_internal_use_seed = seed
     s = settings(settings.get_profile(profile), verbosity=Verbosity.quiet)
     if max_examples is not None:
         s = settings(s, max_examples=max_examples)

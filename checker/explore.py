@@ -13,11 +13,23 @@ so it carries the same hardware lines and replays identically under
 
 What is stored. Visited states are kept as a 64-bit fingerprint only: Python's
 `hash()` of the state's canonical key (see below), in a set, with the BFS number
-of the state's parent and the move that reached it in two `array`s (about 90
-bytes a state, see bench/bench_explore.py). Two different states with one
-fingerprint would make the search skip the second: with N states the chance of
-any such collision is about N^2 / 2^65 (below 3e-6 for ten million states).
-Only the current and the next BFS level keep whole `Kernel` objects.
+of the state's parent and the move that reached it in two `array`s (95 to 150
+bytes a state, depending on the set's fill; see bench/bench_explore.py). Two
+different states with one fingerprint would make the search skip the second:
+with N states the chance of any such collision is about N^2 / 2^65 (below 3e-6
+for ten million states; the hash is not cryptographic, so this assumes it mixes
+structured keys as well as a random function would). Only the current and the
+next BFS level keep whole `Kernel` objects (about 4 KiB each beyond what they
+share with their parent).
+
+When it ends. A world is finite only with the symmetry reduction: without it,
+every fresh object id and page-table address is a new state (a process that
+exits and forks again never repeats). With it, what keeps the world finite are
+the bounds and the caller contracts of the action table (one DMA-API driver and
+one VFIO claim per device, MAX_SVA_BINDS, MAX_NOTIFIERS_PER_MM). `depth` and
+`max_states` stop it earlier; the result then says INCOMPLETE. If the model
+raises an exception, `check_explore` raises `ModelError` with the shortest call
+sequence that reaches it.
 
 Symmetry reduction (`symmetry=True`, the default). A state is identified by
 `Kernel.canonical_key(labels)`, in which every *name* is replaced by a label
@@ -47,10 +59,11 @@ one does; tests/explore checks this against the unreduced search (the model's ow
 `Kernel.key()`) on breaking and holding designs. Not reduced, because the model
 is not symmetric in them: PASID values (the allocator hands out the lowest free
 one), IOVAs (invalidation ranges are computed from them), DIDs and ASIDs
-(allocated lowest-first), and devices: interchangeable devices would have to be
-permuted together with their SIDs in every table, cache and boot-time page, and
-they are not interchangeable in the bounds as declared (dev0 has ATS before
-dev1...), so device symmetry is left out.
+(allocated lowest-first). Devices with the same properties (dev0 and dev1 with
+the default bounds) are interchangeable in principle, but a permutation of them
+must move their SIDs, context entries / STEs, PASID directories and CD tables
+in memory and every cache tag together; that is not implemented, so device
+symmetry is left out.
 
     from checker.explore import check_explore
     r = check_explore(get_design("upstream"), "vtd", Bounds(devices=1), CATALOG, depth=6)
@@ -59,23 +72,43 @@ dev1...), so device symmetry is left out.
 
 from __future__ import annotations
 
+import itertools
+import math
+import sys
 import time
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable
 
 from invariants.base import Invariant, Step, Violation
-from model.actions import ACTIONS, Action, Args
+from model.actions import ACTIONS, Action, Args, show_call
 from model.bounds import Bounds
 from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
 from model.design import Design
 
 from checker.check import CheckResult
 from checker.run import Runner
-from checker.trace import Trace
+from checker.trace import Trace, TraceStep
 from checker.world import Config
 
 PROGRESS_SECONDS = 0.5
+#: labels of physical data pages start here: beyond any 52-bit page frame number
+PFN_LABELS = 1 << 52
+#: tie groups larger than this keep their id order (4! orderings at most are tried)
+MAX_TIE = 4
+
+
+class ModelError(Exception):
+    """The model itself raised an exception (a bug in a design, driver or the core):
+    carries the shortest call sequence that reaches it, as a trace listing."""
+
+    def __init__(self, error: BaseException, trace: Trace) -> None:
+        self.error = error
+        self.trace = trace
+        listing = "\n".join("  " + line for line in trace.listing(with_hw=False))
+        super().__init__(f"the model raised {type(error).__name__}: {error} at step {len(trace)} "
+                         f"of design {trace.design} on {trace.hw}:\n{listing}")
 
 
 class SymmetryUnsupported(Exception):
@@ -89,13 +122,15 @@ class Labels:
 
     Domain labels start after the driver's static domains (blocked 1, identity 2),
     which keep their ids; handle and mm labels count from 1; roots from 0; data pages
-    get negative labels so that they can never equal an unrenamed page frame (the
-    identity frames of pass-through cache entries).
+    count from PFN_LABELS, above any page frame number, so that a label never equals
+    an unrenamed frame (the identity frames of pass-through cache entries). (Not
+    negative numbers: CPython hashes -1 and -2 alike, which made keys collide.)
     """
 
-    __slots__ = ("_dom", "_handle", "_mm", "_root", "_pfn", "_roots", "_root_order", "_phys")
+    __slots__ = ("_dom", "_handle", "_mm", "_root", "_pfn", "_roots", "_root_order", "_phys",
+                 "_choices", "ties")
 
-    def __init__(self, roots: Collection[int], phys: Collection[int]) -> None:
+    def __init__(self, roots: Collection[int], phys: Collection[int], choices: tuple[int, ...] = ()) -> None:
         self._dom: dict[int, int] = {BLOCKED_DOMAIN_ID: BLOCKED_DOMAIN_ID,
                                      IDENTITY_DOMAIN_ID: IDENTITY_DOMAIN_ID}
         self._handle: dict[int, int] = {}
@@ -105,6 +140,10 @@ class Labels:
         self._roots = roots
         self._root_order: list[int] = []
         self._phys = phys
+        #: for each tie group met (see `order`), which of its orderings to use
+        self._choices = choices
+        #: the sizes of the tie groups met, in order
+        self.ties: list[int] = []
 
     def dom(self, d: int) -> int:
         m = self._dom
@@ -143,7 +182,7 @@ class Labels:
         m = self._pfn
         label = m.get(pfn)
         if label is None:
-            label = m[pfn] = -1 - len(m)
+            label = m[pfn] = PFN_LABELS + len(m)
         return label
 
     def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
@@ -158,12 +197,29 @@ class Labels:
                 rest.append(i)
         known.sort()
         out = [i for _, i in known]
-        if rest:
-            if len(rest) > 1:
-                rest.sort(key=lambda i: (signature(i), i))
-            for i in rest:
-                label(i)
-            out += rest
+        if len(rest) > 1:
+            rest = self._break_ties(sorted((signature(i), i) for i in rest))
+        for i in rest:
+            label(i)
+        return out + rest
+
+    def _break_ties(self, ranked: list[tuple[Any, int]]) -> list[int]:
+        """Objects in signature order; a run of equal signatures (a tie group) is put in
+        the ordering `choices` selects for it, so that the caller can try them all."""
+        out: list[int] = []
+        start = 0
+        while start < len(ranked):
+            end = start + 1
+            while end < len(ranked) and ranked[end][0] == ranked[start][0]:
+                end += 1
+            run = [i for _, i in ranked[start:end]]
+            if 1 < len(run) <= MAX_TIE:
+                n = len(self.ties)
+                self.ties.append(len(run))
+                choice = self._choices[n] if n < len(self._choices) else 0
+                run = list(list(itertools.permutations(run))[choice])
+            out += run
+            start = end
         return out
 
     def roots(self) -> list[int]:
@@ -227,8 +283,10 @@ class Outcome:
     stopped_at: str | None  # "--max-states" / "--depth" when a limit stopped the search
     path: list[int] | None = None  # move ids of the counterexample
     violation: Violation | None = None
+    error: BaseException | None = None  # the model raised this at the path's last step
     seconds: float = 0.0
     peak_frontier: int = 0
+    visited_bytes: int = 0  # the visited set and the parent pointers (not the frontier)
     symmetry: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -254,21 +312,55 @@ class Explorer:
         self._phys = frozenset(pa >> 12 for pa in self.bounds.phys())
         self._boot_pages = 0  # pages allocated at boot that are not page-table roots
         self._pointer_words: dict[int, tuple[int, int, int]] = {}  # fixed after boot
+        self._table_pages: frozenset[int] = frozenset()  # boot pages holding hardware tables
 
     # -- fingerprints ------------------------------------------------------------
+    def prepare(self, k0: Kernel) -> None:
+        """Learn from the booted world what fingerprints need (before the first one)."""
+        if self.symmetry and not supports_symmetry(k0):
+            self.symmetry = False
+        self._boot_pages = len(k0.mem.allocated) - len(k0.mem.pagetables)
+        self._table_pages = frozenset(k0.mem.allocated) - frozenset(k0.mem.pagetables)
+        if self.symmetry:
+            # The tables that hold roots are boot pages, and no other page is allocated
+            # later (checked on every state), so where roots can sit never changes.
+            self._pointer_words = k0.drv.root_pointer_words(k0.mem)  # type: ignore[attr-defined]
+
     def canonical_key(self, k: Kernel) -> Any:
-        """The state's identity for the visited set (see the module docstring)."""
+        """The state's identity for the visited set (see the module docstring), with
+        every tie group in its first ordering (`fingerprint` tries them all)."""
         if not self.symmetry:
             return k.key()
+        return self._key(k, ())[0]
+
+    def _key(self, k: Kernel, choices: tuple[int, ...]) -> tuple[Any, list[int]]:
+        """The canonical key with tie groups ordered by `choices`, and the tie groups met."""
         mem = k.mem
         if len(mem.allocated) != self._boot_pages + len(mem.pagetables):
             raise SymmetryUnsupported(
                 "a page other than a page-table root was allocated after boot "
                 "(e.g. a second-level PASID table): page addresses are not pure names")
-        return k.canonical_key(Labels(mem.pagetables, self._phys), self._pointer_words)
+        pages = self._table_pages
+        for addr in mem.words:
+            if addr & ~0xFFF not in pages:
+                raise SymmetryUnsupported(f"a word at {addr:#x} lies outside the boot-time tables")
+        labels = Labels(mem.pagetables, self._phys, choices)
+        return k.canonical_key(labels, self._pointer_words), labels.ties
 
     def fingerprint(self, k: Kernel) -> int:
-        return hash(self.canonical_key(k))
+        """hash() of the canonical key. Objects that nothing tells apart but their
+        contents' names (two processes mapping the same IOVAs to different pages)
+        tie; then every ordering of each tie group is tried and the least hash kept,
+        so that states that differ only by which of them is which still meet."""
+        if not self.symmetry:
+            return hash(k.key())
+        key, ties = self._key(k, ())
+        best = hash(key)
+        if ties:
+            for choice in itertools.product(*(range(math.factorial(n)) for n in ties)):
+                if any(choice):
+                    best = min(best, hash(self._key(k, choice)[0]))
+        return best
 
     def _move(self, ai: int, args: Args) -> int:
         key = (ai, args)
@@ -296,13 +388,7 @@ class Explorer:
         start = time.perf_counter()
         b = self.bounds
         k0 = self.runner.start()
-        if self.symmetry and not supports_symmetry(k0):
-            self.symmetry = False
-        self._boot_pages = len(k0.mem.allocated) - len(k0.mem.pagetables)
-        if self.symmetry:
-            # The tables that hold roots are boot pages, and no other page is allocated
-            # later (checked on every state), so where roots can sit never changes.
-            self._pointer_words = k0.drv.root_pointer_words(k0.mem)  # type: ignore[attr-defined]
+        self.prepare(k0)
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it
@@ -320,6 +406,8 @@ class Explorer:
         def finish() -> Outcome:
             out.states = len(seen)
             out.seconds = time.perf_counter() - start
+            out.visited_bytes = (sys.getsizeof(seen) + sum(map(sys.getsizeof, seen))
+                                 + parent.itemsize * len(parent) + via.itemsize * len(via))
             return out
 
         v = self.runner.check_state(k0)
@@ -327,7 +415,9 @@ class Explorer:
             out.path, out.violation = [], v
             return finish()
         k0.thaw()
-        frontier: list[tuple[Kernel, int]] = [(k0, 0)]
+        # The level being expanded and the next one; a state leaves the deque (and
+        # memory) once expanded.
+        frontier: deque[tuple[Kernel, int]] = deque([(k0, 0)])
         level = 0
         next_report = start + PROGRESS_SECONDS
         indexed = list(enumerate(ACTIONS))
@@ -335,15 +425,26 @@ class Explorer:
             if depth is not None and level >= depth:
                 out.complete, out.stopped_at = False, "--depth"
                 break
-            nxt: list[tuple[Kernel, int]] = []
-            for k, n in frontier:
+            nxt: deque[tuple[Kernel, int]] = deque()
+            while frontier:
+                k, n = frontier.popleft()
                 k.freeze()
                 for ai, action in indexed:
                     for args in action.enabled_args(k, b):
                         child = k.copy()
-                        result = action.run(child, args)
+                        try:
+                            result = action.run(child, args)
+                        except Exception as e:  # a model bug: report how to get there
+                            out.path, out.error = path_to(n) + [self._move(ai, args)], e
+                            out.depth = level + 1
+                            return finish()
                         child.freeze()
                         out.transitions += 1
+                        if on_progress is not None and (now := time.perf_counter()) >= next_report:
+                            next_report = now + PROGRESS_SECONDS
+                            rate = len(seen) / max(now - start, 1e-9)
+                            on_progress(f"{len(seen):,} states, {rate:,.0f} states/s, "
+                                        f"frontier {len(frontier) + 1 + len(nxt):,}, depth {level + 1}")
                         v = self._check_step(k, action, args, result, child)
                         if v is not None:
                             out.path, out.violation = path_to(n) + [self._move(ai, args)], v
@@ -369,12 +470,6 @@ class Explorer:
                         child.warnings = []
                         child.driver.take_hw_log(child)
                         nxt.append((child, len(parent) - 1))
-                        now = time.perf_counter()
-                        if on_progress is not None and now >= next_report:
-                            next_report = now + PROGRESS_SECONDS
-                            rate = len(seen) / max(now - start, 1e-9)
-                            on_progress(f"{len(seen):,} states, {rate:,.0f} states/s, "
-                                        f"frontier {len(frontier) + len(nxt):,}, depth {level + 1}")
                 k.thaw()
             frontier = nxt
             out.peak_frontier = max(out.peak_frontier, len(frontier))
@@ -392,7 +487,13 @@ class Explorer:
         v = self.runner.check_state(k) if not path else None
         for i, mid in enumerate(path):
             ai, args = self.moves[mid]
-            ts, _, v = self.runner.step(k, ACTIONS[ai], args)
+            try:
+                ts, _, v = self.runner.step(k, ACTIONS[ai], args)
+            except Exception as e:
+                call = show_call(k, ACTIONS[ai], args, None)
+                trace.steps.append(TraceStep(ACTIONS[ai].name, args,
+                                             f"{call} raised {type(e).__name__}: {e}"))
+                raise ModelError(e, trace) from e
             trace.steps.append(ts)
             if v is not None and i + 1 < len(path):
                 raise AssertionError(f"replay violates {v.invariant} at step {i + 1} of {len(path)}")
@@ -439,7 +540,15 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     """
     ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
                       symmetry=symmetry, on_progress=on_progress)
-    trace = None if out.violation is None else ex.replay(out.path or [], out.violation)
+    trace = None
+    if out.error is not None:
+        ex.replay(out.path or [], None)  # raises ModelError with the trace to the crash
+        raise AssertionError(f"replaying the path to {out.error!r} did not raise it")
+    if out.violation is not None:
+        trace = ex.replay(out.path or [], out.violation)
+        # Report what Runner.step (and so `replay`) names first at that step: the search
+        # may have noticed another invariant of the same step first.
+        out.violation = trace.violation
     text = summary(out)
     if out.notes:
         text += " (" + "; ".join(out.notes) + ")"
@@ -453,5 +562,5 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     )
 
 
-__all__ = ["Explorer", "Labels", "IdentityNames", "Outcome", "SymmetryUnsupported",
+__all__ = ["Explorer", "Labels", "IdentityNames", "ModelError", "Outcome", "SymmetryUnsupported",
            "check_explore", "explore", "summary", "supports_symmetry"]

@@ -18,7 +18,8 @@ class ConfigError(ValueError):
 
 def make_driver(hw: str, b: Bounds, design: Design) -> Driver:
     if design.driver_factory is not None:
-        return design.driver_factory(hw, b)
+        driver: Driver = design.driver_factory(hw, b)
+        return driver
     if hw == "vtd":
         from model.drivers.vtd import VtdDriver
 

@@ -55,7 +55,7 @@ def _why(k: Kernel, dev: str, pasid: int | None) -> str:
 
 
 def _installed(k: Kernel) -> list[tuple[int, int | None, tuple[object, ...], int, str]]:
-    return k.memoized("installed", lambda: k.driver.installed(k))  # type: ignore[no-any-return]
+    return k.memoized("installed", lambda: k.driver.installed(k))
 
 
 def _requests(k: Kernel, b: Bounds) -> Iterable[tuple[str, int | None, int]]:
@@ -164,7 +164,8 @@ def _asid_known_at_detach(k: Kernel, b: Bounds) -> Violation | None:
                 return Violation(
                     "asid-known-at-detach",
                     f"{text}: tag {_tag(tag)} now stands for the page table @{root:#x}, which "
-                    f"has {now} there; the entry outlived the detach that should have flushed it",
+                    f"has {now} there; the entry was not flushed when the tag changed owner "
+                    f"(a detach, a free, or a tag shared with another domain)",
                     (text,),
                 )
     return None

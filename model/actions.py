@@ -136,7 +136,16 @@ def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
 def pool(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
     """`values`, memoised while the state is frozen: the explorer enumerates every
     action's arguments in each state, and most kinds are asked for many times."""
-    return k.memoized(("pool", kind, b), lambda: values(kind, k, b))  # type: ignore[no-any-return]
+    if k.memo is None:
+        return values(kind, k, b)
+    memo = k.memo.get("pools")
+    if memo is None or memo[0] is not b:
+        pools: dict[Kind, list[Any]] = {}
+        memo = k.memo["pools"] = (b, pools)
+    got: list[Any] | None = memo[1].get(kind)
+    if got is None:
+        got = memo[1][kind] = values(kind, k, b)
+    return got
 
 
 # -- caller contracts --------------------------------------------------------------

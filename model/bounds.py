@@ -91,4 +91,4 @@ class Bounds:
             except ValueError:
                 raise BoundsError(f"bound {name}={value!r} is not an integer") from None
             kw[name] = bool(n) if isinstance(getattr(self, name), bool) else n
-        return replace(self, **kw)
+        return replace(self, **kw)  # type: ignore[arg-type]  # int and bool fields alike

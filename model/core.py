@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar, cast
 from typing import Protocol  # Renaming (canonical_key, for the explorer)
 
 from hwspec.memory import PAGE_SHIFT, Memory, Prot, Pte
@@ -40,6 +40,8 @@ from model.objects import (
     NotifierState,
     PasidEntry,
 )
+
+_T = TypeVar("_T")
 
 #: Linux-internal errno (include/linux/errno.h), not in Python's errno module.
 EPROBE_DEFER = 517
@@ -150,12 +152,12 @@ class Kernel:
     def thaw(self) -> None:
         self.memo = None
 
-    def memoized(self, key: Any, fn: Callable[[], Any]) -> Any:
+    def memoized(self, key: Any, fn: Callable[[], _T]) -> _T:
         if self.memo is None:
             return fn()
         if key not in self.memo:
             self.memo[key] = fn()
-        return self.memo[key]
+        return cast(_T, self.memo[key])
 
     def key(self) -> tuple[Any, ...]:
         """A hashable snapshot of everything that can change (warnings are history, not state)."""
@@ -910,6 +912,7 @@ class Kernel:
         dom = replace(dom, users=dom.users - 1)
         self.domains[dom.id] = dom
         mm = dom.mm
+        assert mm is not None  # an SVA domain always has its mm
         if dom.users == 0:
             m = self.mms[mm]
             self.mms[mm] = m = replace(m, sva_domains=tuple(x for x in m.sva_domains if x != dom.id))
@@ -1102,12 +1105,9 @@ class Kernel:
                            for n in sorted(self.notifiers.values(), key=lambda n: n.id)])
         if pointer_words is None:
             pointer_words = self.drv.root_pointer_words(self.mem)  # type: ignore[attr-defined]
-        root_field = ren.root_field
-        words = []
-        for addr, w in self.mem.words.items():
-            f = pointer_words.get(addr)
-            words.append((addr, w) if f is None else (addr, root_field(w, *f)))
-        words.sort(key=lambda aw: aw[0])
+        words = dict(self.mem.words)
+        for addr in [a for a in words if a in pointer_words]:
+            words[addr] = ren.root_field(words[addr], *pointer_words[addr])
         core = (
             tuple(groups), tuple(domains), tuple(handles), tuple(mms), notifiers,
             tuple(sorted(self.global_pasids)),
@@ -1118,7 +1118,7 @@ class Kernel:
             tuple(sorted(self.kernel_pasids, key=lambda dp: (dp[0] or "", dp[1]))),
             self.module_loaded,
             tuple(sorted(self.injected.items())),
-            tuple(words),
+            frozenset(words.items()),
         )
         drv = self.drv.canonical_key(ren)  # type: ignore[attr-defined]
         # Roots only hardware still points at (a freed domain's table behind a stale entry).
@@ -1153,7 +1153,8 @@ class Renaming(Protocol):
     def pfn(self, pfn: int) -> int: ...
 
     def order(self, kind: str, ids: Iterable[int], signature: Callable[[int], Any]) -> list[int]:
-        """ids with labels first (in label order), then the rest by (signature, id), labelled so."""
+        """ids with labels first (in label order), then the rest by signature (equal
+        signatures in an order of the renaming's choosing), labelled in that order."""
         ...
 
     def roots(self) -> list[int]:

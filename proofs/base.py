@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping
 
 import z3
 
@@ -80,22 +80,6 @@ def solver() -> z3.Solver:
     return s
 
 
-def find(constraints: Sequence[z3.BoolRef]) -> z3.ModelRef | None | Literal["unknown"]:
-    """A model of the constraints, None if they are unsatisfiable, "unknown" on timeout."""
-    s = solver()
-    s.add(*constraints)
-    r = s.check()
-    if r == z3.sat:
-        return s.model()
-    if r == z3.unsat:
-        return None
-    return "unknown"
-
-
-def bv(value: int, width: int) -> z3.BitVecRef:
-    return z3.BitVecVal(value, width)
-
-
 def as_int(model: z3.ModelRef, expr: z3.ExprRef) -> int:
     v = model.eval(expr, model_completion=True)
     if z3.is_bv_value(v) or z3.is_int_value(v):
@@ -104,7 +88,7 @@ def as_int(model: z3.ModelRef, expr: z3.ExprRef) -> int:
 
 
 def as_bool(model: z3.ModelRef, expr: z3.ExprRef) -> bool:
-    return z3.is_true(model.eval(expr, model_completion=True))
+    return bool(z3.is_true(model.eval(expr, model_completion=True)))
 
 
 def unknown(what: str) -> Outcome:

@@ -25,7 +25,7 @@ counterexample, which is replayed as kernel calls on the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeAlias
 
 import z3
 
@@ -42,7 +42,7 @@ P = z3.BitVecSort(W_PASID)
 B = z3.BoolSort()
 ZERO = z3.BitVecVal(0, W_PASID)
 
-Array = z3.ArrayRef
+Array: TypeAlias = z3.ArrayRef
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from hwspec.smmuv3 import (
     CD_ZERO,
     STE,
     STE_WRITER,
-    Cfg,
     EntryWriter,
     S1Dss,
     S1Fmt,

@@ -41,8 +41,10 @@ from hwspec.vtd import (
     QiPc,
 )
 from model.bounds import Bounds
+from model.core import Kernel
 from model.design import Design
 from model.designs import get_design
+from model.drivers.vtd import VtdDriver, VtdState
 
 from checker.world import Config
 
@@ -208,6 +210,11 @@ def covers_dev(d: SymDesc, e: DevTag) -> z3.BoolRef:
 
 
 # -- the teardown, from the driver ------------------------------------------------------
+def _vtd(k: Kernel) -> tuple[VtdDriver, VtdState]:
+    assert isinstance(k.driver, VtdDriver) and isinstance(k.drv, VtdState)
+    return k.driver, k.drv
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What kind of PASID entry is torn down: its PGTT, RID (PASID 0) or a PASID, ATS or not."""
@@ -242,12 +249,13 @@ def driver_teardown(design: Design, sc: Scenario, did: int, instance: int
     dev = k.devices[f"dev{instance if sc.ats else 2 + instance}"]
     assert dev.ats == sc.ats
     pasid = 0 if sc.rid else 1 + instance
-    unit = k.drv.unit
+    driver, state = _vtd(k)
+    unit = state.unit
     addr = unit.pasid_entry_addr(k.mem, dev.sid, pasid)
     assert addr is not None
     k.mem.write(addr, PASID_ENTRY.encode(p=1, did=did, pgtt=sc.pgtt, aw=2, pwsnp=1))
     unit.qi_log.clear()
-    k.driver.tear_down_entry(k, dev, pasid, True)
+    driver.tear_down_entry(k, dev, pasid, True)
     return list(unit.qi_log), {"did": did, "pasid": pasid, "sid": dev.sid}
 
 
@@ -454,19 +462,21 @@ def unmap_flush_template() -> tuple[tuple[SymDesc, ...], tuple[z3.BitVecRef, ...
     """What VtdDriver.unmap_flush issues for one page of a domain attached at one PASID."""
     did, pasid, page = (z3.BitVec("FLUSH_DID", W_DID), z3.BitVec("FLUSH_PASID", W_PASID),
                         z3.BitVec("FLUSH_PAGE", W_PFN))
-    sigs, out = [], ()
+    sigs: list[tuple[Any, ...]] = []
+    out: tuple[SymDesc, ...] = ()
     for iova, instance in ((0x5000, 0), (0x7000, 1)):
         k = Config(get_design("upstream"), "vtd", _BOUNDS).build()
+        driver, state = _vtd(k)
         dev = f"dev{instance}"
         dom = k.iommu_paging_domain_alloc(dev)
         p = k.iommu_alloc_global_pasid(dev)
         assert isinstance(dom, int) and k.iommu_attach_device_pasid(dom, dev, p) == 0
         assert k.iommu_map(dom, iova, 0x8000_0000) == 0
-        k.drv.unit.qi_log.clear()
+        state.unit.qi_log.clear()
         assert k.iommu_unmap(dom, iova)
-        concrete = {"did": k.driver.domain_id(k, k.domains[dom]), "pasid": p, "addr": iova >> 12}
+        concrete = {"did": driver.domain_id(k, k.domains[dom]), "pasid": p, "addr": iova >> 12}
         out = tuple(lift(d, concrete, {"did": did, "pasid": pasid, "addr": page})
-                    for d in k.drv.unit.qi_log if isinstance(d, (QiIotlb, QiEiotlb)))
+                    for d in state.unit.qi_log if isinstance(d, (QiIotlb, QiEiotlb)))
         sigs.append(tuple(d.signature for d in out))
     if sigs[0] != sigs[1]:
         raise LiftError(f"unmap flush is not a function of (DID, PASID, page): {sigs}")
@@ -578,7 +588,8 @@ def check_did_sharing_any() -> Outcome:
                    ("iommu_attach_device", (Ref(base + 2), dev))]
     calls, result, k = replay(COLLIDING_DESIGN, "vtd", script)
     doms = [k.domains[calls[i][1][0]] for i in (3, 7)]
-    dids = {k.driver.domain_id(k, d) for d in doms}
+    driver, _ = _vtd(k)
+    dids = {driver.domain_id(k, d) for d in doms}
     roots = [d.pgtable for d in doms]
     assert len(dids) == 1 and all(r is not None for r in roots), "the design shares one DID"
     s2 = solver()

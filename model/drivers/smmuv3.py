@@ -454,7 +454,7 @@ class SmmuV3Driver(Driver):
         return out
 
     def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
-        out = []
+        out: list[tuple[int, int | None, tuple[Any, ...], int, str]] = []
         for name, ssid, cd in k.memoized("valid_cds", lambda: self._valid_cds(k)):
             if CD.get(cd, "epd0"):
                 continue

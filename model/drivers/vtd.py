@@ -555,7 +555,7 @@ class VtdDriver(Driver):
     def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
         """Present first-stage PASID entries of every probed device, walked through memory."""
         s = _st(k)
-        out = []
+        out: list[tuple[int, int | None, tuple[Any, ...], int, str]] = []
         for name, info in s.info.items():
             dev = k.devices[name]
             for pasid, pe in self._present_entries(k, info):
@@ -604,7 +604,8 @@ class VtdDriver(Driver):
 
     def pasids_in_hw(self, k: "Kernel") -> set[int]:
         s = _st(k)
-        held = {pasid for _, pasid, _, _, _ in k.memoized("installed", lambda: self.installed(k))}
+        held = {pasid for _, pasid, _, _, _ in k.memoized("installed", lambda: self.installed(k))
+                if pasid is not None}
         held |= {e.pasid for e in s.unit.pasid_cache}
         held |= {e.pasid for e in s.unit.iotlb if e.pasid is not None}
         held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
