@@ -51,5 +51,9 @@ def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, s
         verdict = "holds" if r.trace is None else f"VIOLATED: {r.violated} ({len(r.trace)} steps)"
         if r.trace is None and not r.complete:
             verdict = "no violation (INCOMPLETE)"
-        rows.append((r.design, r.hw, verdict, f"{r.examples} ex / {r.steps} steps", f"{r.seconds:.1f}s"))
+        if r.engine == "explore":  # the explorer counts distinct states and transitions
+            explored = f"{r.examples:,} states / {r.steps:,} transitions"
+        else:
+            explored = f"{r.examples} examples / {r.steps} steps"
+        rows.append((r.design, r.hw, verdict, explored, f"{r.seconds:.1f}s"))
     return rows
