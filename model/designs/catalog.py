@@ -105,7 +105,9 @@ _SEED_DESIGNS = (
             "Why v5.18 tied the PASID to the mm (701fac40384f): with ENQCMD the PASID "
             "also lives in every thread's IA32_PASID MSR, which unbind cannot reach. "
             "Freeing it at the last unbind hands a value still in a live process's MSR "
-            "to the next process."
+            "to the next process. Beyond the expected pasid-not-reused-while-bound, this also "
+            "breaks global-pasid-consistent (found by the BMC of proofs/bmc.py, replayed on "
+            "the model): the first process's ENQCMD then names the second one's binding."
         ),
         seeds=(S004, S001),
         history="701fac40384f (v5.18): 'an allocated PASID's lifetime [is] bound to the "
@@ -123,7 +125,10 @@ _SEED_DESIGNS = (
             "The first v5.18 placement of mm_pasid_drop, in __mmput: the PASID goes back "
             "at exit_mmap, while the device driver has not unbound yet (drivers unbind at "
             "file release, after exit_mmap). The next process can get the same PASID while "
-            "the old bond still holds it in the pasid_array and the tables."
+            "the old bond still holds it in the pasid_array and the tables. Beyond the "
+            "expected pasid-not-reused-while-bound, this also breaks global-pasid-consistent "
+            "(found by the BMC of proofs/bmc.py, replayed on the model): one PASID value then "
+            "names two processes' bindings."
         ),
         seeds=(S004, S001),
         history="'iommu/sva: Fix PASID use-after-free issue' (v5.18-rc) moved "
