@@ -1,0 +1,95 @@
+"""Every invariant a design is expected to break is broken, each one on its own.
+
+`test_verdicts.py` checks the first violation of each breaking design;
+the matrix in docs/ switches invariants off one by one, within a small budget.
+Here each (design, hardware, invariant) of `Design.expect_breaks` is checked
+alone, by the explorer, in the smallest world where it breaks: the row asserts
+the world and the length of the shortest counterexample (breadth-first, so any
+change to either is a change in the model to look at), and that the trace goes
+through a call the design changes.
+
+A new expectation needs a row here (the coverage test says which one is missing);
+a row whose world no longer breaks fails with the explorer's summary.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.explore import check_explore
+from invariants.catalog import get
+from model.bounds import Bounds
+from model.designs import DESIGNS
+
+#: One SVA process, no paging domain: the SVA and notifier designs.
+T0 = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1, max_pasids=2)
+#: The same with one paging domain.
+T1 = Bounds(devices=1, processes=1, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2)
+#: Two devices, two processes: what needs a second RID or a second address space.
+S = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys_pages=2, max_pasids=3)
+WORLDS = {"T0": T0, "T1": T1, "S": S}
+MAX_STATES = 60_000
+
+#: (design, hw, invariant) -> (world, length of the shortest counterexample there).
+#: The design's own `check_bounds` is applied on top of the world.
+ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
+    ("aux-2018-unguarded", "vtd", "exclusive-device-ownership"): ("T1", 3),
+    ("aux-2018-unguarded", "vtd", "no-attach-while-pasid-users"): ("T1", 3),
+    ("aux-2018-unguarded", "smmuv3", "exclusive-device-ownership"): ("T1", 3),
+    ("aux-2018-unguarded", "smmuv3", "no-attach-while-pasid-users"): ("T1", 3),
+    ("sva-bind-2019-enqcmd", "vtd", "pasid-not-reused-while-bound"): ("T0", 4),
+    ("sva-bind-2019-enqcmd", "vtd", "global-pasid-consistent"): ("T1", 7),
+    ("sva-bind-2019-enqcmd", "smmuv3", "pasid-not-reused-while-bound"): ("T0", 4),
+    ("sva-bind-2019-enqcmd", "smmuv3", "global-pasid-consistent"): ("T1", 7),
+    ("pasid-freed-at-mm-exit", "vtd", "pasid-not-reused-while-bound"): ("T0", 3),
+    ("pasid-freed-at-mm-exit", "vtd", "global-pasid-consistent"): ("S", 6),
+    ("pasid-freed-at-mm-exit", "smmuv3", "pasid-not-reused-while-bound"): ("T0", 3),
+    ("pasid-freed-at-mm-exit", "smmuv3", "global-pasid-consistent"): ("S", 6),
+    ("pasid-per-rid", "vtd", "global-pasid-consistent"): ("S", 5),
+    ("pasid-per-rid", "vtd", "did-pasid-tag-unique"): ("S", 4),
+    ("pasid-per-rid", "vtd", "no-stale-translation"): ("S", 6),
+    ("pasid-per-rid", "smmuv3", "global-pasid-consistent"): ("S", 5),
+    ("set-dev-pasid-blocking-2022", "smmuv3", "asid-known-at-detach"): ("T0", 5),
+    ("set-dev-pasid-blocking-2022", "smmuv3", "no-stale-translation"): ("T0", 7),
+    ("vtd-shared-did-colliding", "vtd", "did-pasid-tag-unique"): ("S", 4),
+    ("vtd-shared-did-colliding", "vtd", "no-stale-translation"): ("S", 6),
+    ("vtd-shared-did-colliding", "vtd", "asid-known-at-detach"): ("T0", 7),
+    ("notifier-put-no-sync", "vtd", "no-callback-after-module-unload"): ("T0", 4),
+    ("notifier-put-no-sync", "smmuv3", "no-callback-after-module-unload"): ("T0", 4),
+    ("notifier-kfree-early", "vtd", "domain-outlives-notifier"): ("T0", 3),
+    ("notifier-kfree-early", "smmuv3", "domain-outlives-notifier"): ("T0", 3),
+    ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
+    ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
+    ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),
+    ("vtd-teardown-did-after-clear", "vtd", "asid-known-at-detach"): ("T0", 4),
+    ("vtd-teardown-did-after-clear", "vtd", "detached-pasid-blocked"): ("T0", 5),
+    ("vtd-teardown-did-after-clear", "vtd", "mm-exit-stops-dma"): ("T0", 5),
+    ("vtd-teardown-no-devtlb-flush", "vtd", "no-stale-translation"): ("T0", 4),
+    ("vtd-teardown-no-devtlb-flush", "vtd", "mm-exit-stops-dma"): ("T0", 5),
+    ("vtd-teardown-no-devtlb-flush", "vtd", "detached-pasid-blocked"): ("T0", 6),
+    ("smmu-detach-no-atc-inv", "smmuv3", "no-stale-translation"): ("T0", 5),
+    ("smmu-detach-no-atc-inv", "smmuv3", "detached-pasid-blocked"): ("T0", 5),
+    ("dma-owner-ignores-pasid-users", "vtd", "exclusive-device-ownership"): ("T0", 4),
+    ("dma-owner-ignores-pasid-users", "vtd", "no-attach-while-pasid-users"): ("T0", 4),
+    ("dma-owner-ignores-pasid-users", "smmuv3", "exclusive-device-ownership"): ("T0", 4),
+    ("dma-owner-ignores-pasid-users", "smmuv3", "no-attach-while-pasid-users"): ("T0", 4),
+}
+
+
+def test_every_expected_break_has_a_row() -> None:
+    expected = {(d.name, hw, inv) for d in DESIGNS.values() for hw in d.hw for inv in d.breaks_on(hw)}
+    assert sorted(expected - set(ROWS)) == [], "add these to ROWS"
+    assert sorted(set(ROWS) - expected) == [], "no design expects these any more"
+
+
+@pytest.mark.parametrize("design,hw,invariant", sorted(ROWS), ids=["-".join(r) for r in sorted(ROWS)])
+def test_expected_break_is_reached_alone(design: str, hw: str, invariant: str) -> None:
+    world, length = ROWS[(design, hw, invariant)]
+    d = DESIGNS[design]
+    r = check_explore(d, hw, WORLDS[world].override(d.check_bounds), get([invariant]),
+                      max_states=MAX_STATES)
+    assert r.trace is not None, f"{design} on {hw} keeps {invariant} in {world}: {r.extra['summary']}"
+    listing = "\n".join(r.trace.listing(with_hw=False))
+    assert r.violated == invariant
+    assert len(r.trace) == length, listing
+    assert {s.action for s in r.trace.steps} & set(d.changed_calls), listing
