@@ -176,6 +176,13 @@ def _print_results(results: list[CheckResult], invariants: tuple[Invariant, ...]
                 out.print(line, markup=False)
         elif r.engine == "explore":
             out.print(f"{r.design} on {r.hw}: {r.extra.get('summary', '')}", markup=False)
+    if any(r.trace is None and r.engine != "explore" for r in results):
+        # Said every time: a short bug can hide from a few dozen sampled runs of ~30
+        # interleaved calls (see README, "How much to trust a sampled run").
+        out.print("Hypothesis samples: no violation in these runs is not a proof. "
+                  "More samples: --profile deep; every state of a small world: --engine explore "
+                  "--bounds devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2",
+                  markup=False)
 
 
 def _write_json(path: str, results: list[CheckResult], bounds: Bounds) -> None:

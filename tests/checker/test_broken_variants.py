@@ -2,7 +2,17 @@
 
 Small bounds and a fixed seed keep these fast and deterministic; each asserts the
 violated invariant's id, the shrunk trace's length and that it contains a call
-the variant changes.
+the variant changes. The three are the issue's examples: a VT-d teardown that
+skips the PASID-cache flush, an SMMUv3 PASID detach without ATC_INV, and DMA
+ownership (VFIO's claim, a driver's unbind) that ignores PASID users.
+
+The Hypothesis engine samples: with another seed the same budget can miss a
+4-5 step bug (README, "How much to trust a sampled run"), and a model change
+moves the seed's path. If one of these starts failing after a model change, run
+the explorer on it first (`iommucheck check --engine explore`): if the explorer
+still finds the break, only the sampling moved, and the seed or budget may be
+changed here; every design's break is also checked by the explorer in
+tests/designs.
 """
 
 import pytest
@@ -16,8 +26,8 @@ SMALL = Bounds(devices=1, processes=1, paging_domains=1, iova_pages=1, phys_page
 
 CASES = [
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"),
-    ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"),
-    ("notifier-kfree-early", "vtd", "domain-outlives-notifier"),
+    ("smmu-detach-no-atc-inv", "smmuv3", "no-stale-translation"),
+    ("dma-owner-ignores-pasid-users", "vtd", "exclusive-device-ownership"),
 ]
 
 
