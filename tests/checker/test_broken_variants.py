@@ -38,6 +38,9 @@ CASES = [
 ]
 
 
+#: A sampled search can miss with one seed (smmu-detach-no-atc-inv does with seed 2),
+#: and a new Hypothesis release moves every seed's path: try a few before failing.
+SEEDS = (1, 3, 5)
 #: Run in a fresh interpreter: with a fixed seed Hypothesis is deterministic for a
 #: given process, but which modules were imported before (the whole suite's, under
 #: pytest) changes its path; one case took 13 s alone and 99 s after collection.
@@ -48,8 +51,11 @@ from invariants.catalog import get
 from model.bounds import Bounds
 from model.designs import get_design
 b = Bounds(**json.loads(sys.argv[3]))
-r = check_hypothesis(get_design(sys.argv[1]), sys.argv[2], b, get(), max_examples=1000, seed=1,
-                     database=False)
+for seed in SEEDS:  # the first seed finds each of them with today's Hypothesis
+    r = check_hypothesis(get_design(sys.argv[1]), sys.argv[2], b, get(), max_examples=1000,
+                         seed=seed, database=False)
+    if r.trace is not None:
+        break
 t = r.trace
 print(json.dumps({"violated": r.violated, "examples": r.examples,
                   "actions": None if t is None else [s.action for s in t.steps],
@@ -59,7 +65,8 @@ print(json.dumps({"violated": r.violated, "examples": r.examples,
 
 def _check_in_fresh_process(design: str, hw: str, bounds: Bounds) -> dict[str, Any]:
     fields = {f: getattr(bounds, f) for f in bounds.__dataclass_fields__}
-    p = subprocess.run([sys.executable, "-c", _RUN, design, hw, json.dumps(fields)],
+    p = subprocess.run([sys.executable, "-c", _RUN.replace("SEEDS", repr(SEEDS)), design, hw,
+                        json.dumps(fields)],
                        capture_output=True, text=True, cwd=ROOT, check=False)
     assert p.returncode == 0, p.stderr
     out: dict[str, Any] = json.loads(p.stdout.splitlines()[-1])
