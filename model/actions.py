@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterator
 
-from hwspec.outcome import Access
+from hwspec.outcome import Access, Outcome
 
 from model.bounds import Bounds
 from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
@@ -256,9 +256,12 @@ def _can_bind(k: Kernel, b: Bounds, a: Args) -> bool:
 
 
 # -- runners -----------------------------------------------------------------------
-def _dma(k: Kernel, a: Args) -> None:
+def _dma(k: Kernel, a: Args) -> frozenset[Outcome]:
+    """The outcomes this request may have (what the trace shows), then the fill."""
     dev, pasid, iova = a
+    outcomes = k.driver.translate(k, k.devices[dev], pasid, iova, Access.READ)
     k.hw_fill(dev, pasid, iova, Access.READ)
+    return outcomes
 
 
 def _entry_handle(k: Kernel, dev: str, pasid: int) -> int | None:
@@ -462,7 +465,11 @@ def show_call(k: Kernel, action: Action, args: Args, result: Any) -> str:
     if action.name == "dma":
         dev, pasid, iova = args
         where = "no pasid" if pasid is None else f"pasid {pasid}"
-        return f"dma({dev}, {where}, iova {iova:#x})"
+        head = f"dma({dev}, {where}, iova {iova:#x})"
+        if not result:
+            return head
+        # e.g. "-> may reach pa 0x7000 via ATC (sid 0x8, ssid 1)", every outcome hardware may give
+        return f"{head} -> " + "; or ".join(sorted(str(o) for o in result))
     head = f"{action.name}({shown})"
     if result is None:
         return head
