@@ -158,9 +158,22 @@ def render_invariants_md(cells: list[Cell], meta: dict[str, Any]) -> str:
                 inv.rationale, ""]
         if inv.quote:
             out += [f"> {inv.quote}", ""]
-        keep = [f"{c.design} ({c.hw})" for c in cells if c.applicable and inv.id in c.held]
+        held = [c for c in cells if c.applicable and inv.id in c.held]
+        keep = [f"{c.design} ({c.hw})" for c in held if c.complete]
+        # An incomplete run is evidence, not proof; an expected break it did not
+        # reach is named as such rather than listed among the designs that keep it.
+        unseen = [f"{c.design} ({c.hw})" for c in held if not c.complete
+                  and (d := DESIGNS.get(c.design)) is not None and inv.id not in d.breaks_on(c.hw)]
+        missed = [f"{c.design} ({c.hw})" for c in held if not c.complete
+                  and (d := DESIGNS.get(c.design)) is not None and inv.id in d.breaks_on(c.hw)]
         breaks = [c for c in cells if inv.id in c.broken]
-        out += [f"Kept by: {', '.join(keep) or 'none'}.", ""]
+        if keep:
+            out += [f"Kept by (every reachable state explored): {', '.join(keep)}.", ""]
+        if unseen:
+            out += [f"Not broken within the run's budget: {', '.join(unseen)}.", ""]
+        if missed:
+            out += [f"Expected to break, not reached within the run's budget: {', '.join(missed)} "
+                    "(tests/designs/test_expected_breaks.py reaches each one alone).", ""]
         if breaks:
             out.append("Broken by:")
             out.append("")
