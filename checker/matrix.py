@@ -189,7 +189,9 @@ def render_invariants_md(cells: list[Cell], meta: dict[str, Any]) -> str:
 
 
 def _bounds(meta: dict[str, Any]) -> str:
-    return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in meta["bounds"].items())
+    # sorted: a fresh run has the dataclass's field order, results.json sorted keys, and
+    # `docs --check` must give the same text from either
+    return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in sorted(meta["bounds"].items()))
 
 
 def render_designs_md(cells: list[Cell], meta: dict[str, Any]) -> str:
