@@ -67,3 +67,18 @@ def test_every_counterexample_in_the_docs_replays() -> None:
             assert len(r.trace) == len(trace["steps"])
             replayed += 1
     assert replayed >= 20  # every breaking design has at least one
+
+
+def test_a_fresh_run_renders_like_the_committed_results() -> None:
+    """`docs --check` re-runs the checker and renders with the run's own metadata (bounds
+    in field order); with the same cells that must give the committed text byte for byte,
+    or the check would call fresh docs stale."""
+    from checker.matrix import (DOC_BOUNDS, DOC_EXAMPLES, DOC_SEED, cells_from_json,
+                                cells_to_json, write_docs)
+
+    data = json.loads((DOCS / "results.json").read_text())
+    cells = cells_from_json(data)
+    meta = cells_to_json(cells, DOC_BOUNDS, data["engine"], DOC_SEED, DOC_EXAMPLES)
+    meta.pop("cells")
+    for path, text in write_docs(DOCS, cells, meta).items():
+        assert path.read_text() == text, path.name
