@@ -158,14 +158,21 @@ def render_invariants_md(cells: list[Cell], meta: dict[str, Any]) -> str:
                 inv.rationale, ""]
         if inv.quote:
             out += [f"> {inv.quote}", ""]
-        held = [c for c in cells if c.applicable and inv.id in c.held]
-        keep = [f"{c.design} ({c.hw})" for c in held if c.complete]
         # An incomplete run is evidence, not proof; an expected break it did not
         # reach is named as such rather than listed among the designs that keep it.
-        unseen = [f"{c.design} ({c.hw})" for c in held if not c.complete
-                  and (d := DESIGNS.get(c.design)) is not None and inv.id not in d.breaks_on(c.hw)]
-        missed = [f"{c.design} ({c.hw})" for c in held if not c.complete
-                  and (d := DESIGNS.get(c.design)) is not None and inv.id in d.breaks_on(c.hw)]
+        keep: list[str] = []
+        unseen: list[str] = []
+        missed: list[str] = []
+        for c in cells:
+            if not c.applicable or inv.id not in c.held:
+                continue
+            d = DESIGNS.get(c.design)
+            if c.complete:
+                keep.append(f"{c.design} ({c.hw})")
+            elif d is not None and inv.id in d.breaks_on(c.hw):
+                missed.append(f"{c.design} ({c.hw})")
+            else:
+                unseen.append(f"{c.design} ({c.hw})")
         breaks = [c for c in cells if inv.id in c.broken]
         if keep:
             out += [f"Kept by (every reachable state explored): {', '.join(keep)}.", ""]

@@ -93,7 +93,7 @@ def record_step(k_before: Kernel, k_after: Kernel, action: Action, args: Args, r
     return TraceStep(
         action=action.name,
         args=tuple(args),
-        text=show_call(k_after, action, args, result),
+        text=show_call(k_after, action, args, result, before=k_before),
         hw=k_after.driver.take_hw_log(k_after),
         warnings=k_after.warnings[len(k_before.warnings):],
     )
