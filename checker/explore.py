@@ -65,6 +65,31 @@ must move their SIDs, context entries / STEs, PASID directories and CD tables
 in memory and every cache tag together; that is not implemented, so device
 symmetry is left out.
 
+Cache saturation (`saturate=True`, `check --engine explore --saturate-caches`).
+Most states of a plain search differ only in what the IOMMU and device caches hold:
+every `dma` event may add entries, so the caches range over the subsets of what
+walks ever produced. With saturation the search drops the `dma` event and instead,
+after every other step (and at boot), performs every DMA the state allows: the
+caches then hold everything they may hold after the calls so far. This is exact for
+our invariants because of three facts about the model, which
+tests/explore/test_explore_saturate.py checks on every reachable state of small worlds:
+
+* nothing the kernel, the drivers or the action table do depends on cache contents
+  (calls return the same, enabledness and every non-cache field come out the same;
+  invalidations remove entries by what they cover), so a state with more cache
+  entries takes the same steps, and keeps a superset of entries after them;
+* a `dma` event only adds entries that a fresh walk gives now;
+* every invariant is monotone in the caches: an entry more can add a DMA outcome,
+  an entry in a freed tag or a held PASID, never remove one.
+
+So every state of the plain search is matched by a saturated state with the same
+calls and more cache entries, which breaks at least the same invariants; and every
+saturated state is a plain state (the DMAs done one by one). A violation exists
+exactly when the saturated search finds one, at a depth counted in calls and events
+other than DMA. Its trace is rebuilt with the DMAs as explicit `dma` events, then
+the DMA events the violation does not need are dropped one at a time: the result
+replays like any other trace, but is shortest in calls, not always in events.
+
     from checker.explore import check_explore
     r = check_explore(get_design("upstream"), "vtd", Bounds(devices=1), CATALOG, depth=6)
     print(r.extra["summary"])
@@ -288,6 +313,7 @@ class Outcome:
     peak_frontier: int = 0
     visited_bytes: int = 0  # the visited set and the parent pointers (not the frontier)
     symmetry: bool = True
+    saturated: bool = False  # caches saturated: depth counts calls and events other than DMA
     notes: list[str] = field(default_factory=list)
 
 
@@ -301,8 +327,11 @@ class Explorer:
     only when a counterexample is replayed.
     """
 
-    def __init__(self, config: Config, invariants: tuple[Invariant, ...], symmetry: bool = True) -> None:
+    def __init__(self, config: Config, invariants: tuple[Invariant, ...], symmetry: bool = True,
+                 saturate: bool = False) -> None:
         self.config = config
+        self.saturate = saturate
+        self._dma = next(i for i, a in enumerate(ACTIONS) if a.name == "dma")
         self.bounds = config.bounds
         self.runner = Runner(config, invariants)
         self.step_invariants = tuple(i for i in self.runner.invariants if i.check_step is not None)
@@ -370,6 +399,13 @@ class Explorer:
             self.moves.append(key)
         return mid
 
+    def fill_all(self, k: Kernel) -> None:
+        """Every DMA the state allows, done now: its caches then hold everything they
+        may hold after the calls that led here (see "Cache saturation" above)."""
+        dma = ACTIONS[self._dma]
+        for args in list(dma.enabled_args(k, self.bounds)):
+            dma.run(k, args)
+
     # -- checks ---------------------------------------------------------------------
     def _check_step(self, before: Kernel, action: Action, args: Args, result: Any,
                     after: Kernel) -> Violation | None:
@@ -388,12 +424,14 @@ class Explorer:
         start = time.perf_counter()
         b = self.bounds
         k0 = self.runner.start()
+        if self.saturate:
+            self.fill_all(k0)
         self.prepare(k0)
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it
         out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
-                      symmetry=self.symmetry)
+                      symmetry=self.symmetry, saturated=self.saturate)
 
         def path_to(n: int) -> list[int]:
             moves = []
@@ -420,7 +458,7 @@ class Explorer:
         frontier: deque[tuple[Kernel, int]] = deque([(k0, 0)])
         level = 0
         next_report = start + PROGRESS_SECONDS
-        indexed = list(enumerate(ACTIONS))
+        indexed = [(i, a) for i, a in enumerate(ACTIONS) if not (self.saturate and i == self._dma)]
         while frontier:
             if depth is not None and level >= depth:
                 out.complete, out.stopped_at = False, "--depth"
@@ -438,6 +476,8 @@ class Explorer:
                             out.path, out.error = path_to(n) + [self._move(ai, args)], e
                             out.depth = level + 1
                             return finish()
+                        if self.saturate:
+                            self.fill_all(child)
                         child.freeze()
                         out.transitions += 1
                         if on_progress is not None and (now := time.perf_counter()) >= next_report:
@@ -479,6 +519,60 @@ class Explorer:
         return finish()
 
     # -- counterexamples -------------------------------------------------------------
+    def unsaturate(self, path: list[int], invariant: str | None) -> list[int]:
+        """A path of the saturated search as explicit steps: every DMA the saturation did
+        becomes a `dma` event, then the DMA events the violation does not need are
+        dropped one at a time, last first, while the trace still ends in a violation
+        of the same invariant. (`invariant` None: a path to a model exception, kept whole.)"""
+        dma = ACTIONS[self._dma]
+        b = self.bounds
+        k = self.runner.start()
+        seq: list[int] = []
+
+        def fills() -> None:
+            for args in list(dma.enabled_args(k, b)):
+                seq.append(self._move(self._dma, args))
+                dma.run(k, args)
+
+        fills()
+        for mid in path:
+            ai, args = self.moves[mid]
+            seq.append(mid)
+            try:
+                ACTIONS[ai].run(k, args)
+            except Exception:
+                return seq  # the model error is here: replay reports it
+            fills()
+        if invariant is None:
+            return seq
+        first = self._first_violation(seq)
+        if first is None:
+            raise AssertionError(f"the explicit trace of a saturated path does not reproduce {invariant}")
+        cut, invariant = first  # what the explicit replay names first is what it reports
+        seq = seq[:cut]
+        i = len(seq) - 1
+        while i >= 0:
+            if self.moves[seq[i]][0] == self._dma:
+                shorter = seq[:i] + seq[i + 1:]
+                found = self._first_violation(shorter)
+                if found is not None and found[1] == invariant:
+                    seq = shorter[:found[0]]
+            i = min(i - 1, len(seq) - 1)
+        return seq
+
+    def _first_violation(self, seq: list[int]) -> tuple[int, str] | None:
+        """(steps up to and including the first violating one, its invariant), or None."""
+        k = self.runner.start()
+        v = self.runner.check_state(k)
+        if v is not None:
+            return 0, v.invariant
+        for i, mid in enumerate(seq):
+            ai, args = self.moves[mid]
+            _, _, v = self.runner.step(k, ACTIONS[ai], args)
+            if v is not None:
+                return i + 1, v.invariant
+        return None
+
     def replay(self, path: list[int], violation: Violation | None) -> Trace:
         """The trace of a path, run through `Runner.step` exactly as `replay` runs it."""
         cfg = self.config
@@ -506,15 +600,16 @@ class Explorer:
 
 def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
             depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
-            on_progress: Callable[[str], None] | None = None) -> tuple[Explorer, Outcome]:
+            on_progress: Callable[[str], None] | None = None,
+            saturate: bool = False) -> tuple[Explorer, Outcome]:
     """Run the search; if a state breaks an assumption of the symmetry reduction, say so
     and search again without it."""
     config = Config(design, hw, bounds)
-    ex = Explorer(config, invariants, symmetry=symmetry)
+    ex = Explorer(config, invariants, symmetry=symmetry, saturate=saturate)
     try:
         return ex, ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
     except SymmetryUnsupported as e:
-        ex = Explorer(config, invariants, symmetry=False)
+        ex = Explorer(config, invariants, symmetry=False, saturate=saturate)
         out = ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
         out.notes.append(f"symmetry reduction off: {e}")
         return ex, out
@@ -523,6 +618,8 @@ def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant
 def summary(out: Outcome) -> str:
     """One line: 'explored 123,456 states to depth 7, no violation' (and why it stopped)."""
     head = f"explored {out.states:,} states to depth {out.depth}"
+    if out.saturated:
+        head = f"explored {out.states:,} states (caches saturated) to depth {out.depth}"
     if out.violation is not None:
         return f"{head}: {out.violation.invariant} violated at depth {len(out.path or [])}"
     if out.complete:
@@ -532,20 +629,24 @@ def summary(out: Outcome) -> str:
 
 def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
                   depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
-                  on_progress: Callable[[str], None] | None = None) -> CheckResult:
+                  on_progress: Callable[[str], None] | None = None,
+                  saturate: bool = False) -> CheckResult:
     """The explorer as a `check` engine: a CheckResult with engine="explore".
 
     `complete` is False when --depth or --max-states stopped the search before the
     state space was exhausted (the CLI then exits 3); `extra["summary"]` says so.
     """
     ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
-                      symmetry=symmetry, on_progress=on_progress)
+                      symmetry=symmetry, on_progress=on_progress, saturate=saturate)
     trace = None
     if out.error is not None:
         ex.replay(out.path or [], None)  # raises ModelError with the trace to the crash
         raise AssertionError(f"replaying the path to {out.error!r} did not raise it")
     if out.violation is not None:
-        trace = ex.replay(out.path or [], out.violation)
+        if out.saturated:
+            trace = ex.replay(ex.unsaturate(out.path or [], out.violation.invariant), out.violation)
+        else:
+            trace = ex.replay(out.path or [], out.violation)
         # Report what Runner.step (and so `replay`) names first at that step: the search
         # may have noticed another invariant of the same step first.
         out.violation = trace.violation
@@ -558,6 +659,7 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
         complete=out.complete, extra={
             "summary": text, "states": out.states, "transitions": out.transitions,
             "depth": out.depth, "symmetry": out.symmetry, "stopped_at": out.stopped_at,
+            "saturated": out.saturated,
         },
     )
 

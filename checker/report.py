@@ -53,6 +53,8 @@ def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, s
             verdict = "no violation (INCOMPLETE)"
         if r.engine == "explore":  # the explorer counts distinct states and transitions
             explored = f"{r.examples:,} states / {r.steps:,} transitions"
+            if r.extra.get("saturated"):
+                explored += " (caches saturated)"
         else:
             explored = f"{r.examples} examples / {r.steps} steps"
         rows.append((r.design, r.hw, verdict, explored, f"{r.seconds:.1f}s"))
