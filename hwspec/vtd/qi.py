@@ -99,6 +99,10 @@ def _range_str(pages: range) -> str:
     return f"addr={pages.start << PAGE_SHIFT:#x} pages={len(pages)}"
 
 
+#: descriptors whose fields were range-checked (equal descriptors have equal fields)
+_CHECKED: set["QiDesc"] = set()
+
+
 class QiDesc:
     """Base of all descriptors: encode/decode through `LAYOUT`, `covers` per subclass."""
 
@@ -118,7 +122,11 @@ class QiDesc:
                     raise LayoutError(
                         f"{self.LAYOUT.name}.{f.name} = {value!r} is not a valid {f.enum.__name__}"
                     ) from None
-        self.encode()  # range-checks every field (LayoutError)
+        # A descriptor equal to one already built passed the same checks: the explorer
+        # builds the same few descriptors millions of times.
+        if self not in _CHECKED:
+            self.encode()  # range-checks every field (LayoutError)
+            _CHECKED.add(self)
 
     def _raw(self) -> dict[str, int]:
         return {n: int(getattr(self, n)) for n in self.LAYOUT.names if n != "type"}

@@ -208,3 +208,22 @@ def test_cli_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _run_cli(["check", "--engine", "explore", "--hw", "smmuv3", "--bounds", small,
                           "--design", "smmu-detach-no-atc-inv"], capsys)
     assert code == 1 and "VIOLATES no-stale-translation" in out
+
+
+def test_cli_saturated_caches(capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2"
+    small = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2"
+    code, out = _run_cli(["check", "--engine", "explore", "--saturate-caches", "--hw", "vtd",
+                          "--bounds", tiny], capsys)
+    assert code == 0 and "explored 350 states (caches saturated) to depth 12, no violation" in out
+    assert "350 states / 2,362 transitions (caches saturated)" in out
+    code, out = _run_cli(["check", "--engine", "explore", "--saturate-caches", "--hw", "smmuv3",
+                          "--bounds", small, "--design", "smmu-detach-no-atc-inv"], capsys)
+    assert code == 1 and "VIOLATES no-stale-translation" in out
+    assert "4. dma(dev0, pasid 1, iova 0x0) -> may reach pa 0x80000000 via walk" in out
+    # explorer options with the Hypothesis engine: one line, exit 2
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--saturate-caches", "--depth", "3"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err == "iommucheck: error: --depth, --saturate-caches only apply to --engine explore\n"
