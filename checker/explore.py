@@ -475,12 +475,12 @@ class Explorer:
                         child = k.copy()
                         try:
                             result = action.run(child, args)
+                            if self.saturate:
+                                self.fill_all(child)
                         except Exception as e:  # a model bug: report how to get there
                             out.path, out.error = path_to(n) + [self._move(ai, args)], e
                             out.depth = level + 1
                             return finish()
-                        if self.saturate:
-                            self.fill_all(child)
                         child.freeze()
                         out.transitions += 1
                         if on_progress is not None and (now := time.perf_counter()) >= next_report:
@@ -537,15 +537,15 @@ class Explorer:
                 seq.append(self._move(self._dma, args))
                 dma.run(k, args)
 
-        fills()
-        for mid in path:
-            ai, args = self.moves[mid]
-            seq.append(mid)
-            try:
-                ACTIONS[ai].run(k, args)
-            except Exception:
-                return seq  # the model error is here: replay reports it
+        try:
             fills()
+            for mid in path:
+                seq.append(mid)
+                ai, args = self.moves[mid]
+                ACTIONS[ai].run(k, args)
+                fills()
+        except Exception:
+            return seq  # the model raised at the last step: replay reports it
         if invariant is None:
             return seq
         first = self._first_violation(seq)
@@ -643,7 +643,8 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
                       symmetry=symmetry, on_progress=on_progress, saturate=saturate)
     trace = None
     if out.error is not None:
-        ex.replay(out.path or [], None)  # raises ModelError with the trace to the crash
+        path = ex.unsaturate(out.path or [], None) if out.saturated else out.path or []
+        ex.replay(path, None)  # raises ModelError with the trace to the crash
         raise AssertionError(f"replaying the path to {out.error!r} did not raise it")
     if out.violation is not None:
         if out.saturated:

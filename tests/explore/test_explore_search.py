@@ -129,6 +129,26 @@ def test_a_model_exception_is_reported_with_the_calls_that_reach_it(monkeypatch:
     assert [s.action for s in e.value.trace.steps] == ["mm_alloc", "cpu_map"]
 
 
+def test_a_model_exception_in_a_saturating_dma_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from model.core import Kernel
+
+    real = Kernel.hw_fill
+
+    def broken(self: Kernel, dev: str, pasid: int | None, iova: int, access: object = None) -> None:
+        if pasid is not None:
+            raise RuntimeError("boom")
+        real(self, dev, pasid, iova)
+
+    monkeypatch.setattr(Kernel, "hw_fill", broken)
+    with pytest.raises(ModelError) as e:
+        check_explore(get_design("upstream"), "vtd", SMALL, CATALOG, saturate=True)
+    steps = e.value.trace.steps
+    assert "RuntimeError: boom" in str(e.value)
+    # the saturating DMAs are in the trace as events; the last one raised
+    assert steps[-1].action == "dma" and steps[-1].args[1] is not None
+    assert [s.action for s in steps if s.action != "dma"] == ["mm_alloc", "iommu_sva_bind_device"]
+
+
 def test_labels_refuse_a_pointer_that_is_not_a_page_table() -> None:
     labels = Labels(roots={0x5000}, phys={0x80000, 0x80001})
     assert labels.root(0x5000) == 0
