@@ -402,11 +402,14 @@ class Explorer:
             self.moves.append(key)
         return mid
 
-    def fill_all(self, k: Kernel) -> None:
+    def fill_all(self, k: Kernel, record: list[int] | None = None) -> None:
         """Every DMA the state allows, done now: its caches then hold everything they
-        may hold after the calls that led here (see "Cache saturation" above)."""
+        may hold after the calls that led here (see "Cache saturation" above).
+        `record` gets each DMA's move id before it runs (to rebuild traces)."""
         dma = ACTIONS[self._dma]
         for args in list(dma.enabled_args(k, self.bounds)):
+            if record is not None:
+                record.append(self._move(self._dma, args))
             dma.run(k, args)
 
     # -- checks ---------------------------------------------------------------------
@@ -527,23 +530,15 @@ class Explorer:
         becomes a `dma` event, then the DMA events the violation does not need are
         dropped one at a time, last first, while the trace still ends in a violation
         of the same invariant. (`invariant` None: a path to a model exception, kept whole.)"""
-        dma = ACTIONS[self._dma]
-        b = self.bounds
         k = self.runner.start()
         seq: list[int] = []
-
-        def fills() -> None:
-            for args in list(dma.enabled_args(k, b)):
-                seq.append(self._move(self._dma, args))
-                dma.run(k, args)
-
         try:
-            fills()
+            self.fill_all(k, seq)
             for mid in path:
                 seq.append(mid)
                 ai, args = self.moves[mid]
                 ACTIONS[ai].run(k, args)
-                fills()
+                self.fill_all(k, seq)
         except Exception:
             return seq  # the model raised at the last step: replay reports it
         if invariant is None:
@@ -620,9 +615,8 @@ def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant
 
 def summary(out: Outcome) -> str:
     """One line: 'explored 123,456 states to depth 7, no violation' (and why it stopped)."""
-    head = f"explored {out.states:,} states to depth {out.depth}"
-    if out.saturated:
-        head = f"explored {out.states:,} states (caches saturated) to depth {out.depth}"
+    caches = " (caches saturated)" if out.saturated else ""
+    head = f"explored {out.states:,} states{caches} to depth {out.depth}"
     if out.violation is not None:
         return f"{head}: {out.violation.invariant} violated at depth {len(out.path or [])}"
     if out.complete:
@@ -642,15 +636,14 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
                       symmetry=symmetry, on_progress=on_progress, saturate=saturate)
     trace = None
+    path = out.path or []
+    if out.saturated and (out.error is not None or out.violation is not None):
+        path = ex.unsaturate(path, None if out.violation is None else out.violation.invariant)
     if out.error is not None:
-        path = ex.unsaturate(out.path or [], None) if out.saturated else out.path or []
         ex.replay(path, None)  # raises ModelError with the trace to the crash
         raise AssertionError(f"replaying the path to {out.error!r} did not raise it")
     if out.violation is not None:
-        if out.saturated:
-            trace = ex.replay(ex.unsaturate(out.path or [], out.violation.invariant), out.violation)
-        else:
-            trace = ex.replay(out.path or [], out.violation)
+        trace = ex.replay(path, out.violation)
         # Report what Runner.step (and so `replay`) names first at that step: the search
         # may have noticed another invariant of the same step first.
         out.violation = trace.violation

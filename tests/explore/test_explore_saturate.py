@@ -15,7 +15,7 @@ Two checks, from the end result down to the premises it rests on:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -142,26 +142,6 @@ def _enabled(k: Kernel, b: Bounds) -> list[tuple[str, tuple[Any, ...]]]:
     return [(a.name, args) for a in ACTIONS for args in a.enabled_args(k, b)]
 
 
-def _reachable(ex: Explorer, depth: int) -> list[Kernel]:
-    k0 = ex.runner.start()
-    seen, level, states = {k0.key()}, [k0], [k0]
-    for _ in range(depth):
-        nxt = []
-        for k in level:
-            for name, args in _enabled(k, ex.bounds):
-                child = k.copy()
-                child.thaw()
-                next(a for a in ACTIONS if a.name == name).run(child, args)
-                child.warnings = []
-                child.driver.take_hw_log(child)
-                if child.key() not in seen:
-                    seen.add(child.key())
-                    nxt.append(child)
-        states += nxt
-        level = nxt
-    return states
-
-
 @pytest.mark.parametrize("design,hw,depth", [
     ("upstream", "vtd", 3),
     ("upstream", "smmuv3", 3),
@@ -169,11 +149,12 @@ def _reachable(ex: Explorer, depth: int) -> list[Kernel]:
     ("smmu-detach-no-atc-inv", "smmuv3", 3),
     ("pasid-freed-at-mm-exit", "vtd", 3),
 ])
-def test_saturation_premises_hold_on_reachable_states(design: str, hw: str, depth: int) -> None:
+def test_saturation_premises_hold_on_reachable_states(
+        design: str, hw: str, depth: int, reachable: Callable[[Explorer, int], list[Kernel]]) -> None:
     ex = Explorer(Config(get_design(design), hw, WIDE), CATALOG, saturate=True)
     b = ex.bounds
     checked = grew = 0
-    for k in _reachable(ex, depth):
+    for k in reachable(ex, depth):
         k.thaw()
         s = _saturated(ex, k)
         assert _enabled(s, b) == _enabled(k, b)

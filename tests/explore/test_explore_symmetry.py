@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -47,6 +47,8 @@ AGREE = [
     ("vtd-teardown-no-devtlb-flush", "vtd", SMALL, 8),
 ]
 COUNTS: dict[str, tuple[int, int]] = {}
+#: the `reachable` fixture (tests/explore/conftest.py)
+Reachable = Callable[[Explorer, int], list[Kernel]]
 
 
 @pytest.mark.parametrize("design,hw,bounds,depth", AGREE, ids=[f"{d}-{h}" for d, h, _, _ in AGREE])
@@ -95,31 +97,6 @@ def _keys(ex: Explorer, k: Kernel) -> set[Any]:
     return out
 
 
-def _reachable(ex: Explorer, depth: int) -> list[Kernel]:
-    """Every state within `depth` steps, told apart by `key()` (violations do not stop it)."""
-    k0 = ex.runner.start()
-    seen = {k0.key()}
-    level, states = [k0], [k0]
-    b = ex.bounds
-    for _ in range(depth):
-        nxt = []
-        for k in level:
-            k.freeze()
-            for action in ACTIONS:
-                for args in action.enabled_args(k, b):
-                    child = k.copy()
-                    action.run(child, args)
-                    child.warnings = []
-                    child.driver.take_hw_log(child)
-                    key = child.key()
-                    if key not in seen:
-                        seen.add(key)
-                        nxt.append(child)
-        states += nxt
-        level = nxt
-    return states
-
-
 def _reduced_explorer(design: str, hw: str, b: Bounds) -> Explorer:
     ex = Explorer(Config(get_design(design), hw, b), CATALOG, symmetry=True)
     k0 = ex.runner.start()
@@ -133,12 +110,12 @@ def _reduced_explorer(design: str, hw: str, b: Bounds) -> Explorer:
     ("smmu-detach-no-atc-inv", "smmuv3", 5),
     ("pasid-freed-at-mm-exit", "vtd", 4),
 ])
-def test_merged_states_are_interchangeable(design: str, hw: str, depth: int) -> None:
+def test_merged_states_are_interchangeable(design: str, hw: str, depth: int, reachable: Reachable) -> None:
     b = RENAMING
     full = Explorer(Config(get_design(design), hw, b), CATALOG, symmetry=False)
     reduced = _reduced_explorer(design, hw, b)
     classes: dict[int, list[Kernel]] = {}
-    for k in _reachable(full, depth):
+    for k in reachable(full, depth):
         classes.setdefault(reduced.fingerprint(k), []).append(k)
     merged = [ks for ks in classes.values() if len(ks) > 1]
     assert merged, "nothing was merged: the test would prove nothing"
@@ -167,9 +144,9 @@ def _identity_key(k: Kernel) -> tuple[Any, ...]:
 @pytest.mark.parametrize("design,hw", [("upstream", "vtd"), ("upstream", "smmuv3"),
                                        ("vtd-teardown-no-devtlb-flush", "vtd"),
                                        ("set-dev-pasid-blocking-2022", "smmuv3")])
-def test_canonical_key_covers_everything_key_covers(design: str, hw: str) -> None:
+def test_canonical_key_covers_everything_key_covers(design: str, hw: str, reachable: Reachable) -> None:
     ex = Explorer(Config(get_design(design), hw, RENAMING), CATALOG, symmetry=False)
-    states = _reachable(ex, 4)
+    states = reachable(ex, 4)
     keys = [k.key() for k in states]
     idents = [_identity_key(k) for k in states]
     assert len(set(keys)) == len(states)
