@@ -19,6 +19,7 @@ from typing import Iterable
 from hwspec.outcome import Access, Kind
 
 from invariants.base import Invariant, Layer, Step, UnknownInvariant, Violation
+from invariants.kernel_bugs import KERNEL_BUGS
 from model.actions import USER_OWNER, Kind as P, show_domain, values
 from model.bounds import Bounds
 from model.core import Kernel
@@ -536,7 +537,7 @@ CATALOG: tuple[Invariant, ...] = (
         "translate with half of each configuration.",
         (S000,), Layer.HW, check_step=_hitless_entry_update,
     ),
-)
+) + KERNEL_BUGS
 
 BY_ID: dict[str, Invariant] = {i.id: i for i in CATALOG}
 

@@ -272,8 +272,8 @@ def _detach_pasid(k: Kernel, a: Args) -> None:
     dom, dev, pasid = a
     old_handle = _entry_handle(k, dev, pasid)
     k.iommu_detach_device_pasid(dom, dev, pasid)
-    if old_handle is not None:
-        k.handles.pop(old_handle, None)
+    if old_handle is not None and k.handles.pop(old_handle, None) is not None:
+        k.mark_freed("handle", old_handle, "iommufd, after iommu_detach_device_pasid")
 
 
 def _replace_pasid(k: Kernel, a: Args) -> int:
@@ -284,8 +284,8 @@ def _replace_pasid(k: Kernel, a: Args) -> int:
     ret = k.iommu_replace_device_pasid(dom, dev, pasid, h)
     if ret:
         k.handles.pop(h, None)
-    elif old_handle is not None:
-        k.handles.pop(old_handle, None)
+    elif old_handle is not None and k.handles.pop(old_handle, None) is not None:
+        k.mark_freed("handle", old_handle, "iommufd, after iommu_replace_device_pasid")
     return ret
 
 

@@ -85,6 +85,10 @@ class Design:
     check_bounds: str = ""
     #: a user design may bring its own driver: (hw, bounds) -> Driver (model.drivers.base)
     driver_factory: Callable[[str, Any], Any] | None = field(default=None, compare=False)
+    #: a design may bring its own core, exactly as it brings a driver: a callable with
+    #: Kernel's signature (hw, devices, design=, driver=), usually a model.core.Kernel
+    #: subclass that overrides one call
+    kernel_factory: Callable[..., Any] | None = field(default=None, compare=False)
 
     def has(self, knob: str) -> bool:
         return knob in self.knobs

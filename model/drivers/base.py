@@ -104,6 +104,15 @@ class Driver:
         """PASIDs some table entry or cache entry of the hardware still holds."""
         return set()
 
+    def refcounts(self, k: "Kernel") -> list[tuple[str, int, int]]:
+        """Every count the driver keeps, as (what, kept, recomputed from the core's
+        attachments): the refcount-matches invariant compares the two."""
+        return []
+
+    def leaks(self, k: "Kernel") -> list[str]:
+        """Driver-private allocations (IDs, lists) whose owner is gone: nobody can free them."""
+        return []
+
     def take_hw_log(self, k: "Kernel") -> list[str]:
         """Descriptors / commands issued since the last call, as text; the log is emptied."""
         return []

@@ -10,19 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from model.drivers.base import Driver
+from model.state import Declared
 
 if TYPE_CHECKING:
     from model.core import Kernel
 
 
-class MockState:
-    __slots__ = ()
+class MockState(Declared):
+    """No hardware, no private state (a subclass may declare some in STATE)."""
 
-    def copy(self) -> "MockState":
-        return self
-
-    def key(self) -> tuple[Any, ...]:
-        return ()
+    def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
+        return {}
 
 
 class MockDriver(Driver):

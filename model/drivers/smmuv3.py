@@ -40,6 +40,7 @@ from hwspec.outcome import Access, Outcome
 from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
 from model.drivers.base import Driver
+from model.state import Declared, Role, StateField
 from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
 
 if TYPE_CHECKING:
@@ -59,41 +60,69 @@ class Master:
     ats_enabled: bool = False
 
 
-class SmmuState:
-    __slots__ = ("unit", "asid_bits", "asids", "cpu_asids", "master_domains", "masters",
-                 "pasid_domains")
+def _canon_unit(st: "SmmuState", u: hw.SmmuUnit, ren: Any) -> Any:
+    pfn = ren.pfn
+    return (
+        u.strtab_base, u.sid_bits,
+        frozenset([(e.sid, e.words) for e in u.ste_cache]),
+        frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
+        frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.tlb]),
+        frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
+    )
+
+
+# Every live domain and mm is labelled by now (Kernel.canonical_key); a stale id that
+# is not gets a fresh label in dict order: sound, merely less canonical.
+def _canon_by_domain(st: "SmmuState", v: dict[int, Any], ren: Any) -> Any:
+    return tuple(sorted([(ren.dom(d), x) for d, x in v.items() if not (isinstance(x, tuple) and not x)]))
+
+
+def _canon_by_mm(st: "SmmuState", v: dict[int, int], ren: Any) -> Any:
+    return tuple(sorted([(ren.mm(m), a) for m, a in v.items()]))
+
+
+def _canon_masters(st: "SmmuState", v: dict[str, "Master"], ren: Any) -> Any:
+    return tuple([(n, m.cd_table, m.s1cdmax, None if m.rid_domain is None else ren.dom(m.rid_domain),
+                   m.ats_enabled) for n, m in sorted(v.items())])
+
+
+def _canon_pasid_domains(st: "SmmuState", v: dict[tuple[str, int], int], ren: Any) -> Any:
+    return tuple([(dp, ren.dom(d)) for dp, d in sorted(v.items())])
+
+
+class SmmuState(Declared):
+    STATE = (
+        StateField("unit", Role.OBJECT, "the SMMU: stream table base, caches, command log",
+                   canon=_canon_unit),
+        StateField("asid_bits", Role.FIXED, "the ASID space is 1 .. 2^asid_bits - 1"),
+        StateField("asids", Role.MAP, "domain -> ASID (arm_smmu_asid_xa)", canon=_canon_by_domain),
+        StateField("cpu_asids", Role.MAP, "mm -> pinned CPU ASID (pre-v6.11 SVA scheme)",
+                   canon=_canon_by_mm),
+        StateField("master_domains", Role.MAP, "domain -> (dev, ssid) master_domain list",
+                   canon=_canon_by_domain),
+        StateField("masters", Role.MAP, "device -> arm_smmu_master", canon=_canon_masters),
+        StateField("pasid_domains", Role.MAP, "(dev, pasid) -> domain: the driver's own record "
+                   "(tracked design)", canon=_canon_pasid_domains),
+    )
+
+    unit: hw.SmmuUnit
+    asid_bits: int
+    asids: dict[int, int]
+    cpu_asids: dict[int, int]
+    master_domains: dict[int, tuple[tuple[str, int], ...]]
+    masters: dict[str, Master]
+    pasid_domains: dict[tuple[str, int], int]
 
     def __init__(self, unit: hw.SmmuUnit, asid_bits: int) -> None:
         self.unit = unit
         self.asid_bits = asid_bits
-        self.asids: dict[int, int] = {}  # domain -> ASID (arm_smmu_asid_xa)
-        self.cpu_asids: dict[int, int] = {}  # mm -> pinned CPU ASID (pre-v6.11 SVA scheme)
-        self.master_domains: dict[int, tuple[tuple[str, int], ...]] = {}  # domain -> (dev, ssid)
-        self.masters: dict[str, Master] = {}
-        self.pasid_domains: dict[tuple[str, int], int] = {}  # driver's own record (tracked design)
+        self.asids = {}
+        self.cpu_asids = {}
+        self.master_domains = {}
+        self.masters = {}
+        self.pasid_domains = {}
 
-    def copy(self) -> "SmmuState":
-        s = SmmuState.__new__(SmmuState)
-        s.unit = self.unit.copy()
-        s.asid_bits = self.asid_bits
-        s.asids = dict(self.asids)
-        s.cpu_asids = dict(self.cpu_asids)
-        s.master_domains = dict(self.master_domains)
-        s.masters = dict(self.masters)
-        s.pasid_domains = dict(self.pasid_domains)
-        return s
-
-    def key(self) -> tuple[Any, ...]:
-        return (
-            self.unit.key(),
-            tuple(sorted(self.asids.items())),
-            tuple(sorted(self.cpu_asids.items())),
-            tuple(sorted((d, m) for d, m in self.master_domains.items() if m)),
-            tuple(sorted(self.masters.items())),
-            tuple(sorted(self.pasid_domains.items())),
-        )
-
-    # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
+    # -- canonical form (explorer symmetry reduction) ------------------------------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
         """Memory words that can hold a page-table root: the TTB0 qword of every CD of
         every master's (linear) CD table -> (mask, lo, shift)."""
@@ -102,30 +131,6 @@ class SmmuState:
             for ssid in range(1 << m.s1cdmax):
                 out[m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
         return out
-
-    def canonical_key(self, ren: Any) -> tuple[Any, ...]:
-        """key() with domain and mm ids, page-table roots and data pages renamed by `ren`
-        (a model.core.Renaming): see Kernel.canonical_key."""
-        u = self.unit
-        dom, pfn = ren.dom, ren.pfn
-        unit = (
-            u.strtab_base, u.sid_bits,
-            frozenset([(e.sid, e.words) for e in u.ste_cache]),
-            frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
-            frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.tlb]),
-            frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
-        )
-        # Every live domain and mm is labelled by now (Kernel.canonical_key); a stale id
-        # that is not gets a fresh label in dict order: sound, merely less canonical.
-        return (
-            unit,
-            tuple(sorted([(dom(d), a) for d, a in self.asids.items()])),
-            tuple(sorted([(ren.mm(m), a) for m, a in self.cpu_asids.items()])),
-            tuple(sorted([(dom(d), m) for d, m in self.master_domains.items() if m])),
-            tuple([(n, m.cd_table, m.s1cdmax, None if m.rid_domain is None else dom(m.rid_domain),
-                    m.ats_enabled) for n, m in sorted(self.masters.items())]),
-            tuple([(dp, dom(d)) for dp, d in sorted(self.pasid_domains.items())]),
-        )
 
     def used_asids(self) -> set[int]:
         return set(self.asids.values()) | set(self.cpu_asids.values())
@@ -227,7 +232,7 @@ class SmmuV3Driver(Driver):
         """Record a torn intermediate (neither old nor new on its used bits, and valid)."""
         for seen in result.observable:
             if seen[0] and hw.is_torn(writer, seen, cur, target):
-                k.warn(f"torn entry: {what} passed through {seen} between {cur} and {target}")
+                k.warn("smmu_torn_entry", f"{what} passed through {seen} between {cur} and {target}")
                 return
 
     def _update_ste(self, k: "Kernel", dev: Device) -> None:
@@ -479,6 +484,33 @@ class SmmuV3Driver(Driver):
             if a == asid and mm in k.mms:
                 roots.add(k.mms[mm].pgd)
         return roots
+
+    def refcounts(self, k: "Kernel") -> list[tuple[str, int, int]]:
+        """Each domain's master_domain list holds one entry per (master, SSID) the core has
+        it attached at (arm_smmu_attach_prepare / _remove_master_domain)."""
+        s = _st(k)
+        att = k.attachments()
+        out: list[tuple[str, int, int]] = []
+        for dom_id in sorted(set(s.master_domains) | set(att)):
+            dom = k.domains.get(dom_id)
+            if dom is None or dom.static:
+                continue
+            have = list(s.master_domains.get(dom_id, ()))
+            for dev_name, ssid in sorted(set(have) | set(att.get(dom_id, ()))):
+                out.append((f"d{dom_id}'s master_domain entries for ({dev_name}, ssid {ssid})",
+                            have.count((dev_name, ssid)), att.get(dom_id, []).count((dev_name, ssid))))
+        return out
+
+    def leaks(self, k: "Kernel") -> list[str]:
+        s = _st(k)
+        out = [f"ASID {a} is held for d{d}, which was freed (nobody can release it)"
+               for d, a in sorted(s.asids.items()) if d not in k.domains]
+        out += [f"CPU ASID {a} stays pinned for mm{m}, which no SVA domain uses"
+                for m, a in sorted(s.cpu_asids.items())
+                if not any(d.type is DomainType.SVA and d.mm == m for d in k.domains.values())]
+        out += [f"master_domain entries of freed d{d} are still listed" for d, lst in
+                sorted(s.master_domains.items()) if lst and d not in k.domains]
+        return out
 
     def pasids_in_hw(self, k: "Kernel") -> set[int]:
         s = _st(k)

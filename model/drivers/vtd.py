@@ -50,6 +50,7 @@ from hwspec.vtd import (
 )
 
 from model.drivers.base import Driver
+from model.state import Declared, Role, StateField
 from model.objects import Device, Domain, DomainType
 
 if TYPE_CHECKING:
@@ -87,39 +88,59 @@ class DevInfo:
     iopf_refcount: int = 0
 
 
-class VtdState:
+def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
+    pfn = ren.pfn
+    return (
+        u.seq_id, u.rtaddr, frozenset(u.context_cache),
+        frozenset([(e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache]),
+        frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
+                   for e in u.iotlb]),
+        frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
+                   for e in u.devtlb]),
+    )
+
+
+# Every live domain is labelled by now (Kernel.canonical_key); a stale id that is not
+# gets a fresh label in dict order, which is sound, merely less canonical.
+def _canon_by_domain(st: "VtdState", v: dict[int, Any], ren: Any) -> Any:
+    return tuple(sorted([(ren.dom(d), x) for d, x in v.items() if not (isinstance(x, tuple) and not x)],
+                        key=lambda dx: dx[0]))
+
+
+def _canon_info(st: "VtdState", v: dict[str, "DevInfo"], ren: Any) -> Any:
+    return tuple([(n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else ren.dom(i.rid_domain),
+                   i.iopf_refcount) for n, i in sorted(v.items())])
+
+
+class VtdState(Declared):
     """The driver's private state: the unit, DIDs, cache tags, dev_pasids, device infos."""
 
-    __slots__ = ("unit", "ndoms", "dids", "tags", "dev_pasids", "info")
+    STATE = (
+        StateField("unit", Role.OBJECT, "the VT-d unit: root table address, caches, QI log",
+                   canon=_canon_unit),
+        StateField("ndoms", Role.FIXED, "cap_ndoms: the size of the DID space"),
+        StateField("dids", Role.MAP, "domain -> (did, refcnt): iommu_domain_info", canon=_canon_by_domain),
+        StateField("tags", Role.MAP, "domain -> cache_tags, in list order", canon=_canon_by_domain),
+        StateField("dev_pasids", Role.MAP, "domain -> (dev, pasid) dev_pasids", canon=_canon_by_domain),
+        StateField("info", Role.MAP, "device -> device_domain_info", canon=_canon_info),
+    )
+
+    unit: hw.VtdUnit
+    ndoms: int
+    dids: dict[int, tuple[int, int]]
+    tags: dict[int, tuple[CacheTag, ...]]
+    dev_pasids: dict[int, tuple[tuple[str, int], ...]]
+    info: dict[str, DevInfo]
 
     def __init__(self, unit: hw.VtdUnit, ndoms: int) -> None:
         self.unit = unit
         self.ndoms = ndoms
-        self.dids: dict[int, tuple[int, int]] = {}  # domain -> (did, refcnt): iommu_domain_info
-        self.tags: dict[int, tuple[CacheTag, ...]] = {}  # domain -> cache_tags, in list order
-        self.dev_pasids: dict[int, tuple[tuple[str, int], ...]] = {}  # domain -> dev_pasids
-        self.info: dict[str, DevInfo] = {}
+        self.dids = {}
+        self.tags = {}
+        self.dev_pasids = {}
+        self.info = {}
 
-    def copy(self) -> "VtdState":
-        s = VtdState.__new__(VtdState)
-        s.unit = self.unit.copy()
-        s.ndoms = self.ndoms
-        s.dids = dict(self.dids)
-        s.tags = dict(self.tags)
-        s.dev_pasids = dict(self.dev_pasids)
-        s.info = dict(self.info)
-        return s
-
-    def key(self) -> tuple[Any, ...]:
-        return (
-            self.unit.key(),
-            tuple(sorted(self.dids.items())),
-            tuple(sorted((d, t) for d, t in self.tags.items() if t)),
-            tuple(sorted((d, p) for d, p in self.dev_pasids.items() if p)),
-            tuple(sorted(self.info.items())),
-        )
-
-    # -- canonical form (explorer symmetry reduction; keep in step with key()) ------------
+    # -- canonical form (explorer symmetry reduction) ------------------------------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
         """Memory words that can hold a page-table root: address -> (mask, lo, shift).
 
@@ -138,30 +159,6 @@ class VtdState:
                     for qword, f in _PE_ROOT_FIELDS.items():
                         out[slot + 8 * qword] = f
         return out
-
-    def canonical_key(self, ren: Any) -> tuple[Any, ...]:
-        """key() with domain ids, page-table roots and data pages renamed by `ren`
-        (a model.core.Renaming): see Kernel.canonical_key."""
-        u = self.unit
-        dom, pfn = ren.dom, ren.pfn
-        unit = (
-            u.seq_id, u.rtaddr, frozenset(u.context_cache),
-            frozenset([(e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache]),
-            frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
-                       for e in u.iotlb]),
-            frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
-                       for e in u.devtlb]),
-        )
-        # Every live domain is labelled by now (Kernel.canonical_key); a stale id that
-        # is not gets a fresh label in dict order, which is sound, merely less canonical.
-        return (
-            unit,
-            tuple(sorted([(dom(d), v) for d, v in self.dids.items()])),
-            tuple(sorted([(dom(d), t) for d, t in self.tags.items() if t], key=lambda dt: dt[0])),
-            tuple(sorted([(dom(d), p) for d, p in self.dev_pasids.items() if p])),
-            tuple([(n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else dom(i.rid_domain),
-                    i.iopf_refcount) for n, i in sorted(self.info.items())]),
-        )
 
 
 def _st(k: "Kernel") -> VtdState:
@@ -328,7 +325,7 @@ class VtdDriver(Driver):
                 k.mem.write(addr, PASID_ENTRY.zero())
                 self._drain_prq(k, dev, pasid)
             elif pte[0]:
-                k.warn(f"intel_pasid_tear_down_entry: {dev.name} pasid {pasid} not present but q0 != 0")
+                k.warn("vtd_teardown_not_present", f"{dev.name} pasid {pasid} not present but q0 != 0")
             return
         did = PASID_ENTRY.get(pte, "did")
         pgtt = PASID_ENTRY.get(pte, "pgtt")
@@ -429,13 +426,13 @@ class VtdDriver(Driver):
         if old.type.is_paging and old.id not in s.dids:
             # domain_id_iommu() on a domain never attached to this unit: a NULL
             # iommu_domain_info dereference in the kernel.
-            k.warn(f"oops: domain_remove_dev_pasid: d{old.id} has no DID on this IOMMU")
+            k.warn("vtd_no_did", f"domain_remove_dev_pasid: d{old.id} has no DID on this IOMMU")
             return
         pairs = list(s.dev_pasids.get(old.id, ()))
         if (dev.name, pasid) in pairs:
             pairs.remove((dev.name, pasid))
         else:
-            k.warn(f"domain_remove_dev_pasid: {dev.name} pasid {pasid} not in d{old.id}'s dev_pasids")
+            k.warn("vtd_dev_pasid_missing", f"{dev.name} pasid {pasid} not in d{old.id}'s dev_pasids")
         s.dev_pasids[old.id] = tuple(pairs)
         self._tag_unassign(k, old, dev, pasid)
         self._detach_iommu(k, old)
@@ -601,6 +598,43 @@ class VtdDriver(Driver):
             if dom is not None and dom.pgtable is not None and self.domain_id(k, dom) == did:
                 roots.add(dom.pgtable)
         return roots
+
+    def refcounts(self, k: "Kernel") -> list[tuple[str, int, int]]:
+        """iommu_domain_info refcnt = the domain's attachments on this IOMMU (RID and PASID);
+        each cache tag's users = the attachments that assigned it (cache_tag_assign)."""
+        s = _st(k)
+        att = k.attachments()
+        out: list[tuple[str, int, int]] = []
+        for dom_id, (did, ref) in sorted(s.dids.items()):
+            out.append((f"d{dom_id}'s DID {did} refcnt", ref, len(att.get(dom_id, ()))))
+        for dom_id in sorted(set(s.tags) | set(att)):
+            dom = k.domains.get(dom_id)
+            if dom is None or dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
+                continue
+            if dom.type.is_paging and dom_id not in s.dids:
+                continue  # no DID on this IOMMU: the leak / DID checks speak of it
+            did = self.domain_id(k, dom)
+            want: dict[tuple[str, int, int, str | None], int] = {}
+            for dev_name, pasid in att.get(dom_id, ()):
+                key = ("IOTLB", did, pasid, None)
+                want[key] = want.get(key, 0) + 1
+                if k.devices[dev_name].ats:
+                    key = ("DEVTLB", did, pasid, dev_name)
+                    want[key] = want.get(key, 0) + 1
+            have = {(t.type, t.did, t.pasid, t.dev): t.users for t in s.tags.get(dom_id, ())}
+            for key in sorted(set(want) | set(have), key=repr):
+                typ, tdid, pasid, dev = key
+                what = f"d{dom_id}'s {typ} cache tag (DID {tdid}, PASID {pasid}{', ' + dev if dev else ''}) users"
+                out.append((what, have.get(key, 0), want.get(key, 0)))
+        return out
+
+    def leaks(self, k: "Kernel") -> list[str]:
+        s = _st(k)
+        out = [f"DID {did} is held for d{d}, which was freed (nobody can ida_free it)"
+               for d, (did, _) in sorted(s.dids.items()) if d not in k.domains]
+        out += [f"cache tags of freed d{d} are still on its list" for d, t in sorted(s.tags.items())
+                if t and d not in k.domains]
+        return out
 
     def pasids_in_hw(self, k: "Kernel") -> set[int]:
         s = _st(k)

@@ -1,0 +1,167 @@
+"""The process side: mm_struct lifetime (mm_users / mm_count), CPU page-table
+changes, exit_mmap, ENQCMD's IA32_PASID, and the mmu notifiers drivers embed in
+SVA domains (kernel/fork.c, mm/mmu_notifier.c, arch/x86 ENQCMD fix-up).
+
+How the notifier of an SVA domain is freed, and that a deferred free_notifier
+must not outlive the module, is seed 003's debate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from hwspec.memory import PAGE_SHIFT, Prot, Pte
+
+from model.core.pasid_alloc import PasidAllocator
+from model.design import PasidFree
+from model.objects import Domain, Mm, Notifier, NotifierState
+
+import errno
+
+
+class MmLifetime(PasidAllocator):
+    # --------------------------------------------------------------- processes
+    def mm_alloc(self) -> int:
+        """A new process with an empty address space (mm_users = mm_count = 1)."""
+        mm = Mm(self._new_id(), pgd=self.mem.new_pagetable())
+        self.mms[mm.id] = mm
+        return mm.id
+
+    def cpu_map(self, mm: int, iova: int, pa: int, prot: Prot = Prot.RW) -> int:
+        """The process maps memory (mmap + fault-in): no secondary-TLB invalidation needed."""
+        m = self.mms[mm]
+        if m.exited:
+            return -errno.EFAULT
+        if self.mem.walk(m.pgd, iova >> PAGE_SHIFT) is not None:
+            # MAP_FIXED over a live mapping zaps it first: the notifier runs.
+            self.cpu_munmap(mm, iova)
+        self.mem.map(m.pgd, iova >> PAGE_SHIFT, Pte(pa >> PAGE_SHIFT, prot))
+        return 0
+
+    def cpu_munmap(self, mm: int, iova: int) -> int:
+        """munmap: clear the CPU page table, then mmu_notifier invalidate (secondary TLBs)."""
+        m = self.mms[mm]
+        if m.exited:
+            return -errno.EFAULT
+        if self.mem.unmap(m.pgd, iova >> PAGE_SHIFT) is None:
+            return 0
+        self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, iova >> PAGE_SHIFT))
+        return 0
+
+    def _notify(self, mm: int, call: Callable[[Domain], None], release: bool = False) -> None:
+        """Run a notifier callback for every notifier registered on mm."""
+        for n in sorted(self.notifiers.values(), key=lambda n: n.id):
+            if n.mm != mm or n.state is not NotifierState.REGISTERED:
+                continue
+            if release and n.released:
+                continue
+            dom = self.domains.get(n.domain)
+            if dom is None:
+                self.warn("notifier_freed_domain", f"mmu notifier {n.id} called into freed domain {n.domain} (freed in {self.freed_where('domain', n.domain)})")
+                continue
+            if not self.module_loaded:
+                self.warn("notifier_after_unload", f"notifier {n.id} of domain {n.domain}")
+            call(dom)
+            if release:
+                self.notifiers[n.id] = replace(n, released=True)
+
+    def process_exit(self, mm: int) -> None:
+        """Last mmput: exit_mmap runs the notifiers' ->release, frees the page table, then mmdrop."""
+        m = self.mms[mm]
+        if m.exited:
+            return
+        self.mms[mm] = m = replace(m, users=0, msr_pasid=None)
+        self._notify(mm, lambda dom: self.driver.mm_release(self._k, dom), release=True)
+        self.mem.pagetables[m.pgd] = {}  # exit_mmap: every page unmapped and freed
+        if self.design.pasid_free is PasidFree.MM_EXIT:
+            # seed 004 alternative: the PASID goes back when the address space goes.
+            self._free_mm_pasids(self.mms[mm])
+        self.mmdrop(mm)
+
+    def mmgrab(self, mm: int) -> None:
+        m = self.mms[mm]
+        self.mms[mm] = replace(m, count=m.count + 1)
+
+    def mmdrop(self, mm: int) -> None:
+        """mmdrop; the last one is __mmdrop, which frees the PASID (mm_pasid_drop, v5.18+)."""
+        m = self.mms.get(mm)
+        if m is None:
+            self.warn("mmdrop_freed_mm", f"mmdrop of freed mm {mm} (freed in {self.freed_where('mm', mm)})")
+            return
+        if m.count > 1:
+            self.mms[mm] = replace(m, count=m.count - 1)
+            return
+        if self.design.pasid_free is PasidFree.MMDROP:
+            self._free_mm_pasids(m)
+        del self.mms[mm]
+        self.mark_freed("mm", mm, "__mmdrop")
+
+    def enqcmd_pasid(self, mm: int) -> int | None:
+        """The PASID an ENQCMD from this process carries: IA32_PASID, filled on the first #GP.
+
+        try_fixup_enqcmd_gp: with a valid mm PASID and the MSR not yet active,
+        write pasid | VALID and retry. Without a PASID the #GP stands (SIGSEGV): None.
+        """
+        m = self.mms.get(mm)
+        if m is None or m.exited:
+            return None
+        if m.msr_pasid is None:
+            if m.pasid is None:
+                return None
+            self.mms[mm] = m = replace(m, msr_pasid=m.pasid)
+        return m.msr_pasid
+
+    # ---------------------------------------------------------------- notifiers
+    def mmu_notifier_register(self, mm: int, domain: int) -> int:
+        """Drivers call this from domain_alloc_sva. Takes its own mmgrab (mm_count)."""
+        nid = self._new_id()
+        self.notifiers[nid] = Notifier(nid, mm, domain)
+        self.mmgrab(mm)
+        return nid
+
+    def notifier_of(self, domain: int) -> Notifier | None:
+        for n in self.notifiers.values():
+            if n.domain == domain:
+                return n
+        return None
+
+    def mmu_notifier_unregister(self, nid: int) -> None:
+        """Synchronous: after return no callback runs (it waits for SRCU), then mmdrop."""
+        n = self.live("notifier", self.notifiers, nid, "mmu_notifier_unregister")
+        if n is None:
+            return
+        del self.notifiers[nid]
+        self.mark_freed("notifier", nid, "mmu_notifier_unregister")
+        if not n.released and n.mm in self.mms and not self.mms[n.mm].exited:
+            # mmu_notifier_unregister calls ->release itself if exit_mmap has not run yet
+            dom = self.domains.get(n.domain)
+            if dom is not None:
+                self.driver.mm_release(self._k, dom)
+        self.mmdrop(n.mm)
+
+    def mmu_notifier_put(self, nid: int) -> None:
+        """Asynchronous: off the mm's list now; free_notifier + mmdrop after an SRCU grace period."""
+        n = self.live("notifier", self.notifiers, nid, "mmu_notifier_put")
+        if n is None:
+            return
+        self.notifiers[nid] = replace(n, state=NotifierState.PUT_PENDING)
+
+    def srcu_grace_period(self) -> None:
+        """The deferred free_notifier callbacks run (event: it may happen at any time)."""
+        for n in sorted(self.notifiers.values(), key=lambda n: n.id):
+            if n.state is NotifierState.PUT_PENDING:
+                self._free_notifier(n)
+
+    def _free_notifier(self, n: Notifier) -> None:
+        if not self.module_loaded:
+            self.warn("free_notifier_after_unload", f"free_notifier of domain {n.domain}")
+        self.notifiers.pop(n.id)
+        self.mark_freed("notifier", n.id, "free_notifier (after the SRCU grace period)")
+        if self.domains.pop(n.domain, None) is not None:  # the driver's free_notifier kfree()s it
+            self.mark_freed("domain", n.domain, "free_notifier (after the SRCU grace period)")
+        self.mmdrop(n.mm)
+
+    def pending_free_notifiers(self) -> bool:
+        return any(n.state is NotifierState.PUT_PENDING for n in self.notifiers.values())
+
