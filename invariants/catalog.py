@@ -24,6 +24,7 @@ from model.actions import USER_OWNER, Kind as P, show_domain, values
 from model.bounds import Bounds
 from model.core import Kernel
 from model.objects import DomainType, NotifierState
+from model.warn import KernelWarning
 from model.semantics import domain_for, expected_effect
 
 S000 = "000_5d95e02cbbab3d3a.txt"
@@ -358,9 +359,14 @@ def _domain_outlives_notifier(k: Kernel, b: Bounds) -> Violation | None:
 
 def _uaf_warnings(step: Step, b: Bounds) -> Violation | None:
     for w in step.new_warnings:
-        if w.startswith("use-after-free: mmu notifier"):
+        if _site_of(w) == "notifier_freed_domain":
             return Violation("domain-outlives-notifier", w)
     return None
+
+
+def _site_of(w: str) -> str | None:
+    """The declared WARN site of a recorded warning (model/warn.py)."""
+    return w.site.id if isinstance(w, KernelWarning) else None
 
 
 def _no_callback_after_unload(k: Kernel, b: Bounds) -> Violation | None:
@@ -378,14 +384,14 @@ def _no_callback_after_unload(k: Kernel, b: Bounds) -> Violation | None:
 
 def _callback_warnings(step: Step, b: Bounds) -> Violation | None:
     for w in step.new_warnings:
-        if w.startswith("callback after module unload"):
+        if _site_of(w) in ("notifier_after_unload", "free_notifier_after_unload"):
             return Violation("no-callback-after-module-unload", w)
     return None
 
 
 def _hitless_entry_update(step: Step, b: Bounds) -> Violation | None:
     for w in step.new_warnings:
-        if w.startswith("torn entry:"):
+        if _site_of(w) == "smmu_torn_entry":
             return Violation("hitless-entry-update", w)
     return None
 

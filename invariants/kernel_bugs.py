@@ -72,11 +72,11 @@ def _pasid_owners(k: Kernel) -> tuple[set[int], set[tuple[str, int]]]:
     for (dev, mm), p in k.mm_rid_pasid.items():
         if mm in k.mms:
             rid.add((dev, p))
-    for dev, p in k.kernel_pasids:  # the kernel driver that allocated it frees it
-        if dev is None:
+    for kdev, p in k.kernel_pasids:  # the kernel driver that allocated it frees it
+        if kdev is None:
             glob.add(p)
         else:
-            rid.add((dev, p))
+            rid.add((kdev, p))
     for d, p in k.aux_pasids.items():  # freed with its aux domain
         if d in k.domains:
             glob.add(p)

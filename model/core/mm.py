@@ -92,7 +92,7 @@ class MmLifetime(PasidAllocator):
         if m.count > 1:
             self.mms[mm] = replace(m, count=m.count - 1)
             return
-        if self.design.pasid_free is PasidFree.MMDROP:
+        if self.design.pasid_free is PasidFree.MMDROP and not self.design.has("core.mmdrop_keeps_pasid"):
             self._free_mm_pasids(m)
         del self.mms[mm]
         self.mark_freed("mm", mm, "__mmdrop")

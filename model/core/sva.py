@@ -52,7 +52,8 @@ class SvaCore(PasidAttach):
             return ErrPtr(-errno.EOPNOTSUPP)
         dom = Domain(self._new_id(), DomainType.SVA, self.driver.name, mm=mm, has_attach_dev=False)
         self.domains[dom.id] = dom
-        self.mmgrab(mm)  # iommu_sva_domain_alloc: the domain pins the mm struct
+        if not self.design.has("core.sva_domain_no_mmgrab"):
+            self.mmgrab(mm)  # iommu_sva_domain_alloc: the domain pins the mm struct
         ret = self.driver.domain_alloc_sva(self._k, d, dom)
         if ret:
             del self.domains[dom.id]
@@ -122,6 +123,15 @@ class SvaCore(PasidAttach):
             self.mark_freed("handle", handle, "iommu_sva_unbind_device")
             return
         assert dom.mm is not None
+        if self.design.has("core.sva_free_before_detach") and dom.users == 1:
+            # broken variant: the last unbind frees the domain, then detaches its PASID
+            self.mms[dom.mm] = replace(self.mms[dom.mm], sva_domains=tuple(
+                x for x in self.mms[dom.mm].sva_domains if x != dom.id))
+            self.iommu_domain_free(dom.id)
+            self.iommu_detach_device_pasid(dom.id, h.dev, h.pasid)
+            del self.handles[handle]
+            self.mark_freed("handle", handle, "iommu_sva_unbind_device")
+            return
         self.iommu_detach_device_pasid(dom.id, h.dev, h.pasid)
         dom = replace(dom, users=dom.users - 1)
         self.domains[dom.id] = dom

@@ -386,6 +386,68 @@ _VARIANTS = (
         expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
         changed_calls=("iommu_device_claim_dma_owner", "iommu_device_unuse_default_domain"),
     ),
+    # -- the kernel's own bug detectors (invariants/kernel_bugs.py): one variant each --------
+    Design(
+        name="sva-unbind-free-before-detach",
+        summary="the last iommu_sva_unbind_device frees the SVA domain before detaching its PASID",
+        rationale="The order of the last unbind reversed: iommu_domain_free runs while the "
+                  "domain is still attached at the PASID, and the detach that follows uses a "
+                  "domain the driver already tore down (its dev_pasids and cache tags). With "
+                  "mmu_notifier_put the memory itself lingers until the SRCU grace period, so "
+                  "nothing crashes and no seed invariant notices: the PASID is still detached "
+                  "and flushed. KASAN-class; the no-use-after-free invariant's target.",
+        history="The unbind order (detach, then --users and iommu_domain_free) is what "
+                "iommu-sva.c has done since v6.2; freeing first is the classic bug this "
+                "ordering avoids.",
+        knobs=frozenset({"core.sva_free_before_detach"}),
+        kind="variant",
+        expect_breaks=_breaks(("no-use-after-free",)),
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="vtd-teardown-no-clear-entry",
+        summary="VT-d PASID teardown that clears P but never zeroes the entry",
+        rationale="Skips intel_pasid_clear_entry at the end of intel_pasid_tear_down_entry "
+                  "(hw-tables A.8.2, last step): the entry is not present, so hardware faults "
+                  "and no seed invariant notices, but the next teardown of the same PASID (the "
+                  "unbind after mm exit already tore it down) finds a non-present entry with "
+                  "a non-zero first qword and WARNs. The no-kernel-warn invariant's target.",
+        history="intel_pasid_tear_down_entry WARNs on a non-present, non-fault-disabled entry "
+                "whose first qword is not zero.",
+        knobs=frozenset({"vtd.teardown_skip_clear_entry"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-kernel-warn",)),),
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="mmdrop-keeps-pasid",
+        summary="__mmdrop forgets mm_pasid_drop: the mm's PASID stays allocated forever",
+        rationale="The last mmdrop frees the mm_struct but not its PASID, so the global IDA "
+                  "keeps a value nobody owns; with a small PASID space the next process's bind "
+                  "fails with -ENOSPC. No isolation property breaks (a PASID that is never "
+                  "reused cannot be confused): only the leak check sees it.",
+        history="v5.18 moved mm_pasid_drop to __mmdrop (701fac40384f); a free path that "
+                "skips it is the kmemleak class of the IDA.",
+        knobs=frozenset({"core.mmdrop_keeps_pasid"}),
+        kind="variant",
+        expect_breaks=_breaks(("no-leak",)),
+        changed_calls=("process_exit", "iommu_sva_unbind_device", "srcu_grace_period"),
+    ),
+    Design(
+        name="sva-domain-no-mmgrab",
+        summary="iommu_sva_domain_alloc does not pin the mm (no mmgrab), but its free still mmdrops",
+        rationale="The SVA domain's cookie holds a reference on the mm_struct (mm_count) so "
+                  "that domain->mm stays valid while the domain lives; without the mmgrab the "
+                  "count is one short from the first bind, and the mm is freed one mmdrop "
+                  "early, under a running process. The refcount-matches invariant sees the "
+                  "count drift at the bind that makes it wrong.",
+        history="iommu_sva_domain_alloc: mmgrab(mm) for domain->mm, mmdrop in "
+                "iommu_domain_free (the SVA cookie).",
+        knobs=frozenset({"core.sva_domain_no_mmgrab"}),
+        kind="variant",
+        expect_breaks=_breaks(("refcount-matches",)),
+        changed_calls=("iommu_sva_bind_device",),
+    ),
 )
 
 DESIGNS: dict[str, Design] = {d.name: d for d in _SEED_DESIGNS + _VARIANTS}

@@ -174,7 +174,11 @@ class SmmuV3Driver(Driver):
         if dom.type is DomainType.SVA and k.design.has("smmu.sva_cpu_asid"):
             assert dom.mm is not None
             return s.cpu_asids[dom.mm]
-        return s.asids[dom.id]
+        got = s.asids.get(dom.id)
+        if got is None:
+            k.warn("smmu_asid_freed", f"d{dom.id}'s ASID was released already")
+            return 0
+        return got
 
     def domain_alloc_paging(self, k: "Kernel", dev: Device, dom: Domain) -> int:
         """arm_smmu_domain_finalise_s1: the domain's ASID."""

@@ -212,7 +212,11 @@ class VtdDriver(Driver):
             return FLPT_DEFAULT_DID
         if k.design.has("vtd.shared_did_colliding") and dom.type is DomainType.UNMANAGED:
             return self.ndoms - 1  # one DID for every UNMANAGED first-stage domain
-        return _st(k).dids[dom.id][0]
+        got = _st(k).dids.get(dom.id)
+        if got is None:
+            k.warn("vtd_did_freed", f"d{dom.id} has no iommu_domain_info on this IOMMU (DID freed)")
+            return 0
+        return got[0]
 
     def _attach_iommu(self, k: "Kernel", dom: Domain) -> int:
         """domain_attach_iommu: SVA domains return early (they live on DID 1)."""
@@ -234,7 +238,11 @@ class VtdDriver(Driver):
         if not dom.type.is_paging:
             return
         s = _st(k)
-        did, ref = s.dids[dom.id]
+        got = s.dids.get(dom.id)
+        if got is None:
+            k.warn("vtd_did_freed", f"domain_detach_iommu(d{dom.id}): its DID was freed already")
+            return
+        did, ref = got
         if ref > 1:
             s.dids[dom.id] = (did, ref - 1)
         else:
@@ -264,6 +272,10 @@ class VtdDriver(Driver):
             return
         did = self.domain_id(k, dom)
         s = _st(k)
+        if dom.id not in s.tags:
+            k.warn("vtd_tags_freed", f"cache_tag_unassign_domain(d{dom.id}, {dev.name}, pasid {pasid}): "
+                                     f"the domain's tag list was freed")
+            return
         tags = list(s.tags.get(dom.id, ()))
         for t in (CacheTag("IOTLB", did, pasid, None), CacheTag("DEVTLB", did, pasid, dev.name)):
             for i, cur in enumerate(tags):
@@ -345,7 +357,8 @@ class VtdDriver(Driver):
                 self._submit(k, hw.qi_desc_dev_iotlb_pasid(
                     dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0, size_order=MAX_AGAW_PFN_WIDTH))
         # intel_pasid_clear_entry: the entry is no longer present, so it is zeroed whole.
-        k.mem.write(addr, PASID_ENTRY.zero())
+        if not k.design.has("vtd.teardown_skip_clear_entry"):
+            k.mem.write(addr, PASID_ENTRY.zero())
         if not fault_ignore:
             self._drain_prq(k, dev, pasid)
 
@@ -616,15 +629,15 @@ class VtdDriver(Driver):
             did = self.domain_id(k, dom)
             want: dict[tuple[str, int, int, str | None], int] = {}
             for dev_name, pasid in att.get(dom_id, ()):
-                key = ("IOTLB", did, pasid, None)
+                key: tuple[str, int, int, str | None] = ("IOTLB", did, pasid, None)
                 want[key] = want.get(key, 0) + 1
                 if k.devices[dev_name].ats:
                     key = ("DEVTLB", did, pasid, dev_name)
                     want[key] = want.get(key, 0) + 1
             have = {(t.type, t.did, t.pasid, t.dev): t.users for t in s.tags.get(dom_id, ())}
             for key in sorted(set(want) | set(have), key=repr):
-                typ, tdid, pasid, dev = key
-                what = f"d{dom_id}'s {typ} cache tag (DID {tdid}, PASID {pasid}{', ' + dev if dev else ''}) users"
+                typ, tdid, pasid, tdev = key
+                what = f"d{dom_id}'s {typ} cache tag (DID {tdid}, PASID {pasid}{', ' + tdev if tdev else ''}) users"
                 out.append((what, have.get(key, 0), want.get(key, 0)))
         return out
 
