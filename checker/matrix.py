@@ -192,7 +192,25 @@ def render_invariants_md(cells: list[Cell], meta: dict[str, Any]) -> str:
                 out += ["  ```", ""]
         else:
             out += ["Broken by: none of the built-in designs.", ""]
+    out += _warn_sites_md()
     return "\n".join(out).rstrip() + "\n"
+
+
+def _warn_sites_md() -> list[str]:
+    """The declared WARN / oops / use-after-free sites (model/warn.py), with their class."""
+    from model.warn import SITES, WarnClass
+
+    reads = {WarnClass.MISUSE: "allowed (a caller's error)", WarnClass.BUG: "`no-kernel-warn`",
+             WarnClass.OOPS: "`no-kernel-warn`", WarnClass.UAF: "`no-use-after-free`",
+             WarnClass.TORN: "`hitless-entry-update`"}
+    out = ["## WARN, oops and use-after-free sites", "",
+           "Every site where the model records what the kernel would WARN about, crash on, or "
+           "KASAN would report (model/warn.py), with the invariant that reads it.", "",
+           "| site | kernel function | condition | class | read by |", "|---|---|---|---|---|"]
+    for site in SITES.values():
+        out.append(f"| `{site.id}` | `{site.function}` | {site.condition.replace('|', '/')} | "
+                   f"{site.klass.value} | {reads[site.klass]} |")
+    return out + [""]
 
 
 def _bounds(meta: dict[str, Any]) -> str:
