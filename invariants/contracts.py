@@ -520,7 +520,7 @@ USE_DEFAULT_DOMAIN = Contract(
     "drivers/iommu/iommu.c:iommu_device_use_default_domain (kernel-core-api.md section 2, DMA ownership)",
     (
         Clause(SUCCESS, _dev_no_group, "the device has no IOMMU group: nothing to do", USE),
-        Clause(EPROBE_DEFER, _probe_defer, "the group has no default domain yet (-EPROBE_DEFER)", USE),
+        Clause(-EPROBE_DEFER, _probe_defer, "the group has no default domain yet (-EPROBE_DEFER)", USE),
         Clause(-errno.EBUSY, _use_busy,
                "the group already has users and its RID is off the default domain, or it is "
                "owned by a DMA owner, or its pasid_array is non-empty", USE),
@@ -1036,6 +1036,10 @@ def _matches(c: Contract, cl: Clause, k: Kernel, args: Args, r: Any) -> bool:
     return bool(r == cl.result)
 
 
+def _errname(e: int) -> str:
+    return "-EPROBE_DEFER" if e == -EPROBE_DEFER else errname(e)
+
+
 def show_outcome(c: Contract, cl: Clause | None, k: Kernel | None = None, args: Args = ()) -> str:
     if cl is None or cl.result == SUCCESS:
         return c.ok
@@ -1044,19 +1048,19 @@ def show_outcome(c: Contract, cl: Clause | None, k: Kernel | None = None, args: 
         return "the existing handle" + (f" sva{h}" if h is not None else "")
     assert isinstance(cl.result, int)
     if c.kind == "pointer":
-        return f"ERR_PTR({errname(cl.result)})"
+        return f"ERR_PTR({_errname(cl.result)})"
     if c.kind == "pasid":
         return "IOMMU_PASID_INVALID"
     if c.kind == "bytes":
         return f"{cl.result} bytes"
-    return errname(cl.result)
+    return _errname(cl.result)
 
 
 def _show_result(c: Contract, r: Any) -> str:
     if isinstance(r, ErrPtr):
         return repr(r)
     if c.kind == "errno" and isinstance(r, int):
-        return errname(r)
+        return _errname(r)
     if c.kind == "pasid" and r == IOMMU_PASID_INVALID:
         return "IOMMU_PASID_INVALID"
     return str(r)
