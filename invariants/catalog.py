@@ -19,6 +19,7 @@ from typing import Iterable
 from hwspec.outcome import Access, Kind
 
 from invariants.base import Invariant, Layer, Step, UnknownInvariant, Violation
+from invariants.contracts import ERRNO_CONTRACT
 from invariants.kernel_bugs import KERNEL_BUGS
 from model.actions import USER_OWNER, Kind as P, show_domain, values
 from model.bounds import Bounds
@@ -543,6 +544,7 @@ CATALOG: tuple[Invariant, ...] = (
         "translate with half of each configuration.",
         (S000,), Layer.HW, check_step=_hitless_entry_update,
     ),
+    ERRNO_CONTRACT,
 ) + KERNEL_BUGS
 
 BY_ID: dict[str, Invariant] = {i.id: i for i in CATALOG}
