@@ -538,6 +538,9 @@ CATALOG: tuple[Invariant, ...] = (
     ),
 )
 
+from invariants.model_exception import MODEL_EXCEPTION_INVARIANT  # noqa: E402
+CATALOG += (MODEL_EXCEPTION_INVARIANT,)
+
 BY_ID: dict[str, Invariant] = {i.id: i for i in CATALOG}
 
 
