@@ -36,10 +36,34 @@ class CheckResult:
     engine: str = "hypothesis"
     complete: bool = True  # the explorer sets False when a limit stopped it
     extra: dict[str, object] = field(default_factory=dict)
+    #: further findings of the same configuration (`also_raises`: a model exception
+    #: besides the violation in `trace`), each a CheckResult with its own trace
+    also: list["CheckResult"] = field(default_factory=list)
 
     @property
     def violated(self) -> str | None:
         return None if self.trace is None or self.trace.violation is None else self.trace.violation.invariant
+
+    @property
+    def findings(self) -> list["CheckResult"]:
+        """This result if it found something, then the further findings."""
+        return ([self] if self.trace is not None else []) + self.also
+
+
+def also_raises(result: CheckResult, rerun: Callable[[tuple[Invariant, ...]], CheckResult]) -> CheckResult:
+    """A run that finds both a violation and an exception reports both: when `result`
+    violates a real invariant, run once more (`rerun`: the same engine and budget) with
+    only model-exception detection, and add what it finds to `result.also`. Nothing is
+    re-run when the first run held or already found a model exception."""
+    from invariants.catalog import get
+    from invariants.model_exception import MODEL_EXCEPTION
+
+    if result.violated is None or result.violated == MODEL_EXCEPTION:
+        return result
+    second = rerun(get([MODEL_EXCEPTION]))
+    if second.violated == MODEL_EXCEPTION:
+        result.also.append(second)
+    return result
 
 
 def check_hypothesis(

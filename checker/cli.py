@@ -23,7 +23,7 @@ from model.bounds import Bounds, BoundsError
 from model.design import Design
 from model.designs import DESIGNS, UnknownDesign, get_design
 
-from checker.check import CheckResult, check_hypothesis
+from checker.check import CheckResult, also_raises, check_hypothesis
 from checker.report import render_trace, summary_rows
 from checker.trace import TraceError
 from checker.userdesign import DesignFileError, load_design_file
@@ -124,7 +124,10 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
           seed: int | None, bounds_text: str, engine: str, depth: int | None,
           max_states: int | None, no_symmetry: bool, saturate_caches: bool,
           json_path: str | None, trace_dir: str | None) -> None:
-    """Check designs: every invariant holds, or the shortest call sequence that breaks one."""
+    """Check designs: every invariant holds, or the shortest call sequence that breaks one.
+
+    A Python exception inside the model, a driver or the design is reported as a
+    violation of model-exception, with the calls that raise it."""
     if engine != "explore":
         used = [o for o, v in (("--depth", depth is not None), ("--max-states", max_states is not None),
                                ("--no-symmetry", no_symmetry), ("--saturate-caches", saturate_caches)) if v]
@@ -141,18 +144,23 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
             if h not in d.hw:
                 continue
             task = progress.add_task(f"{d.name} on {h}", total=None, info="")
-            if engine == "explore":
-                from checker.explore import check_explore
 
-                r = check_explore(d, h, bounds, invariants, depth=depth, max_states=max_states,
-                                  symmetry=not no_symmetry, saturate=saturate_caches,
-                                  on_progress=lambda s: progress.update(task, info=s))
-            else:
-                r = check_hypothesis(
-                    d, h, bounds, invariants, profile=profile, max_examples=max_examples, seed=seed,
+            def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h, task: Any = task
+                    ) -> CheckResult:
+                if engine == "explore":
+                    from checker.explore import check_explore
+
+                    return check_explore(d, h, bounds, invs, depth=depth, max_states=max_states,
+                                         symmetry=not no_symmetry, saturate=saturate_caches,
+                                         on_progress=lambda s: progress.update(task, info=s))
+                return check_hypothesis(
+                    d, h, bounds, invs, profile=profile, max_examples=max_examples, seed=seed,
                     on_example=lambda st: progress.update(
                         task, info=f"{st.examples} examples, {st.steps} steps"),
                 )
+
+            # a violation found: does the model also raise? (a second run, same budget)
+            r = also_raises(run(invariants), run)
             progress.remove_task(task)
             results.append(r)
     skipped = [f"{d.name} on {h}" for d, h in jobs if h not in d.hw]
@@ -178,11 +186,12 @@ def _print_results(results: list[CheckResult], invariants: tuple[Invariant, ...]
     for s in skipped:
         out.print(f"not applicable: {s}")
     for r in results:
-        if r.trace is not None:
+        for f in r.findings:
+            assert f.trace is not None
             out.print()
-            for line in render_trace(r.trace):
+            for line in render_trace(f.trace):
                 out.print(line, markup=False)
-        elif r.engine == "explore":
+        if r.trace is None and r.engine == "explore":
             out.print(f"{r.design} on {r.hw}: {r.extra.get('summary', '')}", markup=False)
     if any(r.trace is None and r.engine != "explore" for r in results):
         # Said every time: a short bug can hide from a few dozen sampled runs of ~30
@@ -202,7 +211,13 @@ def _write_json(path: str, results: list[CheckResult], bounds: Bounds) -> None:
              "verdict": "holds" if r.trace is None else "violated",
              "invariant": r.violated, "examples": r.examples, "steps": r.steps,
              "seconds": round(r.seconds, 3), "complete": r.complete,
-             "trace": None if r.trace is None else r.trace.to_json(), **r.extra}
+             "trace": None if r.trace is None else r.trace.to_json(), **r.extra,
+             # every finding of the configuration: the violation above, then (if the model
+             # also raised on a second run) the model exception
+             "findings": [{"invariant": f.violated, "engine": f.engine, "examples": f.examples,
+                           "steps": f.steps, "seconds": round(f.seconds, 3),
+                           "trace": f.trace.to_json() if f.trace is not None else None}
+                          for f in r.findings]}
             for r in results
         ],
     }
@@ -217,24 +232,33 @@ def _write_traces(directory: str, results: list[CheckResult]) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         for r in results:
-            if r.trace is None:
-                continue
-            stem = f"{r.design}-{r.hw}"
-            (d / f"{stem}.json").write_text(json.dumps(r.trace.to_json(), indent=2) + "\n")
-            (d / f"test_{stem.replace('-', '_')}.py").write_text(r.trace.pytest_reproducer())
-            out.print(f"wrote {d / (stem + '.json')} and its pytest reproducer", markup=False)
+            for i, f in enumerate(r.findings):
+                assert f.trace is not None
+                # the first finding keeps the name it always had; a further one adds its invariant
+                stem = f"{r.design}-{r.hw}" + (f"-{f.violated}" if i else "")
+                (d / f"{stem}.json").write_text(json.dumps(f.trace.to_json(), indent=2) + "\n")
+                (d / f"test_{stem.replace('-', '_')}.py").write_text(f.trace.pytest_reproducer())
+                out.print(f"wrote {d / (stem + '.json')} and its pytest reproducer", markup=False)
     except OSError as e:
         fail(f"cannot write traces to {directory}: {e.strerror}")
 
 
 @main_group.command()
 @click.argument("trace_file", metavar="TRACE.json")
-def replay(trace_file: str) -> None:
-    """Re-execute a saved trace: exit 1 if it still violates, 0 if it no longer does."""
+@click.option("--design-file", metavar="PATH",
+              help="the design file of a user design (default: the file the trace names)")
+def replay(trace_file: str, design_file: str | None) -> None:
+    """Re-execute a saved trace: exit 1 if it still violates (or still raises), 0 if it no longer does."""
     from checker.replay import replay_file
 
+    design = None
+    if design_file:
+        try:
+            design = load_design_file(design_file)
+        except DesignFileError as e:
+            fail(str(e))
     try:
-        result = replay_file(trace_file)
+        result = replay_file(trace_file, design=design)
     except TraceError as e:
         fail(str(e))
     for line in render_trace(result.trace):

@@ -27,9 +27,10 @@ every fresh object id and page-table address is a new state (a process that
 exits and forks again never repeats). With it, what keeps the world finite are
 the bounds and the caller contracts of the action table (one DMA-API driver and
 one VFIO claim per device, MAX_SVA_BINDS, MAX_NOTIFIERS_PER_MM). `depth` and
-`max_states` stop it earlier; the result then says INCOMPLETE. If the model
-raises an exception, `check_explore` raises `ModelError` with the shortest call
-sequence that reaches it.
+`max_states` stop it earlier; the result then says INCOMPLETE. A transition on
+which the model (or an invariant's check) raises a Python exception is a
+violation of `model-exception` like any other: the search stops there, so the
+trace is a shortest call sequence that raises it, ending in the raising call.
 
 Symmetry reduction (`symmetry=True`, the default). A state is identified by
 `Kernel.canonical_key(labels)`, in which every *name* is replaced by a label
@@ -110,14 +111,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable
 
 from invariants.base import Invariant, Step, Violation
+from invariants.model_exception import finding_key, model_exception
 from model.actions import ACTIONS, Action, Args, show_call
 from model.bounds import Bounds
 from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
 from model.design import Design
 
 from checker.check import CheckResult
-from checker.run import Runner
-from checker.trace import Trace, TraceStep
+from checker.run import BootRaised, Runner
+from checker.trace import Trace
 from checker.world import Config
 
 PROGRESS_SECONDS = 0.5
@@ -125,18 +127,6 @@ PROGRESS_SECONDS = 0.5
 PFN_LABELS = 1 << 52
 #: tie groups larger than this keep their id order (4! orderings at most are tried)
 MAX_TIE = 4
-
-
-class ModelError(Exception):
-    """The model itself raised an exception (a bug in a design, driver or the core):
-    carries the shortest call sequence that reaches it, as a trace listing."""
-
-    def __init__(self, error: BaseException, trace: Trace) -> None:
-        self.error = error
-        self.trace = trace
-        listing = "\n".join("  " + line for line in trace.listing(with_hw=False))
-        super().__init__(f"the model raised {type(error).__name__}: {error} at step {len(trace)} "
-                         f"of design {trace.design} on {trace.hw}:\n{listing}")
 
 
 class SymmetryUnsupported(Exception):
@@ -310,8 +300,7 @@ class Outcome:
     complete: bool
     stopped_at: str | None  # "--max-states" / "--depth" when a limit stopped the search
     path: list[int] | None = None  # move ids of the counterexample
-    violation: Violation | None = None
-    error: BaseException | None = None  # the model raised this at the path's last step
+    violation: Violation | None = None  # model-exception: the path's last step raised
     seconds: float = 0.0
     peak_frontier: int = 0
     visited_bytes: int = 0  # the visited set and the parent pointers (not the frontier)
@@ -419,7 +408,10 @@ class Explorer:
         b = self.bounds
         for inv in self.step_invariants:
             assert inv.check_step is not None
-            v = inv.check_step(step, b)
+            try:
+                v = inv.check_step(step, b)
+            except Exception as e:  # replayed through Runner.step, which names the call
+                return model_exception(f"invariant {inv.id} checking {action.name}{args}", e)
             if v is not None:
                 return v
         return None
@@ -430,14 +422,20 @@ class Explorer:
         start = time.perf_counter()
         b = self.bounds
         k0 = self.runner.start()
+        out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
+                      symmetry=self.symmetry, saturated=self.saturate)
         if self.saturate:
-            self.fill_all(k0)
+            try:
+                self.fill_all(k0)
+            except Exception as e:  # a DMA of the booted world raised (unsaturate finds which)
+                out.path, out.violation = [], model_exception("a DMA of the booted world", e)
+                out.seconds = time.perf_counter() - start
+                return out
         self.prepare(k0)
+        out.symmetry = self.symmetry
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it
-        out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
-                      symmetry=self.symmetry, saturated=self.saturate)
 
         def path_to(n: int) -> list[int]:
             moves = []
@@ -480,8 +478,9 @@ class Explorer:
                             result = action.run(child, args)
                             if self.saturate:
                                 self.fill_all(child)
-                        except Exception as e:  # a model bug: report how to get there
-                            out.path, out.error = path_to(n) + [self._move(ai, args)], e
+                        except Exception as e:  # a model bug: a finding like any violation
+                            out.path = path_to(n) + [self._move(ai, args)]
+                            out.violation = model_exception(show_call(child, action, args, None), e)
                             out.depth = level + 1
                             return finish()
                         child.freeze()
@@ -525,11 +524,12 @@ class Explorer:
         return finish()
 
     # -- counterexamples -------------------------------------------------------------
-    def unsaturate(self, path: list[int], invariant: str | None) -> list[int]:
+    def unsaturate(self, path: list[int], invariant: str) -> list[int]:
         """A path of the saturated search as explicit steps: every DMA the saturation did
         becomes a `dma` event, then the DMA events the violation does not need are
         dropped one at a time, last first, while the trace still ends in a violation
-        of the same invariant. (`invariant` None: a path to a model exception, kept whole.)"""
+        of the same invariant (for `model-exception`: an exception of the same type).
+        If the model raised, the explicit steps end at the raising call or DMA."""
         k = self.runner.start()
         seq: list[int] = []
         try:
@@ -540,35 +540,33 @@ class Explorer:
                 ACTIONS[ai].run(k, args)
                 self.fill_all(k, seq)
         except Exception:
-            return seq  # the model raised at the last step: replay reports it
-        if invariant is None:
-            return seq
+            pass  # the model raised at seq's last step: Runner.step reports it
         first = self._first_violation(seq)
         if first is None:
             raise AssertionError(f"the explicit trace of a saturated path does not reproduce {invariant}")
-        cut, invariant = first  # what the explicit replay names first is what it reports
+        cut, key = first  # what the explicit replay names first is what it reports
         seq = seq[:cut]
         i = len(seq) - 1
         while i >= 0:
             if self.moves[seq[i]][0] == self._dma:
                 shorter = seq[:i] + seq[i + 1:]
                 found = self._first_violation(shorter)
-                if found is not None and found[1] == invariant:
+                if found is not None and found[1] == key:
                     seq = shorter[:found[0]]
             i = min(i - 1, len(seq) - 1)
         return seq
 
-    def _first_violation(self, seq: list[int]) -> tuple[int, str] | None:
-        """(steps up to and including the first violating one, its invariant), or None."""
+    def _first_violation(self, seq: list[int]) -> tuple[int, tuple[str, str]] | None:
+        """(steps up to and including the first violating one, its finding_key), or None."""
         k = self.runner.start()
         v = self.runner.check_state(k)
         if v is not None:
-            return 0, v.invariant
+            return 0, finding_key(v)
         for i, mid in enumerate(seq):
             ai, args = self.moves[mid]
             _, _, v = self.runner.step(k, ACTIONS[ai], args)
             if v is not None:
-                return i + 1, v.invariant
+                return i + 1, finding_key(v)
         return None
 
     def replay(self, path: list[int], violation: Violation | None) -> Trace:
@@ -579,20 +577,14 @@ class Explorer:
         v = self.runner.check_state(k) if not path else None
         for i, mid in enumerate(path):
             ai, args = self.moves[mid]
-            try:
-                ts, _, v = self.runner.step(k, ACTIONS[ai], args)
-            except Exception as e:
-                call = show_call(k, ACTIONS[ai], args, None)
-                trace.steps.append(TraceStep(ACTIONS[ai].name, args,
-                                             f"{call} raised {type(e).__name__}: {e}"))
-                raise ModelError(e, trace) from e
+            ts, _, v = self.runner.step(k, ACTIONS[ai], args)
             trace.steps.append(ts)
             if v is not None and i + 1 < len(path):
                 raise AssertionError(f"replay violates {v.invariant} at step {i + 1} of {len(path)}")
         if v is None:
             raise AssertionError(f"replay of the explorer's path did not reproduce {violation}")
         trace.violation = v
-        trace.dump = k.driver.dump(k)
+        trace.dump = self.runner.dump(k)
         return trace
 
 
@@ -633,15 +625,20 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     `complete` is False when --depth or --max-states stopped the search before the
     state space was exhausted (the CLI then exits 3); `extra["summary"]` says so.
     """
-    ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
-                      symmetry=symmetry, on_progress=on_progress, saturate=saturate)
+    try:
+        ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
+                          symmetry=symmetry, on_progress=on_progress, saturate=saturate)
+    except BootRaised as e:  # a finding in the booted world, before any call
+        return CheckResult(
+            design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=e.trace(),
+            examples=0, steps=0, seconds=0.0, engine="explore", complete=True, extra={
+                "summary": f"booting the world: {e.violation.message}", "states": 0,
+                "transitions": 0, "depth": 0, "symmetry": symmetry, "stopped_at": None,
+                "saturated": saturate})
     trace = None
     path = out.path or []
-    if out.saturated and (out.error is not None or out.violation is not None):
-        path = ex.unsaturate(path, None if out.violation is None else out.violation.invariant)
-    if out.error is not None:
-        ex.replay(path, None)  # raises ModelError with the trace to the crash
-        raise AssertionError(f"replaying the path to {out.error!r} did not raise it")
+    if out.saturated and out.violation is not None:
+        path = ex.unsaturate(path, out.violation.invariant)
     if out.violation is not None:
         trace = ex.replay(path, out.violation)
         # Report what Runner.step (and so `replay`) names first at that step: the search
@@ -661,5 +658,5 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     )
 
 
-__all__ = ["Explorer", "Labels", "IdentityNames", "ModelError", "Outcome", "SymmetryUnsupported",
+__all__ = ["Explorer", "Labels", "IdentityNames", "Outcome", "SymmetryUnsupported",
            "check_explore", "explore", "summary", "supports_symmetry"]

@@ -8,7 +8,11 @@ same handle in the bundle twice, so consumption mirrors the refcount). Plain
 values (devices, PASIDs, IOVAs) are drawn from the current state with
 `st.data()`, restricted to what a correct caller may pass (`Action.requires`).
 Every invariant is checked after every step; a violation raises
-`InvariantViolated`, which Hypothesis shrinks to a minimal run.
+`InvariantViolated`, which Hypothesis shrinks to a minimal run. A Python exception
+inside the model is a violation of `model-exception` (see checker/run.py), shrunk
+the same way to a call sequence ending in the raising call; while shrinking, only
+runs failing with the same invariant (for an exception: the same exception type)
+count as failing.
 
     from checker.machine import machine_test_case
     TestUpstreamVtd = machine_test_case("upstream", "vtd")   # a unittest.TestCase
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, reject, settings
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -32,10 +36,11 @@ from hypothesis.stateful import (
 )
 
 from invariants.base import Invariant, Violation
+from invariants.model_exception import finding_key
 from model.actions import ACTIONS, BUNDLE_KINDS, Action, Kind, values
 from model.objects import ErrPtr
 
-from checker.run import Runner
+from checker.run import BootRaised, Runner
 from checker.trace import Trace, TraceStep
 from checker.world import Config
 
@@ -79,9 +84,15 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
     b = config.bounds
     stats = stats if stats is not None else Stats()
     bundles = {kind: Bundle(name) for kind, name in BUNDLE_NAMES.items()}
+    #: the first failure's finding_key: what every shrinking candidate must fail with
+    target: list[tuple[str, str]] = []
 
     def _init(self: Any) -> None:
-        self.k = runner.start()
+        try:
+            self.k = runner.start()
+        except BootRaised as e:
+            stats.last_failure = e.trace()
+            raise InvariantViolated(stats.last_failure) from None
         self.trace = Trace(config.design.name, config.hw, b)
         stats.examples += 1
         if stats.on_example is not None:
@@ -95,10 +106,18 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
         # that broke. A candidate run is then cheaper (the other invariants' queries are
         # most of a step's cost), and the shrunk trace cannot slip to another invariant.
         # The failing input itself fails the same way, so Hypothesis sees no flakiness.
-        if len(runner.invariants) > 1:
+        # A model exception is found whatever the invariants (Runner), so a candidate that
+        # fails differently (another exception type, or an exception while shrinking an
+        # invariant's violation) is rejected rather than accepted as the same failure.
+        key = finding_key(v)
+        if target:
+            if key != target[0]:
+                reject()
+        else:
+            target.append(key)
             runner.invariants = tuple(i for i in runner.invariants if i.id == v.invariant)
         self.trace.violation = v
-        self.trace.dump = self.k.driver.dump(self.k)
+        self.trace.dump = runner.dump(self.k)
         stats.last_failure = self.trace
         raise InvariantViolated(self.trace)
 

@@ -2,7 +2,9 @@
 
 For each (design, hardware) the checker runs with every invariant; when one
 breaks, it is recorded with its counterexample and the run is repeated without
-it, so the matrix shows every invariant a design breaks, not only the first.
+it, so the matrix shows every invariant a design breaks, not only the first. A model
+exception (`model-exception`) ends the cell: it would raise again; `matrix` prints its
+report and exits 1.
 `iommucheck docs` renders the matrix into docs/invariants.md and docs/designs.md
 from a real run with a fixed seed, and keeps the raw results in
 docs/results.json so the rendering can be checked without re-running.
@@ -20,11 +22,13 @@ import click
 
 from invariants.base import Invariant
 from invariants.catalog import CATALOG
+from invariants.model_exception import MODEL_EXCEPTION
 from model.bounds import Bounds
 from model.design import Design
 from model.designs import DESIGNS
 
 from checker.check import CheckResult, check_hypothesis
+from checker.trace import Trace
 
 #: the world the docs are generated in: small, so that both engines reach the breaks quickly
 DOC_BOUNDS = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys_pages=2, max_pasids=3)
@@ -46,6 +50,8 @@ class Cell:
     seconds: float = 0.0
     engine: str = "hypothesis"
     complete: bool = True  # the explorer covered every state within the bounds
+    #: model exceptions found (not in the JSON: `broken` has their traces), for the report
+    exceptions: list[Trace] = field(default_factory=list, compare=False, repr=False)
 
     def status(self, inv: str) -> str:
         if not self.applicable:
@@ -78,6 +84,11 @@ def run_cell(d: Design, hw: str, bounds: Bounds, invariants: Sequence[Invariant]
             cell.complete = r.complete
             break
         cell.broken[r.violated] = r.trace.to_json()
+        if r.violated == MODEL_EXCEPTION:
+            # found whatever the invariants: a re-run would raise again; the invariants
+            # not yet broken stay "not checked"
+            cell.exceptions.append(r.trace)
+            break
         remaining = [i for i in remaining if i.id != r.violated]
     return cell
 
@@ -273,6 +284,7 @@ def write_docs(out_dir: Path, cells: list[Cell], meta: dict[str, Any]) -> dict[P
 # -- CLI -------------------------------------------------------------------------------------
 def register(group: click.Group) -> None:
     from checker.cli import EXIT_VIOLATION, fail, out, parse_bounds, parse_hw, _progress
+    from checker.report import render_trace
 
     @group.command()
     @click.option("--hw", default="all", show_default=True, metavar="vtd|smmuv3|all")
@@ -302,6 +314,11 @@ def register(group: click.Group) -> None:
                                           on_progress=lambda s: progress.update(task, info=s)))
                     progress.advance(task)
         out.print(render_matrix_md(cells), markup=False)
+        for c in cells:  # a model exception is a bug of the design or the model: the full report
+            for t in c.exceptions:
+                out.print()
+                for line in render_trace(t):
+                    out.print(line, markup=False)
         data = cells_to_json(cells, bounds, engine, seed, max_examples)
         try:
             if json_path:
@@ -310,6 +327,8 @@ def register(group: click.Group) -> None:
                 Path(md_path).write_text(render_matrix_md(cells) + "\n")
         except OSError as e:
             fail(f"cannot write: {e}")
+        if any(c.exceptions for c in cells):
+            sys.exit(EXIT_VIOLATION)
 
     @group.command()
     @click.option("--out", "out_dir", default="docs", show_default=True, metavar="DIR")

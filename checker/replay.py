@@ -2,7 +2,8 @@
 
 Object ids in a trace (domains, processes, handles) are the ones the run
 allocated; the model allocates ids deterministically, so replaying the same
-calls from the same boot state gives the same ids.
+calls from the same boot state gives the same ids. A trace ending in a model
+exception replays as a violation of `model-exception` while the model still raises.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from model.actions import ACTIONS_BY_NAME
 from model.bounds import Bounds, BoundsError
 from model.designs import UnknownDesign, get_design
 
-from checker.run import Runner
+from checker.run import BootRaised, Runner
 from checker.trace import Trace, TraceError, load_trace_json
 from checker.world import Config
 
@@ -31,7 +32,7 @@ class ReplayResult:
 def replay_data(data: dict[str, Any], *, design: Any = None, invariants: Any = None) -> ReplayResult:
     """Replay a trace given as the dict of its JSON form."""
     try:
-        d = design if design is not None else get_design(data["design"])
+        d = design if design is not None else _design_of(data)
         bounds = Bounds(**data["bounds"])
     except UnknownDesign as e:
         raise TraceError(f"trace names {e}") from None
@@ -39,7 +40,10 @@ def replay_data(data: dict[str, Any], *, design: Any = None, invariants: Any = N
         raise TraceError(f"trace bounds are invalid: {e}") from None
     cfg = Config(d, data["hw"], bounds)
     runner = Runner(cfg, get(invariants))
-    k = runner.start()
+    try:
+        k = runner.start()
+    except BootRaised as e:
+        return ReplayResult(e.trace(), e.violation, [])
     trace = Trace(d.name, cfg.hw, bounds)
     skipped: list[str] = []
     v = runner.check_state(k)
@@ -58,9 +62,27 @@ def replay_data(data: dict[str, Any], *, design: Any = None, invariants: Any = N
         trace.steps.append(ts)
         if v is not None:
             trace.violation = v
-            trace.dump = k.driver.dump(k)
+            trace.dump = runner.dump(k)
             return ReplayResult(trace, v, skipped)
     return ReplayResult(trace, None, skipped)
+
+
+def _design_of(data: dict[str, Any]) -> Any:
+    """The trace's design: a built-in one, or the design file the trace names."""
+    from model.designs import DESIGNS
+
+    from checker.userdesign import DesignFileError, load_design_file
+
+    name = data["design"]
+    if name in DESIGNS or not isinstance(data.get("design_file"), str):
+        return get_design(name)
+    try:
+        d = load_design_file(data["design_file"])
+    except DesignFileError as e:
+        raise TraceError(f"trace of design {name!r}: {e}") from None
+    if d.name != name:
+        raise TraceError(f"trace of design {name!r}: {data['design_file']} now defines {d.name!r}")
+    return d
 
 
 def _args_exist(k: Any, b: Bounds, action: Any, args: tuple[Any, ...]) -> bool:
@@ -69,13 +91,13 @@ def _args_exist(k: Any, b: Bounds, action: Any, args: tuple[Any, ...]) -> bool:
     return all(a in values(p.kind, k, b) for a, p in zip(args, action.params))
 
 
-def replay_file(path: str) -> ReplayResult:
+def replay_file(path: str, design: Any = None) -> ReplayResult:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
-    return replay_data(load_trace_json(text))
+    return replay_data(load_trace_json(text), design=design)
 
 
 def run_calls(design: str, hw: str, steps: list[tuple[str, tuple[Any, ...]]],

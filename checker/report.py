@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from invariants.catalog import BY_ID
+from invariants.model_exception import ModelException
 
 from checker.check import CheckResult
 from checker.trace import Trace
@@ -37,7 +38,8 @@ def render_trace(trace: Trace, *, width: int = 100) -> list[str]:
     out.append("Why it fails here:")
     out.extend(textwrap.wrap(v.message, width - 2, initial_indent="  ", subsequent_indent="  "))
     if v.evidence:
-        out.append("Entries involved:")
+        out.append("Where it raised (innermost last):" if isinstance(v, ModelException)
+                   else "Entries involved:")
         out.extend(f"  {e}" for e in v.evidence)
     if trace.dump:
         out.append("Hardware state at the violation:")
@@ -49,6 +51,9 @@ def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, s
     rows = []
     for r in results:
         verdict = "holds" if r.trace is None else f"VIOLATED: {r.violated} ({len(r.trace)} steps)"
+        for f in r.also:
+            assert f.trace is not None
+            verdict += f"; also {f.violated} ({len(f.trace)} steps)"
         if r.trace is None and not r.complete:
             verdict = "no violation (INCOMPLETE)"
         if r.engine == "explore":  # the explorer counts distinct states and transitions

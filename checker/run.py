@@ -2,6 +2,14 @@
 
 The Hypothesis machine, the explorer and `replay` all go through `Runner`, so a
 counterexample found by one engine replays identically in the others.
+
+A Python exception inside the model (the kernel, a driver, a design file's
+driver) or inside an invariant's check is a finding too: `step` and
+`check_state` return it as a violation of `model-exception`
+(invariants/model_exception.py), with the innermost model frames as evidence,
+whatever invariants were selected. The kernel is then the partially mutated
+state the exception left. Only `Exception` is caught: KeyboardInterrupt and
+other BaseExceptions propagate.
 """
 
 from __future__ import annotations
@@ -9,11 +17,26 @@ from __future__ import annotations
 from typing import Any
 
 from invariants.base import Invariant, Step, Violation
-from model.actions import Action, Args
+from invariants.model_exception import describe, model_exception
+from model.actions import Action, Args, show_call
 from model.core import Kernel
 
-from checker.trace import TraceStep, record_step
-from checker.world import Config
+from checker.trace import Trace, TraceStep, record_step
+from checker.world import Config, ConfigError
+
+
+class BootRaised(Exception):
+    """Booting the world (probe, default domains, binding the DMA-API drivers) raised:
+    a model-exception finding with no calls before it (`trace()`)."""
+
+    def __init__(self, config: Config, violation: Violation) -> None:
+        super().__init__(violation.message)
+        self.config = config
+        self.violation = violation
+
+    def trace(self) -> Trace:
+        c = self.config
+        return Trace(c.design.name, c.hw, c.bounds, violation=self.violation)
 
 
 class Runner:
@@ -22,14 +45,23 @@ class Runner:
         self.invariants = tuple(i for i in invariants if i.applies(config.hw))
 
     def start(self) -> Kernel:
-        k = self.config.build()
-        k.driver.take_hw_log(k)  # boot-time programming is not part of any trace
+        """The booted world; BootRaised if the model raises while booting it."""
+        try:
+            k = self.config.build()
+            k.driver.take_hw_log(k)  # boot-time programming is not part of any trace
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise BootRaised(self.config, model_exception("booting the world", e)) from e
         return k
 
     def check_state(self, k: Kernel) -> Violation | None:
         k.freeze()
         for inv in self.invariants:
-            v = inv.check(None, k, self.config.bounds)
+            try:
+                v = inv.check(None, k, self.config.bounds)
+            except Exception as e:
+                return model_exception(f"invariant {inv.id} checking the state", e)
             if v is not None:
                 return v
         return None
@@ -38,13 +70,41 @@ class Runner:
         """Run `action(args)` on k in place; return the recorded step, its result and a violation."""
         k.thaw()
         before = k.copy()
-        result = action.run(k, args)
-        ts = record_step(before, k, action, args, result)
+        try:
+            result = action.run(k, args)
+            ts = record_step(before, k, action, args, result)
+        except Exception as e:
+            return self._raised(before, k, action, args, e)
         step = Step(before, action, args, result, k)
         k.freeze()
         before.freeze()
         for inv in self.invariants:
-            v = inv.check(step, k, self.config.bounds)
+            try:
+                v = inv.check(step, k, self.config.bounds)
+            except Exception as e:
+                return ts, result, model_exception(f"invariant {inv.id} checking {ts.text}", e)
             if v is not None:
                 return ts, result, v
         return ts, result, None
+
+    def _raised(self, before: Kernel, k: Kernel, action: Action, args: Args, e: Exception
+                ) -> tuple[TraceStep, Any, Violation]:
+        call = show_call(k, action, args, None)
+        try:
+            hw = k.driver.take_hw_log(k)
+        except Exception:
+            hw = []
+        ts = TraceStep(action.name, tuple(args), f"{call} raised {describe(e)}", hw=hw,
+                       warnings=k.warnings[len(before.warnings):])
+        k.freeze()
+        before.freeze()
+        return ts, None, model_exception(call, e)
+
+    @staticmethod
+    def dump(k: Kernel) -> list[str]:
+        """The driver's decoded tables and caches (a line saying so if the dump raises:
+        the state may be what an exception left)."""
+        try:
+            return k.driver.dump(k)
+        except Exception as e:
+            return [f"(the hardware dump raised {describe(e)})"]

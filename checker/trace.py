@@ -60,10 +60,14 @@ class Trace:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        from checker.userdesign import LOADED
+
         v = self.violation
+        where = {"design_file": LOADED[self.design]} if self.design in LOADED else {}
         return {
             "format": TRACE_FORMAT,
             "design": self.design,
+            **where,
             "hw": self.hw,
             "bounds": {k: getattr(self.bounds, k) for k in self.bounds.__dataclass_fields__},
             "steps": [s.to_json() for s in self.steps],

@@ -27,6 +27,10 @@ class DesignFileError(ValueError):
 
 KNOWN_HW = ("vtd", "smmuv3", "mock")
 
+#: design name -> the absolute path of the file it was loaded from (traces of a user
+#: design name their file, so that `replay` and the pytest reproducer can load it again)
+LOADED: dict[str, str] = {}
+
 
 def load_design_file(path: str) -> Design:
     p = Path(path)
@@ -50,6 +54,7 @@ def load_design_file(path: str) -> Design:
     if not isinstance(design, Design):
         raise DesignFileError(f"design file {path}: DESIGN is a {type(design).__name__}, not a Design")
     validate(design, path)
+    LOADED[design.name] = str(p.resolve())
     return design
 
 

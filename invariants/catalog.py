@@ -21,6 +21,7 @@ from hwspec.outcome import Access, Kind
 from invariants.base import Invariant, Layer, Step, UnknownInvariant, Violation
 from invariants.contracts import ERRNO_CONTRACT
 from invariants.kernel_bugs import KERNEL_BUGS
+from invariants.model_exception import MODEL_EXCEPTION_INVARIANT
 from model.actions import USER_OWNER, Kind as P, show_domain, values
 from model.bounds import Bounds
 from model.core import Kernel
@@ -545,7 +546,8 @@ CATALOG: tuple[Invariant, ...] = (
         (S000,), Layer.HW, check_step=_hitless_entry_update,
     ),
     ERRNO_CONTRACT,
-) + KERNEL_BUGS
+) + KERNEL_BUGS + (MODEL_EXCEPTION_INVARIANT,)
+
 
 BY_ID: dict[str, Invariant] = {i.id: i for i in CATALOG}
 

@@ -1,7 +1,8 @@
 """Bounds: the finite world a check explores.
 
 Small on purpose: few devices (one with ATS, one without PASID support, an
-optional shared group), few PASIDs, processes, domains and IOVA pages, and
+optional shared group, optionally with ATS, an optional group mixing a PASID-capable
+device and one without PASID), few PASIDs, processes, domains and IOVA pages, and
 DID/ASID spaces small enough that reuse — where stale-cache bugs bite — is
 reached in a few steps.
 """
@@ -23,6 +24,10 @@ class Bounds:
     ats_devices: int = 2  # how many of them (dev0, dev1, ...) have ATS and PRI
     shared_group: bool = False  # add devS0 + devS1 sharing one group (PASID-capable)
     no_pasid_device: bool = False  # add devN with max_pasids = 0
+    #: add devM0 (PASID-capable) and devM1 (no PASID) sharing group gM: a non-PASID
+    #: function behind the same ACS boundary as a PASID-capable one
+    mixed_group: bool = False
+    shared_ats: bool = False  # devS0, devS1 (and devM0) have ATS and PRI
     max_pasids: int = 4  # per device: global PASIDs 1..3 exist, so the allocator runs out
     processes: int = 2  # at most this many mm_alloc events in a run
     paging_domains: int = 2  # at most this many iommu_paging_domain_alloc calls in a run
@@ -38,8 +43,10 @@ class Bounds:
                 continue
             if not isinstance(v, int) or v < 0:
                 raise BoundsError(f"bound {f.name}={v!r} must be a non-negative integer")
-        if self.devices + int(self.shared_group) * 2 + int(self.no_pasid_device) == 0:
+        if self.devices + (int(self.shared_group) + int(self.mixed_group)) * 2 + int(self.no_pasid_device) == 0:
             raise BoundsError("bounds leave no device to check")
+        if self.shared_ats and not (self.shared_group or self.mixed_group):
+            raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
         if self.devices > 16:
             raise BoundsError(f"bound devices={self.devices} is too large (at most 16)")
         if self.max_pasids < 2:
@@ -57,10 +64,16 @@ class Bounds:
             devs.append(Device(f"dev{i}", sid=0x08 * (i + 1), group=f"g{i}",
                                max_pasids=self.max_pasids, ats=(i < self.ats_devices)))
         if self.shared_group:
-            devs.append(Device("devS0", sid=0x80, group="gS", max_pasids=self.max_pasids))
-            devs.append(Device("devS1", sid=0x81, group="gS", max_pasids=self.max_pasids))
+            devs.append(Device("devS0", sid=0x80, group="gS", max_pasids=self.max_pasids,
+                               ats=self.shared_ats))
+            devs.append(Device("devS1", sid=0x81, group="gS", max_pasids=self.max_pasids,
+                               ats=self.shared_ats))
         if self.no_pasid_device:
             devs.append(Device("devN", sid=0x90, group="gN", max_pasids=0))
+        if self.mixed_group:
+            devs.append(Device("devM0", sid=0xA0, group="gM", max_pasids=self.max_pasids,
+                               ats=self.shared_ats))
+            devs.append(Device("devM1", sid=0xA1, group="gM", max_pasids=0))
         return tuple(devs)
 
     def iovas(self) -> tuple[int, ...]:

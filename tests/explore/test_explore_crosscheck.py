@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from checker.check import check_hypothesis
-from checker.explore import ModelError, check_explore
+from checker.check import CheckResult, check_hypothesis
+from checker.explore import check_explore
 from invariants.catalog import CATALOG
+from invariants.model_exception import ModelException
 from model.bounds import Bounds
 from model.designs import DESIGNS
 
@@ -57,23 +58,23 @@ class Verdict:
 
 def _explore(name: str, hw: str, b: Bounds, depth: int | None, max_states: int | None
              ) -> tuple[Verdict, int, bool]:
-    try:
-        r = check_explore(DESIGNS[name], hw, b, CATALOG, depth=depth, max_states=max_states)
-    except ModelError as e:
-        return Verdict(None, len(e.trace), type(e.error).__name__, str(e)), len(e.trace), True
-    v = Verdict(r.violated, None if r.trace is None else len(r.trace), None, str(r.extra["summary"]))
+    r = check_explore(DESIGNS[name], hw, b, CATALOG, depth=depth, max_states=max_states)
+    v = Verdict(r.violated, None if r.trace is None else len(r.trace), _error(r), str(r.extra["summary"]))
     depth_reached = r.extra["depth"]
     assert isinstance(depth_reached, int)
     return v, depth_reached, r.complete
 
 
+def _error(r: CheckResult) -> str | None:
+    """The exception type of a model-exception finding (a bug in a design or driver)."""
+    v = r.trace.violation if r.trace is not None else None
+    return v.error if isinstance(v, ModelException) else None
+
+
 def _hypothesis(name: str, hw: str, b: Bounds, examples: int) -> Verdict:
-    try:
-        r = check_hypothesis(DESIGNS[name], hw, b, CATALOG, max_examples=examples, seed=1, database=False)
-    except Exception as e:  # the model raised: Hypothesis shrinks and re-raises it
-        return Verdict(None, None, type(e).__name__, repr(e))
+    r = check_hypothesis(DESIGNS[name], hw, b, CATALOG, max_examples=examples, seed=1, database=False)
     text = "no violation" if r.trace is None else "\n".join(r.trace.listing(with_hw=False))
-    return Verdict(r.violated, None if r.trace is None else len(r.trace), None,
+    return Verdict(r.violated, None if r.trace is None else len(r.trace), _error(r),
                    f"{r.examples} examples: {text}")
 
 

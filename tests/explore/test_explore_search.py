@@ -15,7 +15,6 @@ from checker.explore import (
     PFN_LABELS,
     Explorer,
     Labels,
-    ModelError,
     SymmetryUnsupported,
     check_explore,
     explore,
@@ -123,10 +122,11 @@ def test_a_model_exception_is_reported_with_the_calls_that_reach_it(monkeypatch:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Kernel, "cpu_map", broken)
-    with pytest.raises(ModelError) as e:
-        check_explore(get_design("upstream"), "vtd", SMALL, CATALOG)
-    assert "RuntimeError: boom at step 2" in str(e.value)
-    assert [s.action for s in e.value.trace.steps] == ["mm_alloc", "cpu_map"]
+    r = check_explore(get_design("upstream"), "vtd", SMALL, CATALOG)
+    assert r.violated == "model-exception" and r.trace is not None and r.trace.violation is not None
+    assert r.trace.violation.message == "cpu_map(mm4, 0x0, 0x80000000) raised RuntimeError: boom"
+    assert [s.action for s in r.trace.steps] == ["mm_alloc", "cpu_map"]
+    assert str(r.extra["summary"]).endswith("model-exception violated at depth 2")
 
 
 def test_a_model_exception_in_a_saturating_dma_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,10 +140,10 @@ def test_a_model_exception_in_a_saturating_dma_is_reported(monkeypatch: pytest.M
         real(self, dev, pasid, iova)
 
     monkeypatch.setattr(Kernel, "hw_fill", broken)
-    with pytest.raises(ModelError) as e:
-        check_explore(get_design("upstream"), "vtd", SMALL, CATALOG, saturate=True)
-    steps = e.value.trace.steps
-    assert "RuntimeError: boom" in str(e.value)
+    r = check_explore(get_design("upstream"), "vtd", SMALL, CATALOG, saturate=True)
+    assert r.violated == "model-exception" and r.trace is not None and r.trace.violation is not None
+    steps = r.trace.steps
+    assert "raised RuntimeError: boom" in r.trace.violation.message
     # the saturating DMAs are in the trace as events; the last one raised
     assert steps[-1].action == "dma" and steps[-1].args[1] is not None
     assert [s.action for s in steps if s.action != "dma"] == ["mm_alloc", "iommu_sva_bind_device"]
