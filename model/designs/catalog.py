@@ -386,6 +386,24 @@ _VARIANTS = (
         expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
         changed_calls=("iommu_device_claim_dma_owner", "iommu_device_unuse_default_domain"),
     ),
+    Design(
+        name="set-group-pasid-no-rollback",
+        summary="__iommu_set_group_pasid without the rollback of a partial group attach",
+        rationale="When set_dev_pasid fails on one device of a multi-device group, the "
+                  "devices already attached keep the domain at that PASID while the call "
+                  "returns the error and pasid_array holds nothing there: only an injected "
+                  "failure (an -ENOMEM in the driver's set_dev_pasid on the second device) "
+                  "reaches it, so it needs the faults bound.",
+        history="The rollback in __iommu_set_group_pasid: 'iommu: Undo pasid attachment only "
+                "for the devices that have succeeded' (v6.9, Fixes 16603704559c) rolls back "
+                "exactly the devices done; v6.13 passes the old domain so replace restores it.",
+        knobs=frozenset({"core.set_group_pasid_no_rollback"}),
+        kind="variant",
+        check_bounds="devices=0,shared_group=1,processes=0,paging_domains=1,iova_pages=1,"
+                     "phys_pages=1,max_pasids=2,faults=1",
+        expect_breaks=_breaks(("failed-call-unchanged",)),
+        changed_calls=("iommu_attach_device_pasid",),
+    ),
 )
 
 DESIGNS: dict[str, Design] = {d.name: d for d in _SEED_DESIGNS + _VARIANTS}
