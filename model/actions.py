@@ -48,9 +48,10 @@ class Kind(Enum):
 
 BUNDLE_KINDS = (Kind.DOMAIN, Kind.MM, Kind.SVA)
 
-#: fail_nth picks one of the first MAX_FAULT_POINTS fault points of the next call
-#: (no call of the model passes more than a few: alloc, reservation, one op per device)
-MAX_FAULT_POINTS = 4
+#: fail_nth picks one of the first MAX_FAULT_POINTS fault points of the next call: the
+#: most any call passes is six (a first SVA bind on a two-device group: iommu_mm, the
+#: handle, the SVA domain, the xa_insert reservation, set_dev_pasid on each device)
+MAX_FAULT_POINTS = 6
 
 
 @dataclass(frozen=True)
