@@ -146,7 +146,8 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
     for kind, bundle in bundles.items():
         ns[BUNDLE_NAMES[kind]] = bundle
     for action in ACTIONS:
-        ns[f"rule_{action.name}"] = _make_rule(action, bundles, b)
+        if action.exists(b):  # fail_nth only with faults > 0: the default draws as before
+            ns[f"rule_{action.name}"] = _make_rule(action, bundles, b)
     cls = type(f"Machine_{config.design.name}_{config.hw}".replace("-", "_"),
                (RuleBasedStateMachine,), ns)
     return cls

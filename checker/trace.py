@@ -94,10 +94,14 @@ class Trace:
 
 
 def record_step(k_before: Kernel, k_after: Kernel, action: Action, args: Args, result: Any) -> TraceStep:
+    text = show_call(k_after, action, args, result, before=k_before)
+    injected = k_after.injected_at[len(k_before.injected_at):]
+    if injected:  # "... -> -ENOMEM [injected in set_dev_pasid(devS1)]"
+        text += f" [injected in {', '.join(injected)}]"
     return TraceStep(
         action=action.name,
         args=tuple(args),
-        text=show_call(k_after, action, args, result, before=k_before),
+        text=text,
         hw=k_after.driver.take_hw_log(k_after),
         warnings=k_after.warnings[len(k_before.warnings):],
     )

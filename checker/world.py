@@ -46,4 +46,5 @@ class Config:
             if k.iommu_device_use_default_domain(name):
                 raise ConfigError(f"boot: binding a driver to {name} failed")
         k.warnings.clear()
+        k.faults_left = self.bounds.faults  # boot itself never fails
         return k

@@ -43,9 +43,15 @@ class Kind(Enum):
     LIVE_PASID = "attached PASID or none"  # what a working device does put on the wire
     IOVA = "IOVA"
     PHYS = "physical page"
+    FAULT_NTH = "fault point number"  # which fault point of the next call fails (fail_nth)
 
 
 BUNDLE_KINDS = (Kind.DOMAIN, Kind.MM, Kind.SVA)
+
+#: fail_nth picks one of the first MAX_FAULT_POINTS fault points of the next call: the
+#: most any call passes is six (a first SVA bind on a two-device group: iommu_mm, the
+#: handle, the SVA domain, the xa_insert reservation, set_dev_pasid on each device)
+MAX_FAULT_POINTS = 6
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,19 @@ class Param:
 
 
 Args = tuple[Any, ...]
+
+
+def _one_call(run: Callable[[Kernel, Args], Any]) -> Callable[[Kernel, Args], Any]:
+    def call(k: Kernel, a: Args) -> Any:
+        if k.fail_nth is None:
+            return run(k, a)
+        k.begin_call()
+        try:
+            return run(k, a)
+        finally:
+            k.end_call()
+    call.__doc__ = run.__doc__
+    return call
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,20 @@ class Action:
     after_unload: bool = False
     #: the API feature (model.design.FEATURES) the call belongs to; None: always there
     needs: str | None = None
+    #: a bound (model/bounds.py) that must be nonzero for the action to exist at all
+    #: (the Hypothesis machine leaves the rule out, so faults=0 draws as before)
+    bound: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "call":
+            # An armed fault (fail_nth) applies to the next call and ends with it, whether
+            # or not the call reached its N-th fault point. Events run in other contexts
+            # (the device, RCU callbacks, the process's own page faults) and neither consume
+            # nor clear it: fail-nth is per task and per system call.
+            object.__setattr__(self, "run", _one_call(self.run))
+
+    def exists(self, b: Bounds) -> bool:
+        return self.bound is None or bool(getattr(b, self.bound))
 
     def possible(self, k: Kernel) -> bool:
         """The design has the call, and nothing calls into an unloaded driver module
@@ -130,6 +163,8 @@ def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
         return list(b.iovas())
     if kind is Kind.PHYS:
         return list(b.phys())
+    if kind is Kind.FAULT_NTH:
+        return list(range(1, MAX_FAULT_POINTS + 1))
     raise AssertionError(kind)
 
 
@@ -427,6 +462,12 @@ ACTIONS: tuple[Action, ...] = (
            "rmmod of the IOMMU driver module (modelled only while some mmu notifier of the "
            "driver exists: the only state in which unloading has anything to get wrong)",
            requires=lambda k, b, a: k.module_loaded and bool(k.notifiers)),
+    # -- fault injection (bound faults) ---------------------------------------------------
+    Action("fail_nth", "event", (Param("n", Kind.FAULT_NTH),),
+           lambda k, a: k.arm_fail_nth(a[0]),
+           "the test writes n to /proc/self/task/<tid>/fail-nth: the n-th fault point "
+           "(allocation, failable driver op) of its next call fails with -ENOMEM",
+           requires=lambda k, b, a: k.faults_left > 0 and k.fail_nth is None, bound="faults"),
 )
 
 ACTIONS_BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}

@@ -14,6 +14,10 @@ from dataclasses import dataclass, fields, replace
 from model.objects import Device
 
 
+#: at most this many injected failures per run (each one multiplies the state space)
+MAX_FAULTS = 3
+
+
 class BoundsError(ValueError):
     """Impossible bounds (reported by the CLI as one line, exit 2)."""
 
@@ -35,6 +39,7 @@ class Bounds:
     phys_pages: int = 2  # distinct physical pages mappings may target
     ndoms: int = 6  # VT-d cap_ndoms: DIDs 2..ndoms-1 for paging domains
     asid_bits: int = 3  # SMMUv3: ASIDs 1..7
+    faults: int = 0  # injected -ENOMEM failures per run (fail_nth); 0: none, the fast default
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -57,6 +62,8 @@ class Bounds:
             raise BoundsError(f"bound ndoms={self.ndoms}: DIDs 0 and 1 are reserved, so at least 3")
         if not 1 <= self.asid_bits <= 16:
             raise BoundsError(f"bound asid_bits={self.asid_bits} must be 1..16")
+        if self.faults > MAX_FAULTS:
+            raise BoundsError(f"bound faults={self.faults} is too large (at most {MAX_FAULTS})")
 
     def device_list(self) -> tuple[Device, ...]:
         devs = []

@@ -11,6 +11,7 @@ hardware's view), stacked into `model.core.Kernel`.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, TypeVar, cast
 
@@ -84,12 +85,17 @@ class KernelBase(Declared):
                    canonical=False),
         StateField("module_loaded", Role.VALUE, "the IOMMU driver module is loaded"),
         StateField("injected", Role.MAP, "one-shot driver failures armed (selftest-style)"),
+        StateField("faults_left", Role.VALUE, "fail_nth injections still allowed in this run (bound faults)"),
+        StateField("fail_nth", Role.VALUE,
+                   "the armed fault: the N-th fault point of the next call fails (None: none armed)"),
         StateField("mem", Role.OBJECT, "physical memory: table words and page tables"),
         StateField("drv", Role.OBJECT, "the driver's private state (hardware unit, IDs, tags)"),
         StateField("warnings", Role.HISTORY, "WARN / oops / use-after-free events, in order"),
         StateField("freed", Role.HISTORY,
                    "(kind, id) -> the kernel function that freed it: for use-after-free reports"),
         StateField("injected_at", Role.HISTORY, "every failure injected so far: the site, in order"),
+        StateField("fault_points", Role.SCRATCH,
+                   "fault points passed so far in the current call (reset when an armed call starts)"),
         StateField("memo", Role.SCRATCH,
                    "per-state memo for read-only queries; None while the state may change"),
     )
@@ -111,6 +117,9 @@ class KernelBase(Declared):
     next_id: int
     module_loaded: bool
     injected: dict[str, int]
+    faults_left: int
+    fail_nth: int | None
+    fault_points: int | None
     mem: Memory
     drv: DriverState
     warnings: list[str]
@@ -137,6 +146,9 @@ class KernelBase(Declared):
         self.next_id = FIRST_DYNAMIC_ID
         self.module_loaded = True
         self.injected = {}
+        self.faults_left = 0
+        self.fail_nth = None
+        self.fault_points = None
         self.warnings = []
         self.freed = {}
         self.injected_at = []
@@ -205,6 +217,38 @@ class KernelBase(Declared):
         if err:
             self.injected_at.append(op)
         return err
+
+    def may_fail(self, site: str) -> int:
+        """A point where the kernel can fail with -ENOMEM (an allocation, or a driver op
+        that allocates): -ENOMEM if it is the N-th point of the call the armed fault
+        applies to (fail_nth, like /proc/self/task/<tid>/fail-nth), else 0. The fault is
+        consumed here; `site` is recorded in `injected_at` for the trace. The caller takes
+        the kernel's own error path for that point."""
+        n = self.fail_nth
+        if n is None:
+            return 0
+        passed = (self.fault_points or 0) + 1
+        self.fault_points = passed
+        if passed != n:
+            return 0
+        self.fail_nth = None
+        self.injected_at.append(site)
+        return -errno.ENOMEM
+
+    def arm_fail_nth(self, n: int) -> None:
+        """The fail_nth event: the n-th fault point of the next call fails."""
+        assert n >= 1 and self.fail_nth is None and self.faults_left > 0
+        self.fail_nth = n
+        self.faults_left -= 1
+
+    def begin_call(self) -> None:
+        """A call starts: no fault point passed yet."""
+        self.fault_points = 0
+
+    def end_call(self) -> None:
+        """The call the armed fault applied to is over: like fail-nth, it lasts one call."""
+        self.fail_nth = None
+        self.fault_points = None
 
     def inject_failure(self, op: str, err: int) -> None:
         """Make the driver's next `op` ("attach_dev", "set_dev_pasid") fail with `err`

@@ -41,6 +41,12 @@ class IommuCore(MmLifetime):
 
     # -------------------------------------------------------- domain alloc
     def _alloc_paging(self, dev: Device, type_: DomainType) -> int | ErrPtr:
+        # the driver's domain_alloc_paging kzalloc()s the domain and its page table:
+        # ERR_PTR(-ENOMEM), nothing allocated (intel_iommu_domain_alloc_paging_flags,
+        # arm_smmu_domain_alloc_paging_flags)
+        err = self.may_fail(f"domain_alloc_paging({dev.name})")
+        if err:
+            return ErrPtr(err)
         dom = Domain(self._new_id(), type_, self.driver.name, pgtable=self.mem.new_pagetable())
         self.domains[dom.id] = dom
         ret = self.driver.domain_alloc_paging(self._k, dev, dom)
@@ -134,7 +140,7 @@ class IommuCore(MmLifetime):
         done: list[Device] = []
         for name in g.devices:
             dev = self.devices[name]
-            ret = self._device_set_domain(g, dev, dom, old)
+            ret = self._device_set_domain(g, dev, dom, old, failable=not must_succeed)
             if ret == 0:
                 done.append(dev)
                 continue
@@ -151,14 +157,21 @@ class IommuCore(MmLifetime):
         self._set_group(g, domain=new)
         return 0
 
-    def _device_set_domain(self, g: Group, dev: Device, dom: Domain, old: Domain | None) -> int:
-        """__iommu_device_set_domain: require_direct refuses blocking, then ops->attach_dev."""
+    def _device_set_domain(self, g: Group, dev: Device, dom: Domain, old: Domain | None,
+                           failable: bool = False) -> int:
+        """__iommu_device_set_domain: require_direct refuses blocking, then ops->attach_dev.
+
+        `failable`: a fault point (attach_dev of a paging domain allocates: VT-d's
+        domain_attach_iommu / cache tags, SMMUv3's master_domain), except in the
+        must-succeed attaches (__iommu_group_set_domain_nofail WARNs if they fail)."""
         if dev.require_direct and (dom.type is DomainType.BLOCKED or dom.id == g.blocking_domain):
             # dev_warn, not WARN: "Firmware has requested this device have a 1:1 IOMMU mapping"
             return -errno.EINVAL
         if not dom.has_attach_dev:
             return -errno.ENODEV
         err = self._take_injected("attach_dev") if dom.type is not DomainType.BLOCKED else 0
+        if not err and failable and not dom.static:
+            err = self.may_fail(f"attach_dev({dev.name})")
         if err:
             return err
         return self.driver.attach_dev(self._k, dom, dev, old)

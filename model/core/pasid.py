@@ -31,12 +31,16 @@ class PasidAttach(IommuCore):
         """__iommu_set_group_pasid: set_dev_pasid on every PASID-capable device; roll back on error."""
         done: list[Device] = []
         for dev in self._pasid_devices(g):
-            ret = self._take_injected("set_dev_pasid")
+            # the driver's set_dev_pasid allocates first (VT-d dev_pasid and cache tags,
+            # SMMUv3 master_domain): -ENOMEM before it changes anything
+            ret = self._take_injected("set_dev_pasid") or self.may_fail(f"set_dev_pasid({dev.name})")
             if not ret:
                 ret = self.driver.set_dev_pasid(self._k, dom, dev, pasid, old)
             if ret == 0:
                 done.append(dev)
                 continue
+            if self.design.has("core.set_group_pasid_no_rollback"):
+                return ret  # broken variant: the devices already switched stay switched
             for d in done:
                 if old is None:
                     self._remove_dev_pasid(d, pasid, dom)
@@ -77,9 +81,12 @@ class PasidAttach(IommuCore):
                 return -errno.EINVAL
         if g.pasid_entry(pasid) is not None:
             return -errno.EBUSY
-        ret = self._set_group_pasid(dom, g, pasid, None)
+        ret = self.may_fail("xa_insert(pasid_array)")  # the XA_ZERO_ENTRY reservation
         if ret:
             return ret
+        ret = self._set_group_pasid(dom, g, pasid, None)
+        if ret:
+            return ret  # xa_release: the reservation goes, nothing was stored
         g = self.groups[g.name]
         self._set_group(g, pasid_array=g.with_pasid(pasid, PasidEntry(domain, handle)))
         if handle is not None:
@@ -113,7 +120,9 @@ class PasidAttach(IommuCore):
             return -errno.EINVAL
         cur = g.pasid_entry(pasid)
         if cur is None:
-            return -errno.EINVAL
+            # xa_cmpxchg(NULL -> XA_ZERO_ENTRY) stores only into an empty slot: only
+            # then can it fail (-ENOMEM); else the reservation is released, -EINVAL
+            return self.may_fail("xa_cmpxchg(pasid_array)") or -errno.EINVAL
         if cur.handle is not None and cur.handle == handle:
             self.warn("replace_same_handle", "reusing handle is problematic")
             return -errno.EINVAL

@@ -39,6 +39,9 @@ class SvaCore(PasidAttach):
             return found
         if found.err != -errno.ENOENT:
             return found
+        err = self.may_fail("kzalloc(iommu_sva)")  # the mm keeps its iommu_mm and PASID
+        if err:
+            return ErrPtr(err)
         hid = self._new_id()
         self.handles[hid] = Handle(hid, "sva", pasid=pasid)
         for existing in m.sva_domains:
@@ -50,6 +53,10 @@ class SvaCore(PasidAttach):
         if not self.driver.supports_sva:
             del self.handles[hid]
             return ErrPtr(-errno.EOPNOTSUPP)
+        err = self.may_fail(f"domain_alloc_sva({dev})")  # the driver's kzalloc: out_free_handle
+        if err:
+            del self.handles[hid]
+            return ErrPtr(err)
         dom = Domain(self._new_id(), DomainType.SVA, self.driver.name, mm=mm, has_attach_dev=False)
         self.domains[dom.id] = dom
         if not self.design.has("core.sva_domain_no_mmgrab"):
@@ -96,6 +103,9 @@ class SvaCore(PasidAttach):
             return p
         if m.pasid is not None:
             return m.pasid if m.pasid < d.max_pasids else -errno.EOVERFLOW
+        err = self.may_fail(f"iommu_alloc_mm_data(mm{mm})")  # kzalloc(iommu_mm), before the PASID
+        if err:
+            return err
         if d.max_pasids == 0:
             return -errno.ENOSPC
         p = self._alloc_global(d.max_pasids, exclude_rids=alloc is PasidAlloc.GLOBAL_FLAG)

@@ -448,6 +448,33 @@ _VARIANTS = (
         expect_breaks=_breaks(("refcount-matches",)),
         changed_calls=("iommu_sva_bind_device",),
     ),
+    Design(
+        name="set-group-pasid-no-rollback",
+        summary="__iommu_set_group_pasid without the rollback of a partial group attach",
+        rationale="When set_dev_pasid fails on one device of a multi-device group, the "
+                  "devices already attached keep the domain at that PASID while the call "
+                  "returns the error and pasid_array holds nothing there: only an injected "
+                  "failure (an -ENOMEM in the driver's set_dev_pasid on the second device) "
+                  "reaches it, so it needs the faults bound.",
+        history="The rollback in __iommu_set_group_pasid: 'iommu: Undo pasid attachment only "
+                "for the devices that have succeeded' (v6.9, Fixes 16603704559c) rolls back "
+                "exactly the devices done; v6.13 passes the old domain so replace restores it.",
+        knobs=frozenset({"core.set_group_pasid_no_rollback"}),
+        kind="variant",
+        check_bounds="devices=0,shared_group=1,processes=0,paging_domains=1,iova_pages=1,"
+                     "phys_pages=1,max_pasids=2,faults=1",
+        # devS0 keeps the domain at the PASID: its tables translate where the core says
+        # nothing is attached, the driver's counts disagree with the core's, the PASID can
+        # be freed while the hardware holds it; VT-d also keeps the domain's DID after
+        # iommu_domain_free (SMMUv3's domain_free drops the master_domain list with it).
+        expect_breaks=(
+            ("vtd", ("failed-call-unchanged", "refcount-matches", "tables-match-core",
+                     "no-stale-translation", "pasid-not-reused-while-bound", "no-leak")),
+            ("smmuv3", ("failed-call-unchanged", "refcount-matches", "tables-match-core",
+                        "no-stale-translation", "pasid-not-reused-while-bound")),
+        ),
+        changed_calls=("iommu_attach_device_pasid",),
+    ),
 )
 
 DESIGNS: dict[str, Design] = {d.name: d for d in _SEED_DESIGNS + _VARIANTS}

@@ -288,13 +288,16 @@ class VtdDriver(Driver):
         s.tags[dom.id] = tuple(tags)
 
     # ---------------------------------------------------------- PASID entries
-    def _get_entry(self, k: "Kernel", dev: Device, pasid: int) -> int:
-        """intel_pasid_get_entry: the entry's address, allocating the leaf table lazily."""
+    def _get_entry(self, k: "Kernel", dev: Device, pasid: int) -> int | None:
+        """intel_pasid_get_entry: the entry's address, allocating the leaf table lazily
+        (None: that allocation failed)."""
         s = _st(k)
         info = s.info[dev.name]
         pde_addr = hw.pasid_dir_entry_addr(info.pasid_dir, pasid)
         pde = k.mem.read(pde_addr, 1)
         if not PASID_DIR_ENTRY.get(pde, "p"):
+            if k.may_fail(f"intel_pasid_get_entry({dev.name}, pasid {pasid})"):
+                return None  # alloc_pgtable_page failed
             table = k.mem.alloc_page()
             k.mem.write(pde_addr, PASID_DIR_ENTRY.encode(p=1, smptblptr=table >> PAGE_SHIFT))
             pde = k.mem.read(pde_addr, 1)
@@ -303,6 +306,8 @@ class VtdDriver(Driver):
     def _setup_entry(self, k: "Kernel", dev: Device, pasid: int, words: tuple[int, ...]) -> int:
         """intel_pasid_setup_*: -EBUSY on a present entry; fields first, P last (A.8.1)."""
         addr = self._get_entry(k, dev, pasid)
+        if addr is None:
+            return -errno.ENODEV  # intel_pasid_setup_*: no entry -> -ENODEV, not -ENOMEM
         cur = k.mem.read(addr, PASID_ENTRY.words)
         if PASID_ENTRY.get(cur, "p"):
             return -errno.EBUSY

@@ -76,6 +76,18 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("dma-owner-ignores-pasid-users", "vtd", "no-attach-while-pasid-users"): ("T0", 4),
     ("dma-owner-ignores-pasid-users", "smmuv3", "exclusive-device-ownership"): ("T0", 4),
     ("dma-owner-ignores-pasid-users", "smmuv3", "no-attach-while-pasid-users"): ("T0", 4),
+    # fault injection: the design's check_bounds is the shared-group world with faults=1
+    ("set-group-pasid-no-rollback", "vtd", "failed-call-unchanged"): ("T0", 4),
+    ("set-group-pasid-no-rollback", "vtd", "refcount-matches"): ("T0", 4),
+    ("set-group-pasid-no-rollback", "vtd", "tables-match-core"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "vtd", "no-stale-translation"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "vtd", "pasid-not-reused-while-bound"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "vtd", "no-leak"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "smmuv3", "failed-call-unchanged"): ("T0", 4),
+    ("set-group-pasid-no-rollback", "smmuv3", "refcount-matches"): ("T0", 4),
+    ("set-group-pasid-no-rollback", "smmuv3", "tables-match-core"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "smmuv3", "no-stale-translation"): ("T0", 5),
+    ("set-group-pasid-no-rollback", "smmuv3", "pasid-not-reused-while-bound"): ("T0", 5),
 }
 
 
