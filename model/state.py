@@ -44,32 +44,6 @@ def _empty(v: Any) -> bool:
     return isinstance(v, (tuple, frozenset, set, dict, list)) and not v
 
 
-def _copy_value(v: Any) -> Any:
-    return v
-
-
-def _copy_map(v: dict[Any, Any]) -> dict[Any, Any]:
-    return dict(v)
-
-
-def _copy_object(v: Any) -> Any:
-    return v.copy()
-
-
-def _copy_history(v: Any) -> Any:
-    return v.copy()  # a list or a dict
-
-
-def _copy_scratch(v: Any) -> Any:
-    return None
-
-
-_COPY: dict[Role, Callable[[Any], Any]] = {
-    Role.FIXED: _copy_value, Role.VALUE: _copy_value, Role.MAP: _copy_map,
-    Role.OBJECT: _copy_object, Role.HISTORY: _copy_history, Role.SCRATCH: _copy_scratch,
-}
-
-
 def exact_key(role: Role, v: Any) -> Any:
     """The field's part of `key()`: equal exactly when the values are equal."""
     if role is Role.MAP:
@@ -94,12 +68,23 @@ class StateField:
     canonical: bool = True
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What copy, key and the canonical key do, field by field (computed once per class)."""
+
+    shared: tuple[str, ...]  # FIXED and VALUE: the copy shares the value
+    copied: tuple[str, ...]  # MAP, OBJECT, HISTORY: value.copy()
+    scratch: tuple[str, ...]  # SCRATCH: None in the copy
+    keyed: tuple[tuple[str, Role], ...]  # in key(), in declaration order
+    canonical: tuple[tuple[str, Role, Canon | None], ...]  # in the canonical key
+
+
 class Declared:
     """A class whose state is the `STATE` declarations of its MRO."""
 
     STATE: ClassVar[tuple[StateField, ...]] = ()
     _fields_cache: ClassVar[dict[type, tuple[StateField, ...]]] = {}
-    _plan_cache: ClassVar[dict[type, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {}
+    _plan_cache: ClassVar[dict[type, _Plan]] = {}
 
     @classmethod
     def state_fields(cls) -> tuple[StateField, ...]:
@@ -116,32 +101,53 @@ class Declared:
         return got
 
     @classmethod
-    def _copy_plan(cls) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    def canon_default(cls, f: StateField) -> Canon | None:
+        """The canonical form of a field that declares none (a class may supply its own)."""
+        return f.canon
+
+    @classmethod
+    def plan(cls) -> _Plan:
         got = Declared._plan_cache.get(cls)
         if got is None:
-            got = Declared._plan_cache[cls] = tuple((f.name, _COPY[f.role]) for f in cls.state_fields())
+            fs = cls.state_fields()
+            got = Declared._plan_cache[cls] = _Plan(
+                shared=tuple(f.name for f in fs if f.role in (Role.FIXED, Role.VALUE)),
+                copied=tuple(f.name for f in fs if f.role in (Role.MAP, Role.OBJECT, Role.HISTORY)),
+                scratch=tuple(f.name for f in fs if f.role is Role.SCRATCH),
+                keyed=tuple((f.name, f.role) for f in fs if f.role.in_key),
+                canonical=tuple((f.name, f.role, cls.canon_default(f)) for f in fs
+                                if f.role.in_key and f.canonical),
+            )
         return got
 
     def copy(self) -> Any:
         """A copy of the same class (a subclass survives copy) with every declared field."""
+        p = self.plan()
         new = object.__new__(type(self))
-        for name, cp in self._copy_plan():
-            object.__setattr__(new, name, cp(getattr(self, name)))
+        src = self.__dict__
+        dst = new.__dict__
+        for name in p.shared:
+            dst[name] = src[name]
+        for name in p.copied:
+            dst[name] = src[name].copy()
+        for name in p.scratch:
+            dst[name] = None
         return new
 
     def key(self) -> tuple[Any, ...]:
         """A hashable snapshot of everything that can change (history and caches left out)."""
-        return tuple(exact_key(f.role, getattr(self, f.name))
-                     for f in self.state_fields() if f.role.in_key)
+        src = self.__dict__
+        return tuple([exact_key(role, src[name]) for name, role in self.plan().keyed])
 
     def canonical_parts(self, ren: Any, skip: frozenset[str] = frozenset()) -> tuple[Any, ...]:
         """Each canonical field's form under the renaming `ren`, in declaration order."""
+        src = self.__dict__
         out = []
-        for f in self.state_fields():
-            if not f.role.in_key or not f.canonical or f.name in skip:
+        for name, role, canon in self.plan().canonical:
+            if name in skip:
                 continue
-            v = getattr(self, f.name)
-            out.append(f.canon(self, v, ren) if f.canon is not None else exact_key(f.role, v))
+            v = src[name]
+            out.append(canon(self, v, ren) if canon is not None else exact_key(role, v))
         return tuple(out)
 
     def canonical_key(self, ren: Any) -> tuple[Any, ...]:
@@ -150,10 +156,7 @@ class Declared:
     def check_declared(self) -> None:
         """Every attribute the instance has is declared (tests call this on every class)."""
         names = {f.name for f in self.state_fields()}
-        have = set(getattr(self, "__dict__", {}))
-        for c in type(self).__mro__:
-            have |= {s for s in c.__dict__.get("__slots__", ()) if hasattr(self, s)}
-        missing = sorted(have - names)
+        missing = sorted(set(self.__dict__) - names)
         if missing:
             raise TypeError(f"{type(self).__name__}: attribute(s) {', '.join(missing)} not declared "
                             f"in STATE: copy() would drop them")

@@ -115,8 +115,15 @@ _CANON = {
 }
 
 
+_MEM_DRV = frozenset({"mem", "drv"})  # canonicalised by Kernel.canonical_key itself
+
+
 class Kernel(DmaApi):
     """A world: devices, groups, domains, handles, processes, hardware, and a driver."""
+
+    @classmethod
+    def canon_default(cls, f: Any) -> Any:
+        return f.canon if f.canon is not None else _CANON.get(f.name)
 
     def __init__(
         self,
@@ -164,13 +171,7 @@ class Kernel(DmaApi):
         (`drv.root_pointer_words`), if the caller already has them.
         tests/explore checks that key() and this tell the same states apart.
         """
-        parts = []
-        for f in self.state_fields():
-            if not f.role.in_key or not f.canonical or f.name in ("mem", "drv"):
-                continue
-            v = getattr(self, f.name)
-            fn: Any = _CANON.get(f.name) if f.canon is None else f.canon
-            parts.append(fn(self, v, ren) if fn is not None else _exact(f, v))
+        parts = list(self.canonical_parts(ren, _MEM_DRV))
         if pointer_words is None:
             pointer_words = self.drv.root_pointer_words(self.mem)  # type: ignore[attr-defined]
         words = dict(self.mem.words)
@@ -200,11 +201,3 @@ class Kernel(DmaApi):
         t = self.mem.pagetables.get(m.pgd, {})
         return (m.users, m.count, -1 if m.pasid is None else m.pasid,
                 -1 if m.msr_pasid is None else m.msr_pasid, len(m.sva_domains), tuple(sorted(t)))
-
-
-
-
-def _exact(f: Any, v: Any) -> Any:
-    from model.state import exact_key
-
-    return exact_key(f.role, v)

@@ -159,9 +159,12 @@ _SEED_DESIGNS = (
         # FLPT_DEFAULT_DID, so two processes given the same per-RID PASID on two devices of
         # one IOMMU share the IOTLB tag (DID 1, PASID) - seed 003's premise ("the PASID is
         # unique to each SVA domain") is exactly what a per-RID allocator takes away.
+        # refcount-matches (found by the kernel-bug invariants): a kernel PASID user that
+        # allocated PASID 1 on dev0 replaces "its" PASID 1 on dev1, which is the SVA bond's
+        # there; the bond's handle goes with it while the SVA domain still counts it.
         expect_breaks=(("vtd", ("global-pasid-consistent", "did-pasid-tag-unique",
-                                "no-stale-translation")),
-                       ("smmuv3", ("global-pasid-consistent",))),
+                                "no-stale-translation", "refcount-matches")),
+                       ("smmuv3", ("global-pasid-consistent", "refcount-matches"))),
         changed_calls=("iommu_sva_bind_device",),
     ),
     Design(
@@ -201,15 +204,22 @@ _SEED_DESIGNS = (
             "taken literally: the driver learns only (dev, pasid, blocking). On SMMUv3 with "
             "the CPU-ASID scheme it cannot find the old ASID, so TLB entries tagged with it "
             "survive until the CPU hands the ASID to another process. VT-d reads the DID "
-            "from the PASID entry it tears down, so it needs no record."
+            "from the PASID entry it tears down, so its flushes are right, but its "
+            "bookkeeping is per domain: without the old domain it cannot drop the "
+            "(dev, PASID) from dev_pasids, unassign the cache tags or put the DID, so the "
+            "DID's refcount drifts at the detach and the DID leaks when the domain is freed "
+            "(found by refcount-matches and no-leak; v6.2's intel_iommu_remove_dev_pasid "
+            "looked the domain up in the core's pasid_array for this reason). SMMUv3's "
+            "master_domain list drifts the same way."
         ),
         seeds=(S000,),
         history="v6.2 remove_dev_pasid(dev, pasid) had exactly this shape; v6.10 passed "
                 "the domain, v6.13 (b45a3777ceab) passes old to set_dev_pasid.",
         detach_passes_old=False,
         knobs=CPU_ASID,
-        expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation")),
-                       ("vtd", ())),
+        expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation",
+                                   "refcount-matches")),
+                       ("vtd", ("refcount-matches", "no-leak"))),
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
@@ -219,11 +229,14 @@ _SEED_DESIGNS = (
             "Jason Gunthorpe's 'Why would a driver need to keep additional tracking?' "
             "answered by doing it: the driver records which domain each PASID holds and "
             "looks the old ASID up at detach. Correct, at the price Jean-Philippe Brucker "
-            "named: the tracking the core could have done."
+            "named: the tracking the core could have done. Only the SMMUv3 driver tracks: "
+            "on VT-d the design is set-dev-pasid-blocking-2022, and its DID bookkeeping "
+            "drifts and leaks the same way (refcount-matches, no-leak)."
         ),
         seeds=(S000,),
         detach_passes_old=False,
         knobs=CPU_ASID | {"smmu.track_pasid_domains"},
+        expect_breaks=(("vtd", ("refcount-matches", "no-leak")),),
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
@@ -306,7 +319,8 @@ _SEED_DESIGNS = (
         seeds=(S003,),
         notifier_free=NotifierFree.PUT,
         notifier_sync_at_unload=False,
-        expect_breaks=_breaks(("no-callback-after-module-unload",)),
+        # free_notifier running in unloaded module text is also a use-after-free (KASAN)
+        expect_breaks=_breaks(("no-callback-after-module-unload", "no-use-after-free")),
         changed_calls=("module_unload",),
     ),
     Design(
@@ -319,7 +333,8 @@ _SEED_DESIGNS = (
         ),
         seeds=(S003,),
         notifier_free=NotifierFree.KFREE_EARLY,
-        expect_breaks=_breaks(("domain-outlives-notifier",)),
+        # the next notifier callback into the freed domain is the use-after-free itself
+        expect_breaks=_breaks(("domain-outlives-notifier", "no-use-after-free")),
         changed_calls=("iommu_sva_unbind_device",),
     ),
 )
@@ -401,7 +416,10 @@ _VARIANTS = (
                 "ordering avoids.",
         knobs=frozenset({"core.sva_free_before_detach"}),
         kind="variant",
-        expect_breaks=_breaks(("no-use-after-free",)),
+        # the detach after the free also finds the (dev, PASID) gone from the VT-d domain's
+        # dev_pasids (WARN_ON_ONCE(!dev_pasid)), and the freed domain still counts a user
+        expect_breaks=(("vtd", ("no-use-after-free", "no-kernel-warn", "refcount-matches")),
+                       ("smmuv3", ("no-use-after-free", "refcount-matches"))),
         changed_calls=("iommu_sva_unbind_device",),
     ),
     Design(
@@ -445,7 +463,9 @@ _VARIANTS = (
                 "iommu_domain_free (the SVA cookie).",
         knobs=frozenset({"core.sva_domain_no_mmgrab"}),
         kind="variant",
-        expect_breaks=_breaks(("refcount-matches",)),
+        # mm_count one short: the last mmdrop frees the mm under its running process,
+        # and the next mmdrop is the use-after-free (5 calls)
+        expect_breaks=_breaks(("refcount-matches", "no-use-after-free")),
         changed_calls=("iommu_sva_bind_device",),
     ),
     Design(

@@ -120,7 +120,7 @@ def test_explorer_gives_the_shortest_raising_call_sequence(tmp_path: Path) -> No
     assert r.trace.steps[-1].text == v.message
     # the frames are the model's and the design's, innermost last, none of the checker's
     assert v.evidence[-1].startswith(f"{path}:") and v.evidence[-1].endswith("in set_dev_pasid")
-    assert any(e.startswith("model/core.py:") for e in v.evidence)
+    assert any(e.startswith("model/core/") for e in v.evidence)
     assert not any(e.startswith("checker/") for e in v.evidence)
     assert r.extra["summary"] == f"explored {r.examples:,} states to depth 2: model-exception violated at depth 2"
 
