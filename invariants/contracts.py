@@ -812,7 +812,9 @@ BIND = Contract(
         # iommu_attach_device_pasid of the new SVA domain (its clauses from the ops check on)
         *(Clause(c.result, _bind_attach(c.when), f"attaching the new SVA domain: {c.text}",
                  c.source, c.exact, c.hw, c.design)
-          for c in ATTACH_DEVICE_PASID.clauses[2:]),
+          # (not the freed-domain, compatibility and DID clauses: a new SVA domain of the
+          # driver, at an allocated PASID, needs no DID)
+          for c in (ATTACH_DEVICE_PASID.clauses[i] for i in (2, 4, 5, 6, 8, 9))),
     ),
     "the mm has (or gets) a PASID the device can use, nothing else holds it in the group, "
     "and an SVA domain of the mm (an existing one, else a new one) attaches there",
@@ -1037,7 +1039,12 @@ def _matches(c: Contract, cl: Clause, k: Kernel, args: Args, r: Any) -> bool:
 
 
 def _errname(e: int) -> str:
-    return "-EPROBE_DEFER" if e == -EPROBE_DEFER else errname(e)
+    """errname, with the kernel's spelling where Python's errno module differs."""
+    if e == -EPROBE_DEFER:
+        return "-EPROBE_DEFER"
+    if e == -errno.EOPNOTSUPP:
+        return "-EOPNOTSUPP"  # Python names 95 ENOTSUP
+    return errname(e)
 
 
 def show_outcome(c: Contract, cl: Clause | None, k: Kernel | None = None, args: Args = ()) -> str:
