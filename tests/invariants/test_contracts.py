@@ -66,6 +66,18 @@ def test_contracts_doc_is_rendered_and_committed() -> None:
     assert (ROOT / "docs" / "contracts.md").read_text() == md
 
 
+def test_cli_prints_one_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    from checker.cli import main
+
+    main(["contracts", "iommu_sva_bind_device"])
+    text = capsys.readouterr().out
+    assert text.startswith("## `iommu_sva_bind_device`")
+    assert "`the existing handle` when" in text and "## `iommu_attach_device`" not in text
+    with pytest.raises(SystemExit) as e:
+        main(["contracts", "iommu_nonsense"])
+    assert e.value.code == 2
+
+
 def test_clauses_follow_kernel_order_for_attach_device_pasid() -> None:
     errs = [c.result for c in CONTRACTS["iommu_attach_device_pasid"].clauses[:6]]
     assert errs == [-errno.ENODEV, -errno.EINVAL, -errno.EOPNOTSUPP, -errno.EINVAL, -errno.EINVAL,
