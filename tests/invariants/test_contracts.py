@@ -274,7 +274,7 @@ def test_bite_new_handle_for_a_bound_pair(hw: str) -> None:
     results, v = _first_violation(NewHandleKernel, hw, [("mm_alloc", lambda k: ()), bind, bind])
     assert v is not None and v.invariant == "errno-contract"
     first = results[1]
-    assert v.message.startswith(f"iommu_sva_bind_device(dev0, mm{results[0]}) -> {results[2]}, "
+    assert v.message.startswith(f"iommu_sva_bind_device(dev0, mm{results[0]}) -> sva{results[2]}, "
                                 f"but the contract says the existing handle sva{first}: ")
     assert "same handle" in v.message
 
@@ -409,3 +409,23 @@ def test_conformance_rows_keep_the_contracts(hw: str, monkeypatch: pytest.Monkey
     assert len(judged) >= 60
     assert {"iommu_attach_device", "iommu_attach_device_pasid", "iommu_replace_device_pasid",
             "iommu_sva_bind_device", "iommu_device_claim_dma_owner"} <= set(judged)
+
+
+class LeakyAllocKernel(Kernel):
+    """iommu_alloc_global_pasid hands out the highest free value, not the lowest."""
+
+    def iommu_alloc_global_pasid(self, dev: str) -> int:
+        free = [p for p in range(1, self.devices[dev].max_pasids) if p not in self.global_pasids]
+        if not free:
+            return super().iommu_alloc_global_pasid(dev)
+        self.global_pasids = self.global_pasids | {free[-1]}
+        self.kernel_pasids = self.kernel_pasids | {(None, free[-1])}
+        return free[-1]
+
+
+def test_bite_pasid_allocator_order() -> None:
+    results, v = _first_violation(LeakyAllocKernel, "mock", [("iommu_alloc_global_pasid", lambda k: ("dev0",))],
+                                  Bounds())
+    assert results == [3]
+    assert v is not None and v.message == ("iommu_alloc_global_pasid(dev0) -> 3, but the contract says 1: "
+                                           "the allocator gives the lowest free value")
