@@ -294,6 +294,17 @@ def invariants() -> None:
 
 
 @main_group.command()
+@click.argument("call", required=False)
+def contracts(call: str | None) -> None:
+    """The errno contract of CALL (default: every call), as in docs/contracts.md."""
+    from invariants.contracts import CONTRACTS, render_contracts_text
+
+    if call is not None and call not in CONTRACTS:
+        fail(f"no contract for {call!r} (calls with one: {', '.join(CONTRACTS)})")
+    out.print(render_contracts_text(call), markup=False, end="")
+
+
+@main_group.command()
 @click.option("--hw", default="vtd", show_default=True, metavar="vtd|smmuv3")
 @click.option("--bounds", "bounds_text", default="", metavar="K=V,...")
 def dump(hw: str, bounds_text: str) -> None:

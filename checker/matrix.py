@@ -23,6 +23,7 @@ import click
 from invariants.base import Invariant
 from invariants.catalog import CATALOG
 from invariants.model_exception import MODEL_EXCEPTION
+from invariants.contracts import render_contracts_markdown
 from model.bounds import Bounds
 from model.design import Design
 from model.designs import DESIGNS
@@ -277,6 +278,8 @@ def write_docs(out_dir: Path, cells: list[Cell], meta: dict[str, Any]) -> dict[P
         out_dir / "designs.md": render_designs_md(cells, meta),
         out_dir / "results.json": json.dumps({**meta, "cells": [_cell_dict(c) for c in cells]},
                                              indent=1, sort_keys=True) + "\n",
+        # the errno contracts do not depend on a run: rendered from invariants/contracts.py
+        out_dir / "contracts.md": render_contracts_markdown(),
     }
     return files
 
@@ -341,7 +344,8 @@ def register(group: click.Group) -> None:
                   help="explore (the committed docs): breadth-first, so every counterexample "
                        "is a shortest one and the run is deterministic")
     def docs(out_dir: str, check_only: bool, render_only: bool, engine: str) -> None:
-        """Write docs/invariants.md and docs/designs.md from a real run with a fixed seed."""
+        """Write docs/invariants.md and docs/designs.md from a real run with a fixed seed
+        (and docs/contracts.md from the errno contracts)."""
         d = Path(out_dir)
         if render_only:
             try:

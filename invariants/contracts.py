@@ -97,6 +97,8 @@ class Contract:
     facts: Callable[[Kernel, Args], str] | None = None
     #: extra checks of a success: (before, args, result, after) -> complaint or None
     on_success: Callable[[Kernel, Args, Any, Kernel], str | None] | None = None
+    #: how a successful pointer result is named in messages ("sva9", "d4")
+    show: Callable[[int], str] = str
 
 
 # -- state helpers ---------------------------------------------------------------------------
@@ -595,7 +597,7 @@ def _lowest_free(k: Kernel, dev: str) -> int | None:
 def _alloc_pasid_ok(k: Kernel, a: Args, r: Any, after: Kernel) -> str | None:
     want = _lowest_free(k, a[0])
     if r != want:
-        return f"returned pasid {r}, not the lowest free value {want}"
+        return f"{r}, but the contract says {want}: the allocator gives the lowest free value"
     return None
 
 
@@ -767,10 +769,11 @@ def _bind_attach(pred: Pred) -> Pred:
 
 def _bind_ok(k: Kernel, a: Args, r: Any, after: Kernel) -> str | None:
     if r in k.handles:
-        return f"returned sva{r}, a handle that existed before the call, for an unbound (dev, mm)"
+        return (f"sva{r}, but the contract says a new SVA handle: sva{r} existed before the call "
+                f"and (dev, mm) was not bound")
     h = after.handles.get(r)
     if h is None or h.kind != "sva":
-        return f"returned {r}, which is not a live SVA handle after the call"
+        return f"{r}, but the contract says an SVA handle: {r} is not a live SVA handle after the call"
     return None
 
 
@@ -812,22 +815,25 @@ BIND = Contract(
         # iommu_attach_device_pasid of the new SVA domain (its clauses from the ops check on)
         *(Clause(c.result, _bind_attach(c.when), f"attaching the new SVA domain: {c.text}",
                  c.source, c.exact, c.hw, c.design)
-          for c in ATTACH_DEVICE_PASID.clauses[2:]),
+          # (not the freed-domain, compatibility and DID clauses: a new SVA domain of the
+          # driver, at an allocated PASID, needs no DID)
+          for c in (ATTACH_DEVICE_PASID.clauses[i] for i in (2, 4, 5, 6, 8, 9))),
     ),
     "the mm has (or gets) a PASID the device can use, nothing else holds it in the group, "
     "and an SVA domain of the mm (an existing one, else a new one) attaches there",
     "a handle: the existing one (users + 1) for a bound (dev, mm), else a new one; ERR_PTR(-errno) "
     "on failure (the mm keeps its PASID)",
     kind="pointer", ok="an SVA handle", facts=_bind_facts, on_success=_bind_ok,
+    show=lambda r: f"sva{r}",
 )
 
 
 def _alloc_ok(k: Kernel, a: Args, r: Any, after: Kernel) -> str | None:
     if r in k.domains:
-        return f"returned {show_domain(r)}, a domain that existed before the call"
+        return f"{show_domain(r)}, but the contract says a new paging domain: {show_domain(r)} existed before the call"
     d = after.domains.get(r)
     if d is None or d.type is not DomainType.UNMANAGED:
-        return f"returned {r}, which is not a live UNMANAGED domain after the call"
+        return f"{r}, but the contract says a new paging domain: {r} is not a live UNMANAGED domain after the call"
     return None
 
 
@@ -842,7 +848,7 @@ PAGING_DOMAIN_ALLOC = Contract(
     ),
     "the device has an IOMMU (and, on SMMUv3, an ASID is free); VT-d allocates its DID at attach",
     "a new UNMANAGED paging domain, or ERR_PTR(-errno)",
-    kind="pointer", ok="a new paging domain", on_success=_alloc_ok,
+    kind="pointer", ok="a new paging domain", on_success=_alloc_ok, show=show_domain,
 )
 
 
@@ -1037,7 +1043,12 @@ def _matches(c: Contract, cl: Clause, k: Kernel, args: Args, r: Any) -> bool:
 
 
 def _errname(e: int) -> str:
-    return "-EPROBE_DEFER" if e == -EPROBE_DEFER else errname(e)
+    """errname, with the kernel's spelling where Python's errno module differs."""
+    if e == -EPROBE_DEFER:
+        return "-EPROBE_DEFER"
+    if e == -errno.EOPNOTSUPP:
+        return "-EOPNOTSUPP"  # Python names 95 ENOTSUP
+    return errname(e)
 
 
 def show_outcome(c: Contract, cl: Clause | None, k: Kernel | None = None, args: Args = ()) -> str:
@@ -1063,6 +1074,8 @@ def _show_result(c: Contract, r: Any) -> str:
         return _errname(r)
     if c.kind == "pasid" and r == IOMMU_PASID_INVALID:
         return "IOMMU_PASID_INVALID"
+    if c.kind == "pointer" and isinstance(r, int):
+        return c.show(r)
     return str(r)
 
 
