@@ -88,6 +88,30 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("set-group-pasid-no-rollback", "smmuv3", "tables-match-core"): ("T0", 5),
     ("set-group-pasid-no-rollback", "smmuv3", "no-stale-translation"): ("T0", 5),
     ("set-group-pasid-no-rollback", "smmuv3", "pasid-not-reused-while-bound"): ("T0", 5),
+    # the kernel-bug invariants (invariants/kernel_bugs.py)
+    ("mmdrop-keeps-pasid", "smmuv3", "no-leak"): ("T0", 5),
+    ("mmdrop-keeps-pasid", "vtd", "no-leak"): ("T0", 5),
+    ("notifier-kfree-early", "smmuv3", "no-use-after-free"): ("T0", 4),
+    ("notifier-kfree-early", "vtd", "no-use-after-free"): ("T0", 4),
+    ("notifier-put-no-sync", "smmuv3", "no-use-after-free"): ("T0", 5),
+    ("notifier-put-no-sync", "vtd", "no-use-after-free"): ("T0", 5),
+    ("pasid-per-rid", "smmuv3", "refcount-matches"): ("S", 5),
+    ("pasid-per-rid", "vtd", "refcount-matches"): ("S", 5),
+    ("set-dev-pasid-blocking-2022", "smmuv3", "refcount-matches"): ("T1", 4),
+    ("set-dev-pasid-blocking-2022", "vtd", "no-leak"): ("T1", 5),
+    ("set-dev-pasid-blocking-2022", "vtd", "refcount-matches"): ("T1", 4),
+    ("set-dev-pasid-blocking-tracked", "vtd", "no-leak"): ("T1", 5),
+    ("set-dev-pasid-blocking-tracked", "vtd", "refcount-matches"): ("T1", 4),
+    ("sva-domain-no-mmgrab", "smmuv3", "no-use-after-free"): ("T0", 5),
+    ("sva-domain-no-mmgrab", "smmuv3", "refcount-matches"): ("T0", 2),
+    ("sva-domain-no-mmgrab", "vtd", "no-use-after-free"): ("T0", 5),
+    ("sva-domain-no-mmgrab", "vtd", "refcount-matches"): ("T0", 2),
+    ("sva-unbind-free-before-detach", "smmuv3", "no-use-after-free"): ("T0", 3),
+    ("sva-unbind-free-before-detach", "smmuv3", "refcount-matches"): ("T0", 3),
+    ("sva-unbind-free-before-detach", "vtd", "no-kernel-warn"): ("T0", 3),
+    ("sva-unbind-free-before-detach", "vtd", "no-use-after-free"): ("T0", 3),
+    ("sva-unbind-free-before-detach", "vtd", "refcount-matches"): ("T0", 3),
+    ("vtd-teardown-no-clear-entry", "vtd", "no-kernel-warn"): ("T0", 4),
 }
 
 
@@ -99,6 +123,8 @@ def test_every_expected_break_has_a_row() -> None:
 
 #: rows that take 15 s or more
 SLOW = {
+    ("pasid-per-rid", "vtd", "refcount-matches"),
+    ("pasid-per-rid", "smmuv3", "refcount-matches"),
     ("pasid-freed-at-mm-exit", "vtd", "global-pasid-consistent"),
     ("pasid-freed-at-mm-exit", "smmuv3", "global-pasid-consistent"),
     ("pasid-per-rid", "vtd", "no-stale-translation"),
