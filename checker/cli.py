@@ -30,6 +30,8 @@ from checker.userdesign import DesignFileError, load_design_file
 from checker.world import HW_KINDS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
+#: states the explorer's exception-only second run may visit when --max-states is not given
+EXCEPTION_SEARCH_STATES = 5_000
 
 # Piped output (CI logs, files) gets a wide fixed width so tables do not fold names.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -145,12 +147,12 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                 continue
             task = progress.add_task(f"{d.name} on {h}", total=None, info="")
 
-            def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h, task: Any = task
-                    ) -> CheckResult:
+            def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h, task: Any = task,
+                    limit: int | None = max_states) -> CheckResult:
                 if engine == "explore":
                     from checker.explore import check_explore
 
-                    return check_explore(d, h, bounds, invs, depth=depth, max_states=max_states,
+                    return check_explore(d, h, bounds, invs, depth=depth, max_states=limit,
                                          symmetry=not no_symmetry, saturate=saturate_caches,
                                          on_progress=lambda s: progress.update(task, info=s))
                 return check_hypothesis(
@@ -159,8 +161,11 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                         task, info=f"{st.examples} examples, {st.steps} steps"),
                 )
 
-            # a violation found: does the model also raise? (a second run, same budget)
-            r = also_raises(run(invariants), run)
+            # a violation found: does the model also raise? (a second run, same budget; an
+            # explorer run without --max-states gets EXCEPTION_SEARCH_STATES: the first run
+            # stopped at its violation, an exception-only search would exhaust the world)
+            r = also_raises(run(invariants), lambda invs, run=run: run(
+                invs, limit=max_states if max_states is not None else EXCEPTION_SEARCH_STATES))
             progress.remove_task(task)
             results.append(r)
     skipped = [f"{d.name} on {h}" for d, h in jobs if h not in d.hw]
