@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import click
 from rich.console import Console
@@ -164,8 +164,11 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
             # a violation found: does the model also raise? (a second run, same budget; an
             # explorer run without --max-states gets EXCEPTION_SEARCH_STATES: the first run
             # stopped at its violation, an exception-only search would exhaust the world)
-            r = also_raises(run(invariants), lambda invs, run=run: run(
-                invs, limit=max_states if max_states is not None else EXCEPTION_SEARCH_STATES))
+            def rerun(invs: tuple[Invariant, ...], run: Callable[..., CheckResult] = run
+                      ) -> CheckResult:
+                return run(invs, limit=max_states if max_states is not None else EXCEPTION_SEARCH_STATES)
+
+            r = also_raises(run(invariants), rerun)
             progress.remove_task(task)
             results.append(r)
     skipped = [f"{d.name} on {h}" for d, h in jobs if h not in d.hw]
