@@ -20,6 +20,7 @@ invariant first. One id per class, so the matrix and docs/ say which class broke
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from invariants.base import Invariant, Layer, Step, Violation
@@ -28,6 +29,7 @@ from model.bounds import Bounds
 from model.core import Kernel
 from model.design import NotifierFree, PasidAlloc
 from model.objects import DomainType, ErrPtr, NotifierState
+from model.state import Declared, exact_key
 from model.warn import KernelWarning, WarnClass
 
 
@@ -97,7 +99,7 @@ def _no_leak(k: Kernel, b: Bounds) -> Violation | None:
         if mm not in k.mms:
             found.append(f"mm{mm} was freed but its PASID {p} on {dev} is still recorded")
     on_mms = {d for m in k.mms.values() for d in m.sva_domains}
-    dying = {n.domain for n in k.notifiers.values() if n.state is NotifierState.PUT_PENDING}
+    dying = k.dying_domains()
     defaults = {g.default_domain for g in k.groups.values()}
     for d in sorted(k.domains.values(), key=lambda d: d.id):
         if d.static:
@@ -131,7 +133,7 @@ def _core_refcounts(k: Kernel) -> list[tuple[str, int, int]]:
     for h in k.handles.values():
         if h.kind == "sva" and h.domain is not None:
             handles_of[h.domain] = handles_of.get(h.domain, 0) + 1
-    dying = {n.domain for n in k.notifiers.values() if n.state is NotifierState.PUT_PENDING}
+    dying = k.dying_domains()
     for d in sorted(k.domains.values(), key=lambda d: d.id):
         if d.type is DomainType.SVA:
             out.append((f"SVA d{d.id} users (devices bound through it)", d.users, handles_of.get(d.id, 0)))
@@ -181,8 +183,6 @@ def _failed(result: Any) -> bool:
 
 
 def _strip_pasid(mms: dict[int, Any]) -> dict[int, Any]:
-    from dataclasses import replace
-
     return {i: replace(m, pasid=None, count=0) for i, m in mms.items()}
 
 
@@ -223,8 +223,6 @@ def _api_diff(before: Kernel, after: Kernel, action: str) -> str | None:
 
 def _driver_diff(before: Kernel, after: Kernel) -> str | None:
     """The driver's bookkeeping (everything but the hardware unit with its caches)."""
-    from model.state import Declared, exact_key
-
     if not isinstance(before.drv, Declared) or not isinstance(after.drv, Declared):
         return None
     for f in before.drv.state_fields():

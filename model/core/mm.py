@@ -162,6 +162,13 @@ class MmLifetime(PasidAllocator):
             self.mark_freed("domain", n.domain, "free_notifier (after the SRCU grace period)")
         self.mmdrop(n.mm)
 
+    def dying_domains(self) -> frozenset[int]:
+        """Domains whose iommu_domain_free ran but whose memory waits for free_notifier
+        (mmu_notifier_put, seed 003): freed for every purpose but the kfree. Memoised per
+        state: the leak and refcount invariants and the SMMUv3 driver all ask."""
+        return self.memoized("dying", lambda: frozenset(
+            n.domain for n in self.notifiers.values() if n.state is NotifierState.PUT_PENDING))
+
     def pending_free_notifiers(self) -> bool:
         return any(n.state is NotifierState.PUT_PENDING for n in self.notifiers.values())
 

@@ -41,7 +41,7 @@ from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
 from model.drivers.base import Driver
 from model.state import Declared, Role, StateField
-from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType, NotifierState
+from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
 
 if TYPE_CHECKING:
     from model.core import Kernel
@@ -209,7 +209,7 @@ class SmmuV3Driver(Driver):
             # Another live SVA domain of the mm keeps the pin; one whose free already ran
             # (its free_notifier waits for SRCU) does not: the pin is refcounted by the
             # domains' free, not by their memory (arm_smmu_free_shared_cd).
-            dying = {n.domain for n in k.notifiers.values() if n.state is NotifierState.PUT_PENDING}
+            dying = k.dying_domains()
             if not any(d.type is DomainType.SVA and d.mm == dom.mm and d.id != dom.id
                        and d.id not in dying for d in k.domains.values()):
                 s.cpu_asids.pop(dom.mm, None)  # arm64_mm_context_put: the CPU may reuse it
@@ -513,7 +513,7 @@ class SmmuV3Driver(Driver):
         s = _st(k)
         out = [f"ASID {a} is held for d{d}, which was freed (nobody can release it)"
                for d, a in sorted(s.asids.items()) if d not in k.domains]
-        dying = {n.domain for n in k.notifiers.values() if n.state is NotifierState.PUT_PENDING}
+        dying = k.dying_domains()
         out += [f"CPU ASID {a} stays pinned for mm{m}, which no live SVA domain uses"
                 for m, a in sorted(s.cpu_asids.items())
                 if not any(d.type is DomainType.SVA and d.mm == m and d.id not in dying
