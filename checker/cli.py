@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
@@ -32,6 +34,8 @@ from checker.world import HW_KINDS
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: states the explorer's exception-only second run may visit when --max-states is not given
 EXCEPTION_SEARCH_STATES = 5_000
+#: seconds between progress lines when stderr is not a terminal
+PROGRESS_EVERY = 5.0
 
 # Piped output (CI logs, files) gets a wide fixed width so tables do not fold names.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -65,6 +69,9 @@ def parse_bounds(text: str) -> Bounds:
 def resolve_designs(names: Sequence[str], design_file: str | None) -> list[Design]:
     designs: list[Design] = []
     for n in names:
+        if n == "all":
+            designs.extend(d for d in DESIGNS.values() if d not in designs)
+            continue
         try:
             designs.append(get_design(n))
         except UnknownDesign as e:
@@ -100,18 +107,32 @@ def main_group() -> None:
 
 @main_group.command()
 @click.option("--design", "design_names", multiple=True, metavar="NAME",
-              help="built-in design (repeatable; default upstream). See `iommucheck designs`.")
+              help="built-in design (repeatable; default upstream; `all`: every built-in). "
+                   "See `iommucheck designs`.")
 @click.option("--design-file", metavar="PATH", help="a Python file defining DESIGN = Design(...)")
 @click.option("--hw", default="all", show_default=True, metavar="vtd|smmuv3|all")
 @click.option("--invariant", "invariant_ids", multiple=True, metavar="ID",
               help="check only these invariants (repeatable; default all)")
-@click.option("--profile", type=click.Choice(["ci", "deep"]), default="ci", show_default=True)
-@click.option("--max-examples", type=click.IntRange(min=1), help="Hypothesis examples (overrides the profile)")
-@click.option("--seed", type=int, help="Hypothesis seed, for a reproducible run")
+@click.option("--engine", type=click.Choice(["portfolio", "hypothesis", "explore"]),
+              default="portfolio", show_default=True,
+              help="portfolio: proofs of small worlds, a breadth-first search at the bounds, "
+                   "then sampling, under one budget; or one engine alone")
+@click.option("--budget", "budget_text", default="standard", show_default=True,
+              metavar="quick|standard|deep|SECONDS",
+              help="portfolio: a work budget per design and hardware (deterministic; standard "
+                   "is about 5-15 s each on 2 cores) or seconds of wall clock")
+@click.option("--world", "world_names", multiple=True, metavar="NAME",
+              help="portfolio: prove these worlds instead of the ladder (see `iommucheck worlds`)")
+@click.option("--profile", type=click.Choice(["ci", "deep"]), default="ci", show_default=True,
+              help="Hypothesis settings (run length; examples for --engine hypothesis)")
+@click.option("--max-examples", type=click.IntRange(min=1),
+              help="sampled runs (overrides the profile, or the budget's for the portfolio)")
+@click.option("--seed", "seed_text", default="0", show_default=True, metavar="N|random",
+              help="Hypothesis seed: a fixed one reproduces a run; `random` draws one")
+@click.option("--no-database", is_flag=True,
+              help="do not read or write Hypothesis's example database (.hypothesis/)")
 @click.option("--bounds", "bounds_text", default="", metavar="K=V,...",
               help="e.g. devices=2,processes=1,shared_group=1 (see README)")
-@click.option("--engine", type=click.Choice(["hypothesis", "explore"]), default="hypothesis",
-              show_default=True)
 @click.option("--depth", type=click.IntRange(min=0), help="explorer: maximum depth")
 @click.option("--max-states", type=click.IntRange(min=1), help="explorer: maximum distinct states")
 @click.option("--no-symmetry", is_flag=True, help="explorer: no symmetry reduction")
@@ -122,43 +143,65 @@ def main_group() -> None:
 @click.option("--trace-dir", metavar="DIR",
               help="write each counterexample as DIR/<design>-<hw>.json and a pytest reproducer")
 def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
-          invariant_ids: tuple[str, ...], profile: str, max_examples: int | None,
-          seed: int | None, bounds_text: str, engine: str, depth: int | None,
+          invariant_ids: tuple[str, ...], engine: str, budget_text: str,
+          world_names: tuple[str, ...], profile: str, max_examples: int | None,
+          seed_text: str, no_database: bool, bounds_text: str, depth: int | None,
           max_states: int | None, no_symmetry: bool, saturate_caches: bool,
           json_path: str | None, trace_dir: str | None) -> None:
     """Check designs: every invariant holds, or the shortest call sequence that breaks one.
 
+    By default a portfolio per design and hardware: exhaustive proofs of small worlds
+    (sva1, paging1, small1 and the design's own world), every call sequence up to the
+    depth the budget allows at the requested bounds, then Hypothesis sampling; the
+    verdict line says which of them holds. Every invariant the design breaks is
+    reported, each with its counterexample.
+
     A Python exception inside the model, a driver or the design is reported as a
     violation of model-exception, with the calls that raise it."""
+    from checker.portfolio import BudgetError, parse_budget
+    from checker.worlds import UnknownWorld, get_world
+
     if engine != "explore":
         used = [o for o, v in (("--depth", depth is not None), ("--max-states", max_states is not None),
                                ("--no-symmetry", no_symmetry), ("--saturate-caches", saturate_caches)) if v]
         if used:
             fail(f"{', '.join(used)} only apply to --engine explore")
+    if engine != "portfolio":
+        used = [o for o, v in (("--budget", budget_text != "standard"), ("--world", bool(world_names))) if v]
+        if used:
+            fail(f"{', '.join(used)} only apply to --engine portfolio")
+    try:
+        budget = parse_budget(budget_text)
+        worlds = tuple(get_world(w).name for w in world_names) or None
+    except (BudgetError, UnknownWorld) as e:
+        fail(str(e.args[0]))
+    seed = parse_seed(seed_text)
     designs = resolve_designs(design_names, design_file)
     hws = parse_hw(hw)
     invariants = resolve_invariants(invariant_ids)
     bounds = parse_bounds(bounds_text)
+    if max_examples is not None and engine == "portfolio":
+        budget = replace(budget, examples=max_examples)
     results: list[CheckResult] = []
     jobs = [(d, h) for d in designs for h in hws]
-    with _progress(out.is_terminal) as progress:
+    with Reporter(len([j for j in jobs if j[1] in j[0].hw])) as report:
         for d, h in jobs:
             if h not in d.hw:
                 continue
-            task = progress.add_task(f"{d.name} on {h}", total=None, info="")
+            report.begin(f"{d.name} on {h}")
 
-            def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h, task: Any = task,
+            def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h,
                     limit: int | None = max_states) -> CheckResult:
                 if engine == "explore":
                     from checker.explore import check_explore
 
                     return check_explore(d, h, bounds, invs, depth=depth, max_states=limit,
                                          symmetry=not no_symmetry, saturate=saturate_caches,
-                                         on_progress=lambda s: progress.update(task, info=s))
+                                         on_progress=report.update)
                 return check_hypothesis(
                     d, h, bounds, invs, profile=profile, max_examples=max_examples, seed=seed,
-                    on_example=lambda st: progress.update(
-                        task, info=f"{st.examples} examples, {st.steps} steps"),
+                    database=not no_database,
+                    on_example=lambda st: report.update(f"{st.examples} examples, {st.steps} steps"),
                 )
 
             # a violation found: does the model also raise? (a second run, same budget; an
@@ -168,19 +211,83 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                       ) -> CheckResult:
                 return run(invs, limit=max_states if max_states is not None else EXCEPTION_SEARCH_STATES)
 
-            r = also_raises(run(invariants), rerun)
-            progress.remove_task(task)
+            if engine == "portfolio":
+                from checker.portfolio import run_portfolio
+
+                # the portfolio looks for every invariant and for exceptions in one go
+                r = run_portfolio(d, h, bounds, invariants, budget=budget, seed=seed,
+                                  database=not no_database, worlds=worlds, profile=profile,
+                                  on_progress=report.update).as_check_result()
+            else:
+                r = also_raises(run(invariants), rerun)
+            report.end()
             results.append(r)
     skipped = [f"{d.name} on {h}" for d, h in jobs if h not in d.hw]
     _print_results(results, invariants, skipped)
     if json_path:
-        _write_json(json_path, results, bounds)
+        _write_json(json_path, results, bounds, seed)
     if trace_dir:
         _write_traces(trace_dir, results)
     if any(r.trace is not None for r in results):
         sys.exit(EXIT_VIOLATION)
     if any(not r.complete for r in results):
         sys.exit(EXIT_INCOMPLETE)
+
+
+def parse_seed(text: str) -> int | None:
+    """An integer seed, or None for `random` (Hypothesis draws one)."""
+    if text == "random":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        fail(f"seed {text!r} is neither an integer nor `random`")
+
+
+class Reporter:
+    """Progress of a long command: a bar on a terminal; on anything else (CI logs, a
+    pipe) one line on stderr every PROGRESS_EVERY seconds, so a long run is never
+    silent (issue #13: minutes without output read as a hang)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.label = ""
+        self.tty = err.is_terminal
+        self._progress = _progress(self.tty)
+        self._task: Any = None
+        self._start = time.monotonic()
+        self._last = self._start
+
+    def __enter__(self) -> "Reporter":
+        self._progress.__enter__()
+        self._task = self._progress.add_task("iommucheck", total=self.total or None, info="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(None, None, None)
+
+    def begin(self, label: str) -> None:
+        self.label = label
+        self._progress.update(self._task, description=label, info="")
+        self._line(f"{label}: started", force=True)
+
+    def update(self, info: str) -> None:
+        self._progress.update(self._task, info=info)
+        self._line(info)
+
+    def end(self) -> None:
+        self.done += 1
+        self._progress.update(self._task, completed=self.done)
+
+    def _line(self, text: str, force: bool = False) -> None:
+        if self.tty:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_EVERY:
+            self._last = now
+            where = f"[{self.done + 1}/{self.total}] " if self.total > 1 else ""
+            print(f"iommucheck: {where}{text} ({now - self._start:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _print_results(results: list[CheckResult], invariants: tuple[Invariant, ...],
@@ -199,35 +306,54 @@ def _print_results(results: list[CheckResult], invariants: tuple[Invariant, ...]
             out.print()
             for line in render_trace(f.trace):
                 out.print(line, markup=False)
-        if r.trace is None and r.engine == "explore":
+    for r in results:
+        if r.engine == "portfolio":
+            out.print(f"{r.design} on {r.hw}: {r.extra['verdict']}", markup=False)
+        elif r.trace is None and r.engine == "explore":
             out.print(f"{r.design} on {r.hw}: {r.extra.get('summary', '')}", markup=False)
-    if any(r.trace is None and r.engine != "explore" for r in results):
-        # Said every time: a short bug can hide from a few dozen sampled runs of ~30
-        # interleaved calls (see README, "How much to trust a sampled run").
-        out.print("Hypothesis samples: no violation in these runs is not a proof. "
-                  "More samples: --profile deep; every state of a small world: --engine explore "
-                  "--bounds devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2",
+    if any(r.engine == "portfolio" for r in results):
+        r0 = next(r for r in results if r.engine == "portfolio")
+        out.print(f"budget: {r0.extra['budget']} per design and hardware; seed {r0.extra['seed']}",
                   markup=False)
+    if any(r.trace is None and r.engine == "hypothesis" for r in results):
+        # Said every time: a short bug can hide from sampled runs (see README, "How much
+        # to trust a sampled run").
+        out.print("Hypothesis samples: no violation in these runs is not a proof. "
+                  "Proofs of small worlds and a bounded search first: the default "
+                  "--engine portfolio.", markup=False)
 
 
-def _write_json(path: str, results: list[CheckResult], bounds: Bounds) -> None:
+def _write_json(path: str, results: list[CheckResult], bounds: Bounds, seed: int | None) -> None:
+    """Results, then timing apart: the same seed gives the same `results`, byte for byte
+    (with the default work budget); only `timing` differs from run to run."""
+    def finding(f: CheckResult) -> dict[str, Any]:
+        return {"invariant": f.violated, "engine": f.engine,
+                "trace": f.trace.to_json() if f.trace is not None else None}
+
+    def entry(r: CheckResult) -> dict[str, Any]:
+        e: dict[str, Any] = {
+            "design": r.design, "hw": r.hw, "engine": r.engine,
+            "verdict": "holds" if r.trace is None else "violated",
+            "invariant": r.violated, "examples": r.examples, "steps": r.steps,
+            "complete": r.complete,
+            "trace": None if r.trace is None else r.trace.to_json(),
+            **{k: v for k, v in r.extra.items() if k not in ("verdict", "part_seconds")},
+            # every finding of the configuration: the violation above, then the others
+            # (the portfolio: every invariant broken; otherwise a model exception the
+            # second run found)
+            "findings": [finding(f) for f in r.findings]}
+        if r.engine == "portfolio":
+            e["verdict_line"] = r.extra["verdict"]
+        return e
+
     data = {
-        "format": "iommucheck-results/1",
+        "format": "iommucheck-results/2",
+        "seed": seed,
         "bounds": {f: getattr(bounds, f) for f in bounds.__dataclass_fields__},
-        "results": [
-            {"design": r.design, "hw": r.hw, "engine": r.engine,
-             "verdict": "holds" if r.trace is None else "violated",
-             "invariant": r.violated, "examples": r.examples, "steps": r.steps,
-             "seconds": round(r.seconds, 3), "complete": r.complete,
-             "trace": None if r.trace is None else r.trace.to_json(), **r.extra,
-             # every finding of the configuration: the violation above, then (if the model
-             # also raised on a second run) the model exception
-             "findings": [{"invariant": f.violated, "engine": f.engine, "examples": f.examples,
-                           "steps": f.steps, "seconds": round(f.seconds, 3),
-                           "trace": f.trace.to_json() if f.trace is not None else None}
-                          for f in r.findings]}
-            for r in results
-        ],
+        "results": [entry(r) for r in results],
+        "timing": [{"design": r.design, "hw": r.hw, "seconds": round(r.seconds, 3),
+                    "parts": r.extra.get("part_seconds", [])}
+                   for r in results],
     }
     try:
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -280,13 +406,29 @@ def replay(trace_file: str, design_file: str | None) -> None:
 
 @main_group.command()
 def designs() -> None:
-    """The built-in designs, with their rationale and seeds."""
+    """The built-in designs, with their rationale, seeds and smallest breaking world."""
     table = Table(title="designs", show_lines=True)
-    for col in ("name", "kind", "hw", "summary", "seeds", "expected (as we read the seeds)"):
+    for col in ("name", "kind", "hw", "summary", "seeds", "expected (as we read the seeds)",
+                "smallest breaking world"):
         table.add_column(col, overflow="fold")
     for d in DESIGNS.values():
         exp = "; ".join(f"{h}: {', '.join(ids) or 'holds'}" for h, ids in d.expect_breaks) or "holds"
-        table.add_row(d.name, d.kind, ",".join(d.hw), d.summary, "\n".join(d.seeds) or "-", exp)
+        table.add_row(d.name, d.kind, ",".join(d.hw), d.summary, "\n".join(d.seeds) or "-", exp,
+                      d.check_bounds or "-")
+    out.print(table)
+
+
+@main_group.command()
+def worlds() -> None:
+    """The named small worlds the default check proves, with upstream's state counts."""
+    from checker.worlds import LADDER, WORLDS
+
+    table = Table(title="worlds (upstream, caches saturated, every invariant)", show_lines=True)
+    for col in ("name", "bounds", "what it covers", "vtd states", "smmuv3 states", "default ladder"):
+        table.add_column(col, overflow="fold")
+    for w in WORLDS.values():
+        table.add_row(w.name, w.bounds, w.doc, f"{w.states[0]:,}", f"{w.states[1]:,}",
+                      "yes" if w.name in LADDER else "--world or --budget deep")
     out.print(table)
 
 

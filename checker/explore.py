@@ -111,7 +111,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable
 
 from invariants.base import Invariant, Step, Violation
-from invariants.model_exception import finding_key, model_exception
+from invariants.model_exception import MODEL_EXCEPTION, finding_key, model_exception
 from model.actions import ACTIONS, Action, Args, show_call
 from model.bounds import Bounds
 from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
@@ -307,6 +307,10 @@ class Outcome:
     symmetry: bool = True
     saturated: bool = False  # caches saturated: depth counts calls and events other than DMA
     notes: list[str] = field(default_factory=list)
+    #: every sequence of up to `covered` steps (calls, with saturation) was checked
+    covered: int = 0
+    #: (path, violation) of each invariant broken, in the order found (`every_violation`)
+    findings: list[tuple[list[int], Violation]] = field(default_factory=list)
 
 
 class Explorer:
@@ -401,24 +405,19 @@ class Explorer:
                 record.append(self._move(self._dma, args))
             dma.run(k, args)
 
-    # -- checks ---------------------------------------------------------------------
-    def _check_step(self, before: Kernel, action: Action, args: Args, result: Any,
-                    after: Kernel) -> Violation | None:
-        step = Step(before, action, args, result, after)
-        b = self.bounds
-        for inv in self.step_invariants:
-            assert inv.check_step is not None
-            try:
-                v = inv.check_step(step, b)
-            except Exception as e:  # replayed through Runner.step, which names the call
-                return model_exception(f"invariant {inv.id} checking {action.name}{args}", e)
-            if v is not None:
-                return v
-        return None
-
     # -- the BFS ---------------------------------------------------------------------
     def run(self, depth: int | None = None, max_states: int | None = None,
-            on_progress: Callable[[str], None] | None = None) -> Outcome:
+            on_progress: Callable[[str], None] | None = None, *,
+            every_violation: bool = False, deadline: float | None = None) -> Outcome:
+        """Breadth-first search from boot.
+
+        By default the search stops at the first violation. With `every_violation` it
+        records the first violation of each invariant (the shortest, since the search
+        is breadth-first), stops checking that invariant and goes on, through the
+        violating state as through any other: what a re-run without the broken
+        invariant would find, in one pass (the matrix's re-run rule). A model
+        exception still ends the search (the state cannot be stepped). `deadline`
+        (a `time.perf_counter()` value) stops it like `max_states` does."""
         start = time.perf_counter()
         b = self.bounds
         k0 = self.runner.start()
@@ -429,6 +428,7 @@ class Explorer:
                 self.fill_all(k0)
             except Exception as e:  # a DMA of the booted world raised (unsaturate finds which)
                 out.path, out.violation = [], model_exception("a DMA of the booted world", e)
+                out.findings.append(([], out.violation))
                 out.seconds = time.perf_counter() - start
                 return out
         self.prepare(k0)
@@ -436,6 +436,9 @@ class Explorer:
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it
+        # the invariants still looked for (every_violation drops each one once broken)
+        step_invs = list(self.step_invariants)
+        state_invs = [i for i in self.runner.invariants if i.check_state is not None]
 
         def path_to(n: int) -> list[int]:
             moves = []
@@ -450,11 +453,26 @@ class Explorer:
             out.seconds = time.perf_counter() - start
             out.visited_bytes = (sys.getsizeof(seen) + sum(map(sys.getsizeof, seen))
                                  + parent.itemsize * len(parent) + via.itemsize * len(via))
+            if out.findings and out.violation is None:
+                out.path, out.violation = out.findings[0]
             return out
 
-        v = self.runner.check_state(k0)
-        if v is not None:
-            out.path, out.violation = [], v
+        def found(path: list[int], vs: list[Violation]) -> bool:
+            """Record violations; True when the search is to stop."""
+            for v in vs:
+                out.findings.append((path, v))
+                step_invs[:] = [i for i in step_invs if i.id != v.invariant]
+                state_invs[:] = [i for i in state_invs if i.id != v.invariant]
+            stop = (not every_violation or any(v.invariant == MODEL_EXCEPTION for v in vs)
+                    or not (step_invs or state_invs))
+            if stop:
+                out.path, out.violation = path, vs[0]
+                if every_violation and not (step_invs or state_invs) and vs[0].invariant != MODEL_EXCEPTION:
+                    out.complete, out.stopped_at = False, "every invariant violated"
+            return stop
+
+        vs = self._state_violations(k0, state_invs, every_violation)
+        if vs and found([], vs):
             return finish()
         k0.thaw()
         # The level being expanded and the next one; a state leaves the deque (and
@@ -479,22 +497,28 @@ class Explorer:
                             if self.saturate:
                                 self.fill_all(child)
                         except Exception as e:  # a model bug: a finding like any violation
-                            out.path = path_to(n) + [self._move(ai, args)]
-                            out.violation = model_exception(show_call(child, action, args, None), e)
                             out.depth = level + 1
+                            found(path_to(n) + [self._move(ai, args)],
+                                  [model_exception(show_call(child, action, args, None), e)])
                             return finish()
                         child.freeze()
                         out.transitions += 1
-                        if on_progress is not None and (now := time.perf_counter()) >= next_report:
+                        if (now := time.perf_counter()) >= next_report:
                             next_report = now + PROGRESS_SECONDS
-                            rate = len(seen) / max(now - start, 1e-9)
-                            on_progress(f"{len(seen):,} states, {rate:,.0f} states/s, "
-                                        f"frontier {len(frontier) + 1 + len(nxt):,}, depth {level + 1}")
-                        v = self._check_step(k, action, args, result, child)
-                        if v is not None:
-                            out.path, out.violation = path_to(n) + [self._move(ai, args)], v
+                            if deadline is not None and now >= deadline:
+                                out.complete, out.stopped_at = False, "the time budget"
+                                out.depth = level + 1
+                                return finish()
+                            if on_progress is not None:
+                                rate = len(seen) / max(now - start, 1e-9)
+                                on_progress(f"{len(seen):,} states, {rate:,.0f} states/s, "
+                                            f"frontier {len(frontier) + 1 + len(nxt):,}, depth {level + 1}")
+                        vs = self._step_violations(k, action, args, result, child, step_invs,
+                                                   every_violation)
+                        if vs:
                             out.depth = level + 1
-                            return finish()
+                            if found(path_to(n) + [self._move(ai, args)], vs):
+                                return finish()
                         fp = self.fingerprint(child)
                         if fp in seen:
                             continue
@@ -505,11 +529,11 @@ class Explorer:
                         seen.add(fp)
                         parent.append(n)
                         via.append(self._move(ai, args))
-                        v = self.runner.check_state(child)
-                        if v is not None:
-                            out.path, out.violation = path_to(len(parent) - 1), v
+                        vs = self._state_violations(child, state_invs, every_violation)
+                        if vs:
                             out.depth = level + 1
-                            return finish()
+                            if found(path_to(len(parent) - 1), vs):
+                                return finish()
                         # Frontier states keep no history: WARNs, hardware log, memo.
                         child.thaw()
                         child.warnings = []
@@ -517,20 +541,66 @@ class Explorer:
                         nxt.append((child, len(parent) - 1))
                 k.thaw()
             frontier = nxt
+            out.covered = level + 1  # every sequence of level + 1 steps was checked
             out.peak_frontier = max(out.peak_frontier, len(frontier))
             if frontier:
                 level += 1
                 out.depth = level
         return finish()
 
+    def _state_violations(self, k: Kernel, invs: list[Invariant], every: bool) -> list[Violation]:
+        """The violations of `invs` in state k (the first only, unless `every`)."""
+        k.freeze()
+        out: list[Violation] = []
+        b = self.bounds
+        for inv in invs:
+            try:
+                v = inv.check(None, k, b)
+            except Exception as e:
+                return [model_exception(f"invariant {inv.id} checking the state", e)]
+            if v is not None:
+                out.append(v)
+                if not every:
+                    break
+        return out
+
+    def _step_violations(self, before: Kernel, action: Action, args: Args, result: Any,
+                         after: Kernel, invs: list[Invariant], every: bool) -> list[Violation]:
+        """The violations of the step invariants `invs` on a transition."""
+        step = Step(before, action, args, result, after)
+        b = self.bounds
+        out: list[Violation] = []
+        for inv in invs:
+            assert inv.check_step is not None
+            try:
+                v = inv.check_step(step, b)
+            except Exception as e:  # replayed through Runner.step, which names the call
+                return [model_exception(f"invariant {inv.id} checking {action.name}{args}", e)]
+            if v is not None:
+                out.append(v)
+                if not every:
+                    break
+        return out
+
     # -- counterexamples -------------------------------------------------------------
-    def unsaturate(self, path: list[int], invariant: str) -> list[int]:
+    def runner_for(self, invariant: str | None) -> Runner:
+        """The runner a counterexample is rebuilt with: every invariant (None), or only
+        the one it breaks. A search that went on after a violation (`every_violation`)
+        may reach another invariant's violation through a state that breaks the first;
+        its trace is replayed as a re-run without the first would see it."""
+        if invariant is None:
+            return self.runner
+        return Runner(self.config, tuple(i for i in self.runner.invariants if i.id == invariant))
+
+    def unsaturate(self, path: list[int], invariant: str, *, alone: bool = False) -> list[int]:
         """A path of the saturated search as explicit steps: every DMA the saturation did
         becomes a `dma` event, then the DMA events the violation does not need are
         dropped one at a time, last first, while the trace still ends in a violation
         of the same invariant (for `model-exception`: an exception of the same type).
-        If the model raised, the explicit steps end at the raising call or DMA."""
-        k = self.runner.start()
+        If the model raised, the explicit steps end at the raising call or DMA.
+        `alone`: only `invariant` is checked on the way (see `runner_for`)."""
+        runner = self.runner_for(invariant if alone else None)
+        k = runner.start()
         seq: list[int] = []
         try:
             self.fill_all(k, seq)
@@ -541,7 +611,7 @@ class Explorer:
                 self.fill_all(k, seq)
         except Exception:
             pass  # the model raised at seq's last step: Runner.step reports it
-        first = self._first_violation(seq)
+        first = self._first_violation(seq, runner)
         if first is None:
             raise AssertionError(f"the explicit trace of a saturated path does not reproduce {invariant}")
         cut, key = first  # what the explicit replay names first is what it reports
@@ -550,57 +620,70 @@ class Explorer:
         while i >= 0:
             if self.moves[seq[i]][0] == self._dma:
                 shorter = seq[:i] + seq[i + 1:]
-                found = self._first_violation(shorter)
+                found = self._first_violation(shorter, runner)
                 if found is not None and found[1] == key:
                     seq = shorter[:found[0]]
             i = min(i - 1, len(seq) - 1)
         return seq
 
-    def _first_violation(self, seq: list[int]) -> tuple[int, tuple[str, str]] | None:
+    def _first_violation(self, seq: list[int], runner: Runner | None = None
+                         ) -> tuple[int, tuple[str, str]] | None:
         """(steps up to and including the first violating one, its finding_key), or None."""
-        k = self.runner.start()
-        v = self.runner.check_state(k)
+        runner = runner or self.runner
+        k = runner.start()
+        v = runner.check_state(k)
         if v is not None:
             return 0, finding_key(v)
         for i, mid in enumerate(seq):
             ai, args = self.moves[mid]
-            _, _, v = self.runner.step(k, ACTIONS[ai], args)
+            _, _, v = runner.step(k, ACTIONS[ai], args)
             if v is not None:
                 return i + 1, finding_key(v)
         return None
 
-    def replay(self, path: list[int], violation: Violation | None) -> Trace:
-        """The trace of a path, run through `Runner.step` exactly as `replay` runs it."""
+    def replay(self, path: list[int], violation: Violation | None, *, alone: bool = False) -> Trace:
+        """The trace of a path, run through `Runner.step` exactly as `replay` runs it
+        (`alone`: checking only the violated invariant, see `runner_for`)."""
         cfg = self.config
+        runner = self.runner_for(violation.invariant if alone and violation is not None else None)
         trace = Trace(cfg.design.name, cfg.hw, cfg.bounds)
-        k = self.runner.start()
-        v = self.runner.check_state(k) if not path else None
+        k = runner.start()
+        v = runner.check_state(k) if not path else None
         for i, mid in enumerate(path):
             ai, args = self.moves[mid]
-            ts, _, v = self.runner.step(k, ACTIONS[ai], args)
+            ts, _, v = runner.step(k, ACTIONS[ai], args)
             trace.steps.append(ts)
             if v is not None and i + 1 < len(path):
                 raise AssertionError(f"replay violates {v.invariant} at step {i + 1} of {len(path)}")
         if v is None:
             raise AssertionError(f"replay of the explorer's path did not reproduce {violation}")
         trace.violation = v
-        trace.dump = self.runner.dump(k)
+        trace.dump = runner.dump(k)
         return trace
+
+    def trace_of(self, path: list[int], violation: Violation, *, alone: bool = False) -> Trace:
+        """The replayable trace of a finding (explicit DMAs if the caches were saturated)."""
+        if self.saturate:
+            path = self.unsaturate(path, violation.invariant, alone=alone)
+        return self.replay(path, violation, alone=alone)
 
 
 def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
             depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
             on_progress: Callable[[str], None] | None = None,
-            saturate: bool = False) -> tuple[Explorer, Outcome]:
+            saturate: bool = False, every_violation: bool = False,
+            deadline: float | None = None) -> tuple[Explorer, Outcome]:
     """Run the search; if a state breaks an assumption of the symmetry reduction, say so
     and search again without it."""
     config = Config(design, hw, bounds)
     ex = Explorer(config, invariants, symmetry=symmetry, saturate=saturate)
+    kw: dict[str, Any] = dict(depth=depth, max_states=max_states, on_progress=on_progress,
+                              every_violation=every_violation, deadline=deadline)
     try:
-        return ex, ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
+        return ex, ex.run(**kw)
     except SymmetryUnsupported as e:
         ex = Explorer(config, invariants, symmetry=False, saturate=saturate)
-        out = ex.run(depth=depth, max_states=max_states, on_progress=on_progress)
+        out = ex.run(**kw)
         out.notes.append(f"symmetry reduction off: {e}")
         return ex, out
 
@@ -619,43 +702,56 @@ def summary(out: Outcome) -> str:
 def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant, ...],
                   depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
                   on_progress: Callable[[str], None] | None = None,
-                  saturate: bool = False) -> CheckResult:
+                  saturate: bool = False, every_violation: bool = False,
+                  deadline: float | None = None) -> CheckResult:
     """The explorer as a `check` engine: a CheckResult with engine="explore".
 
-    `complete` is False when --depth or --max-states stopped the search before the
-    state space was exhausted (the CLI then exits 3); `extra["summary"]` says so.
+    `complete` is False when --depth, --max-states or the deadline stopped the search
+    before the state space was exhausted (the CLI then exits 3); `extra["summary"]`
+    says so. With `every_violation` the result carries the shortest violation of every
+    invariant the world breaks: the first in `trace`, the others in `also`.
     """
     try:
         ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
-                          symmetry=symmetry, on_progress=on_progress, saturate=saturate)
+                          symmetry=symmetry, on_progress=on_progress, saturate=saturate,
+                          every_violation=every_violation, deadline=deadline)
     except BootRaised as e:  # a finding in the booted world, before any call
         return CheckResult(
             design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=e.trace(),
             examples=0, steps=0, seconds=0.0, engine="explore", complete=True, extra={
                 "summary": f"booting the world: {e.violation.message}", "states": 0,
-                "transitions": 0, "depth": 0, "symmetry": symmetry, "stopped_at": None,
-                "saturated": saturate})
-    trace = None
-    path = out.path or []
-    if out.saturated and out.violation is not None:
-        path = ex.unsaturate(path, out.violation.invariant)
-    if out.violation is not None:
-        trace = ex.replay(path, out.violation)
+                "transitions": 0, "depth": 0, "covered": 0, "symmetry": symmetry,
+                "stopped_at": None, "saturated": saturate})
+    traces: list[Trace] = []
+    if every_violation:
+        traces = [ex.trace_of(p, v, alone=True) for p, v in out.findings]
+    elif out.violation is not None:
+        traces = [ex.trace_of(out.path or [], out.violation)]
         # Report what Runner.step (and so `replay`) names first at that step: the search
         # may have noticed another invariant of the same step first.
-        out.violation = trace.violation
+        out.violation = traces[0].violation
     text = summary(out)
+    if every_violation and len(traces) > 1:
+        text += "; also " + ", ".join(f"{t.violation.invariant} at depth {len(p)}"
+                                      for t, (p, _) in zip(traces[1:], out.findings[1:])
+                                      if t.violation is not None)
     if out.notes:
         text += " (" + "; ".join(out.notes) + ")"
-    return CheckResult(
-        design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=trace,
-        examples=out.states, steps=out.transitions, seconds=out.seconds, engine="explore",
-        complete=out.complete, extra={
-            "summary": text, "states": out.states, "transitions": out.transitions,
-            "depth": out.depth, "symmetry": out.symmetry, "stopped_at": out.stopped_at,
-            "saturated": out.saturated,
-        },
-    )
+    extra: dict[str, object] = {
+        "summary": text, "states": out.states, "transitions": out.transitions,
+        "depth": out.depth, "covered": out.covered, "symmetry": out.symmetry,
+        "stopped_at": out.stopped_at, "saturated": out.saturated,
+    }
+    ids = tuple(i.id for i in invariants)
+
+    def result(trace: Trace | None) -> CheckResult:
+        return CheckResult(design=design.name, hw=hw, invariants=ids, trace=trace,
+                           examples=out.states, steps=out.transitions, seconds=out.seconds,
+                           engine="explore", complete=out.complete, extra=extra)
+
+    first = result(traces[0] if traces else None)
+    first.also = [result(t) for t in traces[1:]]
+    return first
 
 
 __all__ = ["Explorer", "Labels", "IdentityNames", "Outcome", "SymmetryUnsupported",

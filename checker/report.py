@@ -47,6 +47,22 @@ def render_trace(trace: Trace, *, width: int = 100) -> list[str]:
     return out
 
 
+def portfolio_coverage(r: CheckResult) -> str:
+    """The table's short form of what a portfolio covered: '3/3 worlds, <= 4 calls, 100 runs'."""
+    parts = r.extra.get("parts", [])
+    assert isinstance(parts, list)
+    worlds = [p for p in parts if p["kind"] == "world" and not p["skipped"]]
+    out = [f"{sum(p['complete'] for p in worlds)}/{len(worlds)} worlds proved"] if worlds else []
+    for p in parts:
+        if p["skipped"] or p["kind"] == "world":
+            continue
+        if p["kind"] == "search":
+            out.append("every state" if p["complete"] else f"<= {p['covered']} calls")
+        else:
+            out.append(f"{p['states']:,} runs")
+    return ", ".join(out)
+
+
 def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for r in results:
@@ -56,7 +72,9 @@ def summary_rows(results: list[CheckResult]) -> list[tuple[str, str, str, str, s
             verdict += f"; also {f.violated} ({len(f.trace)} steps)"
         if r.trace is None and not r.complete:
             verdict = "no violation (INCOMPLETE)"
-        if r.engine == "explore":  # the explorer counts distinct states and transitions
+        if r.engine == "portfolio":
+            explored = portfolio_coverage(r)
+        elif r.engine == "explore":  # the explorer counts distinct states and transitions
             explored = f"{r.examples:,} states / {r.steps:,} transitions"
             if r.extra.get("saturated"):
                 explored += " (caches saturated)"

@@ -81,7 +81,9 @@ class Design:
     kind: str = "seed"
     #: the calls the design changes: a counterexample must contain one of them
     changed_calls: tuple[str, ...] = ()
-    #: bounds overrides ("paging_domains=2") for the smallest world that shows its break
+    #: the smallest world that shows its break: a named world of checker/worlds.py
+    #: ("sva1") or bounds over Bounds() ("devices=2,processes=2,..."); the default
+    #: `check` explores it after its ladder of small worlds
     check_bounds: str = ""
     #: a user design may bring its own driver: (hw, bounds) -> Driver (model.drivers.base)
     driver_factory: Callable[[str, Any], Any] | None = field(default=None, compare=False)

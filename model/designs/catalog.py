@@ -77,6 +77,7 @@ _SEED_DESIGNS = (
         features=AUX_FEATURES,
         handover_by_attach=True,
         expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
+        check_bounds="paging1",  # the smallest world where its breaks show
         changed_calls=("iommu_attach_device",),
     ),
     # -- seed 004 (2019): the SVA bind handle ------------------------------------------------
@@ -116,6 +117,7 @@ _SEED_DESIGNS = (
         # global-pasid-consistent: the freed value is still in the first process's
         # IA32_PASID when the next process is given it (found by proofs/bmc.py).
         expect_breaks=_breaks(("pasid-not-reused-while-bound", "global-pasid-consistent")),
+        check_bounds="small1",  # the smallest world where its breaks show
         changed_calls=("iommu_sva_unbind_device",),
     ),
     Design(
@@ -138,6 +140,9 @@ _SEED_DESIGNS = (
         # pasid_array entry, so one PASID names two processes (found by proofs/bmc.py).
         expect_breaks=_breaks(("pasid-not-reused-while-bound", "global-pasid-consistent")),
         changed_calls=("process_exit",),
+        # two devices and two processes: the reused value is bound on the other RID, six
+        # calls deep (no paging domain needed, one data page)
+        check_bounds="devices=2,processes=2,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=3",
     ),
     # -- seed 001 (2021): global PASIDs for ENQCMD -----------------------------------------
     Design(
@@ -166,6 +171,8 @@ _SEED_DESIGNS = (
                                 "no-stale-translation", "refcount-matches")),
                        ("smmuv3", ("global-pasid-consistent", "refcount-matches"))),
         changed_calls=("iommu_sva_bind_device",),
+        # two devices, two processes: one per-RID PASID value for two address spaces
+        check_bounds="devices=2,processes=2,paging_domains=1,iova_pages=1,phys_pages=2,max_pasids=3",
     ),
     Design(
         name="pasid-global-flag",
@@ -220,6 +227,7 @@ _SEED_DESIGNS = (
         expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation",
                                    "refcount-matches")),
                        ("vtd", ("refcount-matches", "no-leak"))),
+        check_bounds="paging1",  # the smallest world where its breaks show
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
@@ -237,6 +245,7 @@ _SEED_DESIGNS = (
         detach_passes_old=False,
         knobs=CPU_ASID | {"smmu.track_pasid_domains"},
         expect_breaks=(("vtd", ("refcount-matches", "no-leak")),),
+        check_bounds="paging1",  # the smallest world where its breaks show
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
@@ -279,7 +288,8 @@ _SEED_DESIGNS = (
         seeds=(S003,),
         knobs=frozenset({"vtd.shared_did_colliding"}),
         hw=("vtd",),
-        check_bounds="paging_domains=2,processes=1",
+        # two devices, each with its own paging domain at PASID 0 under the one DID
+        check_bounds="devices=2,processes=1,paging_domains=2,iova_pages=1,phys_pages=1,max_pasids=2",
         # asid-known-at-detach follows: the shared tag stands for the other domain's
         # table while the first one's IOTLB entries are still cached under it.
         expect_breaks=(("vtd", ("did-pasid-tag-unique", "no-stale-translation",
@@ -321,6 +331,7 @@ _SEED_DESIGNS = (
         notifier_sync_at_unload=False,
         # free_notifier running in unloaded module text is also a use-after-free (KASAN)
         expect_breaks=_breaks(("no-callback-after-module-unload", "no-use-after-free")),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("module_unload",),
     ),
     Design(
@@ -335,6 +346,7 @@ _SEED_DESIGNS = (
         notifier_free=NotifierFree.KFREE_EARLY,
         # the next notifier callback into the freed domain is the use-after-free itself
         expect_breaks=_breaks(("domain-outlives-notifier", "no-use-after-free")),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("iommu_sva_unbind_device",),
     ),
 )
@@ -349,6 +361,7 @@ _VARIANTS = (
         knobs=frozenset({"vtd.teardown_skip_pasid_cache"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation", "detached-pasid-blocked",)),),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -359,6 +372,7 @@ _VARIANTS = (
         knobs=frozenset({"vtd.did_from_cleared_entry"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation", "asid-known-at-detach", "detached-pasid-blocked", "mm-exit-stops-dma",)),),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -370,6 +384,7 @@ _VARIANTS = (
         knobs=frozenset({"vtd.teardown_skip_devtlb"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation", "mm-exit-stops-dma", "detached-pasid-blocked",)),),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -385,6 +400,7 @@ _VARIANTS = (
         knobs=frozenset({"smmu.detach_skip_atc_inv"}),
         hw=("smmuv3",), kind="variant",
         expect_breaks=(("smmuv3", ("no-stale-translation", "detached-pasid-blocked")),),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
@@ -399,6 +415,7 @@ _VARIANTS = (
         knobs=frozenset({"core.claim_ignores_pasids"}),
         kind="variant",
         expect_breaks=_breaks(("exclusive-device-ownership", "no-attach-while-pasid-users")),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("iommu_device_claim_dma_owner", "iommu_device_unuse_default_domain"),
     ),
     # -- the kernel's own bug detectors (invariants/kernel_bugs.py): one variant each --------
@@ -420,6 +437,7 @@ _VARIANTS = (
         # dev_pasids (WARN_ON_ONCE(!dev_pasid)), and the freed domain still counts a user
         expect_breaks=(("vtd", ("no-use-after-free", "no-kernel-warn", "refcount-matches")),
                        ("smmuv3", ("no-use-after-free", "refcount-matches"))),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("iommu_sva_unbind_device",),
     ),
     Design(
@@ -435,6 +453,7 @@ _VARIANTS = (
         knobs=frozenset({"vtd.teardown_skip_clear_entry"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-kernel-warn",)),),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(
@@ -449,6 +468,7 @@ _VARIANTS = (
         knobs=frozenset({"core.mmdrop_keeps_pasid"}),
         kind="variant",
         expect_breaks=_breaks(("no-leak",)),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("process_exit", "iommu_sva_unbind_device", "srcu_grace_period"),
     ),
     Design(
@@ -466,6 +486,7 @@ _VARIANTS = (
         # mm_count one short: the last mmdrop frees the mm under its running process,
         # and the next mmdrop is the use-after-free (5 calls)
         expect_breaks=_breaks(("refcount-matches", "no-use-after-free")),
+        check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=("iommu_sva_bind_device",),
     ),
     Design(

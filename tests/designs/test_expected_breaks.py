@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 
+from checker.worlds import with_design_bounds
 from checker.explore import check_explore
 from invariants.catalog import get
 from model.bounds import Bounds
@@ -140,7 +141,7 @@ def _rows() -> list[object]:
 def test_expected_break_is_reached_alone(design: str, hw: str, invariant: str) -> None:
     world, length = ROWS[(design, hw, invariant)]
     d = DESIGNS[design]
-    r = check_explore(d, hw, WORLDS[world].override(d.check_bounds), get([invariant]),
+    r = check_explore(d, hw, with_design_bounds(WORLDS[world], d.check_bounds), get([invariant]),
                       max_states=MAX_STATES)
     assert r.trace is not None, f"{design} on {hw} keeps {invariant} in {world}: {r.extra['summary']}"
     listing = "\n".join(r.trace.listing(with_hw=False))

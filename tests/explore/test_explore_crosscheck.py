@@ -17,6 +17,7 @@ the smallest world that has SVA and a paging domain.
 
 from __future__ import annotations
 
+from checker.worlds import with_design_bounds
 from dataclasses import dataclass
 
 import pytest
@@ -85,7 +86,7 @@ def _cells() -> list[object]:
 
 @pytest.mark.parametrize("name,hw", _cells())
 def test_explorer_and_hypothesis_agree(name: str, hw: str) -> None:
-    b = BOUNDS.override(DESIGNS[name].check_bounds)
+    b = with_design_bounds(BOUNDS, DESIGNS[name].check_bounds)
     ex, reached, _ = _explore(name, hw, b, DEPTH, MAX_STATES)
     found = ex.invariant is not None or ex.error is not None
     hy = _hypothesis(name, hw, b, BREAK_EXAMPLES if found else HOLD_EXAMPLES)

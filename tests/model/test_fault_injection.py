@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from checker.worlds import with_design_bounds
 from checker.check import check_hypothesis
 from checker.explore import check_explore
 from checker.replay import replay_data, run_calls
@@ -219,7 +220,7 @@ def test_json_trace_with_injected_fault_replays(hw: str) -> None:
 @pytest.mark.parametrize("hw", ["vtd", "smmuv3"])
 def test_explorer_finds_the_no_rollback_variant(hw: str) -> None:
     d = DESIGNS[VARIANT]
-    b = Bounds().override(d.check_bounds)
+    b = with_design_bounds(Bounds(), d.check_bounds)
     assert b == SHARED
     r = check_explore(d, hw, b, get(), max_states=5000)
     assert r.trace is not None, r.extra["summary"]
@@ -245,7 +246,7 @@ def test_hypothesis_engine_injects_faults() -> None:
     from hypothesis.stateful import run_state_machine_as_test
 
     d = DESIGNS[VARIANT]
-    cfg = Config(d, "vtd", Bounds().override(d.check_bounds))
+    cfg = Config(d, "vtd", with_design_bounds(Bounds(), d.check_bounds))
     stats = Stats()
     seen: list[str] = []
 

@@ -1,0 +1,92 @@
+"""The named small worlds: bounds the portfolio explores exhaustively, smallest first.
+
+A world is a model configuration, as a TLA+ .cfg is: it says nothing about the
+system, only how much of it a check looks at. Each is small enough that the
+saturated explorer (`--saturate-caches`) exhausts it for upstream, so "holds in
+sva1" is a proof within those bounds, not a sample. A design's `check_bounds` is one
+more world, its own, explored after the ladder: the smallest world its rationale
+says breaks it (two devices for the RID-spanning PASID debates, a shared group and
+one injected fault for set-group-pasid-no-rollback).
+
+The ladder (`LADDER`) is what `iommucheck check` proves by default, in order;
+the others are explored with `--world NAME` or with a wall-clock `--budget` large
+enough to reach them. The state counts are upstream's, caches saturated, every
+invariant; tests/checker/test_portfolio.py asserts them, so a model change that
+alters one is noticed (and this table and `iommucheck worlds` are updated with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.bounds import Bounds
+
+
+class UnknownWorld(KeyError):
+    """A --world name that is not in WORLDS (one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class World:
+    name: str
+    bounds: str  # NAME=VALUE,... over Bounds()
+    doc: str
+    #: upstream, caches saturated, every invariant: (states on vtd, states on smmuv3)
+    states: tuple[int, int]
+
+    def to_bounds(self) -> Bounds:
+        return Bounds().override(self.bounds)
+
+
+_ONE = "iova_pages=1,phys_pages=1,max_pasids=2"
+
+WORLDS: dict[str, World] = {w.name: w for w in (
+    World("sva1", f"devices=1,processes=1,paging_domains=0,{_ONE}",
+          "one PASID-capable device, one process: SVA bind/unbind, mm exit, notifiers, ENQCMD",
+          (350, 350)),
+    World("paging1", f"devices=1,processes=0,paging_domains=1,{_ONE}",
+          "one device, one paging domain: RID and PASID attach, replace, DMA ownership, unmap",
+          (276, 168)),
+    World("small1", f"devices=1,processes=1,paging_domains=1,{_ONE}",
+          "one device, one process, one paging domain: SVA and paging PASIDs side by side",
+          (3_518, 4_218)),
+    World("mixed1", f"devices=0,mixed_group=1,processes=1,paging_domains=1,{_ONE}",
+          "a group of a PASID-capable and a non-PASID function (one ACS boundary)",
+          (1_296, 4_496)),
+    World("shared1", f"devices=0,shared_group=1,shared_ats=1,processes=1,paging_domains=1,{_ONE}",
+          "two PASID-capable devices with ATS in one group: group-wide PASID attach",
+          (2_352, 5_776)),
+)}
+
+#: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON
+DESIGN_WORLD = "design"
+
+#: proved by default, in this order (each a few seconds at most for upstream)
+LADDER: tuple[str, ...] = ("sva1", "paging1", "small1")
+
+
+def design_world(check_bounds: str) -> tuple[str, Bounds] | None:
+    """A design's own world: `check_bounds` is a world's name ("small1") or bounds
+    text over Bounds() ("devices=2,processes=2,..."); None when it has none."""
+    if not check_bounds:
+        return None
+    if check_bounds in WORLDS:
+        return check_bounds, WORLDS[check_bounds].to_bounds()
+    return DESIGN_WORLD, Bounds().override(check_bounds)
+
+
+def with_design_bounds(base: Bounds, check_bounds: str) -> Bounds:
+    """`base` with a design's bounds text on top (a world name, or nothing, leaves it):
+    how a single-engine run at given bounds takes the design's own requirements, such as
+    set-group-pasid-no-rollback's shared group and fault."""
+    return base if not check_bounds or check_bounds in WORLDS else base.override(check_bounds)
+
+
+def get_world(name: str) -> World:
+    try:
+        return WORLDS[name]
+    except KeyError:
+        raise UnknownWorld(f"unknown world {name!r} (known: {', '.join(WORLDS)}; see `iommucheck worlds`)") from None
+
+
+__all__ = ["DESIGN_WORLD", "design_world", "with_design_bounds", "LADDER", "UnknownWorld", "WORLDS", "World", "get_world"]
