@@ -172,7 +172,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
             fail(f"{', '.join(used)} only apply to --engine portfolio")
     try:
         budget = parse_budget(budget_text)
-        worlds = tuple(get_world(w).name for w in world_names) or None
+        worlds = tuple(get_world(w) for w in world_names) or None
     except (BudgetError, UnknownWorld) as e:
         fail(str(e.args[0]))
     seed = parse_seed(seed_text)

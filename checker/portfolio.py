@@ -43,7 +43,7 @@ from model.bounds import Bounds
 from model.design import Design
 
 from checker.check import CheckResult
-from checker.worlds import LADDER, WORLDS, design_world
+from checker.worlds import DESIGN_WORLD, LADDER, WORLDS, design_world
 
 #: re-runs of the sampler after a violation (each drops the invariant it broke)
 MAX_BREAKS = 6
@@ -278,17 +278,11 @@ def run_portfolio(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
         result.parts.append(part)
 
     if "world" in parts:
-        ladder: list[tuple[str, Bounds, int]] = [
-            (name, WORLDS[name].to_bounds(), budget.world_states)
-            for name in (worlds if worlds is not None else budget.worlds)]
-        own = design_world(design.check_bounds)
-        if own is not None and worlds is None and own[0] not in [n for n, _, _ in ladder]:
-            # the design's own world: the smallest one its rationale says breaks it
-            ladder.append((own[0], own[1], budget.design_states))
-        for i, (name, wb, states) in enumerate(ladder):
+        plan = world_plan(design, budget, worlds)
+        for i, (name, wb, states) in enumerate(plan):
             # each world may use what is left of the worlds' half, shared with those after it
             explore_part(Part("world", name, wb), states,
-                         0.5 / (len(ladder) - i) if budget.seconds is not None else 1.0)
+                         0.5 / (len(plan) - i) if budget.seconds is not None else 1.0)
     if "search" in parts:
         explore_part(Part("search", "requested bounds", bounds), budget.search_states, 0.5)
     if "sample" in parts:
@@ -322,6 +316,27 @@ def run_portfolio(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
             part.seconds = time.perf_counter() - t0
         result.parts.append(part)
     return result
+
+
+def world_plan(design: Design, budget: Budget, worlds: tuple[str, ...] | None = None
+               ) -> list[tuple[str, Bounds, int]]:
+    """The worlds a check proves, in order, with their state budgets: the budget's
+    ladder then the design's own world (its check_bounds, when that is not a ladder
+    world), or the `worlds` named (DESIGN_WORLD: the design's own)."""
+    own = design_world(design.check_bounds)
+    if worlds is None:
+        worlds = budget.worlds
+        if own is not None and own[0] not in worlds:
+            worlds = worlds + (own[0],)
+    plan = []
+    for name in worlds:
+        if name == DESIGN_WORLD:
+            if own is None or own[0] != DESIGN_WORLD:
+                continue  # no world of its own beyond the named ones
+            plan.append((name, own[1], budget.design_states))
+        else:
+            plan.append((name, WORLDS[name].to_bounds(), budget.world_states))
+    return plan
 
 
 def _real(invs: list[Invariant]) -> bool:

@@ -82,11 +82,12 @@ def with_design_bounds(base: Bounds, check_bounds: str) -> Bounds:
     return base if not check_bounds or check_bounds in WORLDS else base.override(check_bounds)
 
 
-def get_world(name: str) -> World:
-    try:
-        return WORLDS[name]
-    except KeyError:
-        raise UnknownWorld(f"unknown world {name!r} (known: {', '.join(WORLDS)}; see `iommucheck worlds`)") from None
+def get_world(name: str) -> str:
+    """A --world name: one of WORLDS, or DESIGN_WORLD (each design's own)."""
+    if name in WORLDS or name == DESIGN_WORLD:
+        return name
+    raise UnknownWorld(f"unknown world {name!r} (known: {', '.join(WORLDS)}, {DESIGN_WORLD} "
+                       "(each design's own); see `iommucheck worlds`)")
 
 
 __all__ = ["DESIGN_WORLD", "design_world", "with_design_bounds", "LADDER", "UnknownWorld", "WORLDS", "World", "get_world"]

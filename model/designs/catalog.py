@@ -227,7 +227,7 @@ _SEED_DESIGNS = (
         expect_breaks=(("smmuv3", ("asid-known-at-detach", "no-stale-translation",
                                    "refcount-matches")),
                        ("vtd", ("refcount-matches", "no-leak"))),
-        check_bounds="paging1",  # the smallest world where its breaks show
+        check_bounds="small1",  # the smallest world where its breaks show
         changed_calls=("iommu_detach_device_pasid", "iommu_sva_unbind_device"),
     ),
     Design(
