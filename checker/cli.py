@@ -139,6 +139,9 @@ def main_group() -> None:
 @click.option("--saturate-caches", is_flag=True,
               help="explorer: every DMA after every step instead of a dma event per state "
                    "(same verdicts, far fewer states; traces shortest in calls)")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="portfolio: worker processes for several designs / drivers (default: every "
+                   "core; the results do not depend on it)")
 @click.option("--json", "json_path", metavar="PATH", help="write results (and traces) as JSON")
 @click.option("--trace-dir", metavar="DIR",
               help="write each counterexample as DIR/<design>-<hw>.json and a pytest reproducer")
@@ -146,7 +149,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
           invariant_ids: tuple[str, ...], engine: str, budget_text: str,
           world_names: tuple[str, ...], profile: str, max_examples: int | None,
           seed_text: str, no_database: bool, bounds_text: str, depth: int | None,
-          max_states: int | None, no_symmetry: bool, saturate_caches: bool,
+          max_states: int | None, no_symmetry: bool, saturate_caches: bool, jobs: int | None,
           json_path: str | None, trace_dir: str | None) -> None:
     """Check designs: every invariant holds, or the shortest call sequence that breaks one.
 
@@ -158,6 +161,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
 
     A Python exception inside the model, a driver or the design is reported as a
     violation of model-exception, with the calls that raise it."""
+    from checker.matrix import default_jobs, parallel_map
     from checker.portfolio import BudgetError, parse_budget
     from checker.worlds import UnknownWorld, get_world
 
@@ -183,11 +187,30 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
     if max_examples is not None and engine == "portfolio":
         budget = replace(budget, examples=max_examples)
     results: list[CheckResult] = []
-    jobs = [(d, h) for d in designs for h in hws]
-    with Reporter(len([j for j in jobs if j[1] in j[0].hw])) as report:
-        for d, h in jobs:
-            if h not in d.hw:
-                continue
+    pairs = [(d, h) for d in designs for h in hws]
+    todo = [(d, h) for d, h in pairs if h in d.hw]
+    workers = min(jobs or default_jobs(), len(todo))
+    if engine == "portfolio" and workers > 1:
+        # each (design, hw) is independent and deterministic: run them side by side
+        with Reporter(len(todo)) as report:
+            report.begin(f"{len(todo)} checks in {workers} worker processes")
+
+            def one(i: int) -> CheckResult:
+                from checker.portfolio import run_portfolio
+
+                d, h = todo[i]
+                return run_portfolio(d, h, bounds, invariants, budget=budget, seed=seed,
+                                     database=not no_database, worlds=worlds,
+                                     profile=profile).as_check_result()
+
+            def done(n: int) -> None:
+                report.end()
+                report.update(f"{n}/{len(todo)} checks done")
+
+            results = parallel_map(one, len(todo), workers, on_done=done)
+        todo = []
+    with Reporter(len(todo)) as report:
+        for d, h in todo:
             report.begin(f"{d.name} on {h}")
 
             def run(invs: tuple[Invariant, ...], d: Design = d, h: str = h,
@@ -222,7 +245,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                 r = also_raises(run(invariants), rerun)
             report.end()
             results.append(r)
-    skipped = [f"{d.name} on {h}" for d, h in jobs if h not in d.hw]
+    skipped = [f"{d.name} on {h}" for d, h in pairs if h not in d.hw]
     _print_results(results, invariants, skipped)
     if json_path:
         _write_json(json_path, results, bounds, seed)

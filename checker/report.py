@@ -28,7 +28,8 @@ def render_trace(trace: Trace, *, width: int = 100) -> list[str]:
     out.append(f"design {trace.design} on {trace.hw}: VIOLATES {v.invariant}")
     out.append("")
     n = len(trace)
-    out.append(f"Counterexample ({n} call{'s' if n != 1 else ''} and events, shrunk):"
+    # shortest (explorer) or shrunk (Hypothesis): the engine is in the summary table
+    out.append(f"Counterexample ({n} call{'s' if n != 1 else ''} and events):"
                if n else "Counterexample: the initial (booted) world already violates it:")
     out.extend("  " + line for line in trace.listing())
     out.append("")
