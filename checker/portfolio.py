@@ -72,9 +72,9 @@ class Budget:
     def describe(self) -> str:
         if self.seconds is not None:
             return f"{self.seconds:g} s of wall clock"
+        sampled = f", {self.examples:,} sampled runs" if self.examples else ", no sampling"
         return (f"{self.name}: {self.world_states:,} states a world ({self.design_states:,} for "
-                f"the design's own), {self.search_states:,} states of search, "
-                f"{self.examples:,} sampled runs")
+                f"the design's own), {self.search_states:,} states of search{sampled}")
 
 
 STANDARD = Budget()

@@ -1,6 +1,12 @@
 """A user design: mainline, except that PASID detach does not tell the driver the old domain.
 
     iommucheck check --design-file examples/detach_without_old.py
+
+The answer to its question (the default check, in world paging1): no. VT-d flushes
+correctly without `old`, since it reads the DID from the PASID entry, but it cannot
+drop the domain's DID reference or its cache tags: refcount-matches breaks at the
+detach (4 calls) and no-leak at the domain's free (5 calls), as for the built-in
+set-dev-pasid-blocking-2022. (Hypothesis alone, at its old default budget, missed it.)
 """
 
 from dataclasses import replace
