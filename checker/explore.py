@@ -401,6 +401,27 @@ class Explorer:
                 record.append(self._move(self._dma, args))
             dma.run(k, args)
 
+    def transition(self, k: Kernel, ai: int, args: Args) -> tuple[Kernel, Any, Violation | None]:
+        """One transition from k, as the search computes it: a copy of k (k is not changed)
+        with `ACTIONS[ai](args)` run on it, then saturated if `self.saturate`, and the
+        transition's first violation: a model exception (of the call or of a DMA of the
+        saturation), else a step invariant's. The state invariants of the child are the
+        caller's to check (the search checks them once per new state). The child is frozen.
+
+        The Hypothesis machine (checker/machine.py) steps through this, so that both
+        engines see the same (before, action, args, result, after-with-DMAs) transitions.
+        (`run` still has the same code inline: it is being reworked separately.)"""
+        action = ACTIONS[ai]
+        child = k.copy()
+        try:
+            result = action.run(child, args)
+            if self.saturate:
+                self.fill_all(child)
+        except Exception as e:  # a model bug: a finding like any violation
+            return child, None, model_exception(show_call(child, action, args, None), e)
+        child.freeze()
+        return child, result, self._check_step(k, action, args, result, child)
+
     # -- checks ---------------------------------------------------------------------
     def _check_step(self, before: Kernel, action: Action, args: Args, result: Any,
                     after: Kernel) -> Violation | None:
