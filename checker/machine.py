@@ -261,7 +261,7 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
     runner = ex.runner
     st_: Stats = stats if stats is not None else Stats()
     actions = drawable_actions(config)
-    #: the first failure's finding_key: what every shrinking candidate must fail with
+    #: the first failure's finding_key: what every later failing run must fail with
     target: list[tuple[str, str]] = []
 
     class Machine(RuleBasedStateMachine):
@@ -333,13 +333,13 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
             self.k = _settle(child)
 
         def _fail(self, v: Violation) -> None:
-            # From the first violation on, Hypothesis only shrinks: check just the
-            # invariant that broke. A candidate run is then cheaper (the other
-            # invariants' queries are most of a step's cost), and the shrunk run cannot
-            # slip to another invariant. The failing input itself fails the same way, so
-            # Hypothesis sees no flakiness. A model exception is found whatever the
-            # invariants, so a candidate failing differently (another exception type, or
-            # an exception while shrinking an invariant's violation) is rejected.
+            # From the first violation on, Hypothesis only replays that example (its
+            # final run; with the shrink phase off it tries nothing else) and, in later
+            # runs, the example database replays it first: check just the invariant that
+            # broke, so that the replay cannot slip to another one. A model exception is
+            # found whatever the invariants, so a replay failing differently (another
+            # exception type, or an exception instead of the invariant) is rejected,
+            # as before, when Hypothesis shrank.
             key = finding_key(v)
             if target:
                 if key != target[0]:
