@@ -16,10 +16,15 @@ search does. Saturation is sound and complete for our invariants (checker/explor
 choice of explicit DMAs after its calls does.
 
 Swarm testing (Groce et al., ISSTA 2012). Each example first draws the subset of
-actions it may use (each action in with probability 1/2, never empty); a run that
+actions it may use: a probability p uniform in [0, 1), then each action in with
+probability p (never none), as Hypothesis's own swarm (FeatureFlags) does. A run that
 never calls, say, `iommu_domain_free` or `process_exit` keeps its objects and gets
-deeper into the states where they pile up. Moves are drawn among the enabled moves
-of the subset's actions; when none of them is enabled, among all enabled moves.
+deeper into the states where they pile up; a run with most actions in can still do a
+long set-up. (A fixed p = 1/2 kept three given actions together in one run of eight:
+a kernel PASID attach, which needs a domain and a kernel PASID first, was in one run
+of ten.) Moves are drawn among the enabled moves of the subset's actions; when none
+of them is enabled, among all enabled moves. fail_nth is not drawn as a move of its
+own but just before one call of the subset, the example's fault target (see `init`).
 
 How a move is drawn. First an action, uniformly among the enabled ones, then its
 argument tuple, uniformly among that action's enabled ones. (Uniform over actions
@@ -98,6 +103,9 @@ PROFILES = ("ci", "deep")
 #: a move: (index into model.actions.ACTIONS, argument tuple)
 Move = tuple[int, Args]
 DMA = next(i for i, a in enumerate(ACTIONS) if a.name == "dma")
+FAIL_NTH = next(i for i, a in enumerate(ACTIONS) if a.name == "fail_nth")
+#: how often a drawn fault target gets fail_nth just before it (see Machine.init)
+FAULT_AT_TARGET = 0.5
 #: an example's random seed (all its choices come from random.Random(seed))
 SEEDS = st.integers(0, 2**64 - 1)
 
@@ -261,6 +269,7 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
     runner = ex.runner
     st_: Stats = stats if stats is not None else Stats()
     actions = drawable_actions(config)
+    plain = tuple(ai for ai in actions if ai != FAIL_NTH)  # drawn as moves of their own
     #: the first failure's finding_key: what every later failing run must fail with
     target: list[tuple[str, str]] = []
 
@@ -269,6 +278,8 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
         moves: list[Move]
         results: list[Any]
         swarm: tuple[int, ...]
+        among: tuple[int, ...]  # the swarm's actions drawn as moves (not fail_nth)
+        fault_target: int | None  # the call fail_nth comes just before, if any
         rnd: random.Random
 
         @initialize(data=st.data())
@@ -290,9 +301,20 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
             # swarm's later actions almost always in. The seed is recorded like any draw,
             # so a fixed Hypothesis seed, the example database and the final replay of a
             # failure all see the same run. (Hypothesis's shrinking is off: see _PHASES.)
-            # Swarm: each action in with probability 1/2 (never none).
             rnd = self.rnd = random.Random(data.draw(SEEDS, label="seed"))
-            self.swarm = tuple(ai for ai in actions if rnd.random() < 0.5) or actions
+            p_in = rnd.random()  # the example's share of actions (see the module docstring)
+            self.swarm = tuple(ai for ai in actions if rnd.random() < p_in) or actions
+            # fail_nth is not drawn as a move of its own: when the swarm has it, one call
+            # of the swarm is the example's fault target, and each time the target is
+            # drawn, fail_nth(n) (n uniform) comes first with probability FAULT_AT_TARGET,
+            # while the bound `faults` allows. Drawn like the other moves, fail_nth was
+            # one of the few moves enabled at boot, so the run's faults went on its first
+            # calls, before there was a domain or a PASID to fail an attach of (and a
+            # fault armed before an event is only spent on a later call). Each move is
+            # still an enabled one.
+            self.among = tuple(ai for ai in self.swarm if ai != FAIL_NTH) or plain
+            calls = [ai for ai in self.among if ACTIONS[ai].kind == "call"]
+            self.fault_target = rnd.choice(calls) if FAIL_NTH in self.swarm and calls else None
             try:
                 ex.fill_all(k)
             except Exception as err:
@@ -312,14 +334,29 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
             # move rather than end the run: the other actions make the objects the
             # subset's actions need, and "no move at all" keeps the explorer's meaning
             # (a dead state), so a run ends only where the explorer's search would.
-            moves = enabled_moves(k, config, self.swarm)
-            if not moves and len(self.swarm) < len(actions):
-                moves = enabled_moves(k, config, actions)
+            moves = enabled_moves(k, config, self.among)
+            if not moves and len(self.among) < len(plain):
+                moves = enabled_moves(k, config, plain)
             if not moves:
                 self.k = None
                 return
             ai, argss = moves[self.rnd.randrange(len(moves))]
             args = argss[self.rnd.randrange(len(argss))]
+            if ai == self.fault_target and self.rnd.random() < FAULT_AT_TARGET:
+                arm = list(ACTIONS[FAIL_NTH].enabled_args(k, config.bounds))
+                if arm:
+                    self._do(FAIL_NTH, arm[self.rnd.randrange(len(arm))])
+                    k = self.k
+                    assert k is not None
+                    k.freeze()
+                    if args not in ACTIONS[ai].enabled_args(k, config.bounds):
+                        return  # (arming changes no caller contract: not seen)
+            self._do(ai, args)
+
+        def _do(self, ai: int, args: Args) -> None:
+            """One step: the saturated transition, recorded and checked."""
+            k = self.k
+            assert k is not None
             child, result, v = ex.transition(k, ai, args)
             self.moves.append((ai, args))
             self.results.append(result)

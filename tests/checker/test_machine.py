@@ -32,7 +32,8 @@ CACHES = {"vtd": ("context_cache", "pasid_cache", "iotlb", "devtlb"),
 
 
 def _cache_entries(k: Kernel, hw: str) -> int:
-    return sum(len(getattr(k.drv.unit, attr)) for attr in CACHES[hw])  # type: ignore[attr-defined]
+    unit: Any = k.drv.unit  # type: ignore[attr-defined]
+    return sum(len(getattr(unit, attr)) for attr in CACHES[hw])
 
 
 def _drawn_runs(config: Config, examples: int) -> list[list[Move]]:
@@ -43,7 +44,7 @@ def _drawn_runs(config: Config, examples: int) -> list[list[Move]]:
         def teardown(self) -> None:
             runs.append(list(self.moves))
 
-    run_state_machine_as_test(Watch, settings=settings(
+    run_state_machine_as_test(Watch, settings=settings(  # type: ignore[no-untyped-call]
         settings.get_profile("ci"), max_examples=examples, database=None, derandomize=True))
     return runs
 
