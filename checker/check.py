@@ -19,7 +19,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from invariants.base import Invariant
 from model.design import Design
 
-from checker.machine import InvariantViolated, Stats, make_machine
+from checker.machine import InvariantViolated, Stats, counterexample, make_machine
 from checker.trace import Trace
 from checker.world import Config
 
@@ -76,30 +76,62 @@ def check_hypothesis(
     seed: int | None = None,
     on_example: Callable[[Stats], None] | None = None,
     database: bool = True,
+    time_budget: float | None = None,
 ) -> CheckResult:
+    """Run the sampler (checker/machine.py) for `max_examples` (the profile's by default)
+    examples, or until `time_budget` seconds are spent, whichever comes first.
+
+    Without a budget this is one Hypothesis run: with a fixed `seed` it is deterministic.
+    With one, the examples run in chunks of CHUNK, each a Hypothesis run with its own seed
+    (derived from `seed`, if given), and the clock is read between chunks, so a stop is
+    never a failure or an error to Hypothesis; the budget is exceeded by at most one
+    chunk. (Not a clock read inside the machine: an example that behaves differently
+    when run again is an error to Hypothesis, FlakyStrategyDefinition.)"""
     from model.bounds import Bounds
 
     assert isinstance(bounds, Bounds)
     config = Config(design, hw, bounds)
     stats = Stats(on_example=on_example)
-    machine = make_machine(config, invariants, stats)
-    # A stable, configuration-specific name: Hypothesis keys its example database on it.
-    digest = hashlib.sha1(repr((design, hw, bounds, [i.id for i in invariants])).encode()).hexdigest()[:10]
-    machine.__name__ = machine.__qualname__ = f"{machine.__name__}_{digest}"
-    if seed is not None:
-        machine._hypothesis_internal_use_seed = seed
     s = settings(settings.get_profile(profile), verbosity=Verbosity.quiet)
-    if max_examples is not None:
-        s = settings(s, max_examples=max_examples)
     if not database:
         s = settings(s, database=None)
+    total = max_examples if max_examples is not None else s.max_examples
     start = time.perf_counter()
-    trace = None
-    try:
-        run_state_machine_as_test(machine, settings=s)
-    except InvariantViolated as e:
-        trace = e.trace
+    deadline = None if time_budget is None else time.monotonic() + time_budget
+    # A stable, configuration-specific name: Hypothesis keys its example database on it.
+    digest = hashlib.sha1(repr((design, hw, bounds, [i.id for i in invariants])).encode()).hexdigest()[:10]
+    failure: InvariantViolated | None = None
+    chunk = 0
+    while failure is None and stats.examples < total:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        n = total - stats.examples if deadline is None else min(CHUNK, total - stats.examples)
+        machine = make_machine(config, invariants, stats)
+        machine.__name__ = machine.__qualname__ = f"{machine.__name__}_{digest}"
+        if seed is not None:
+            machine._hypothesis_internal_use_seed = seed if deadline is None else _chunk_seed(seed, chunk)
+        before = stats.examples
+        try:
+            run_state_machine_as_test(machine, settings=settings(s, max_examples=n))
+        except InvariantViolated as e:
+            failure = e
+        chunk += 1
+        if deadline is None or stats.examples == before:
+            break  # one run without a budget; with one, a chunk that ran nothing is the end
+    trace = None if failure is None else counterexample(config, invariants, failure)
+    stats.last_failure = trace
     return CheckResult(
         design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=trace,
         examples=stats.examples, steps=stats.steps, seconds=time.perf_counter() - start,
+        extra={} if stats.first_failure_example is None
+        else {"first_failure_example": stats.first_failure_example},
     )
+
+
+#: examples per Hypothesis run when a time budget is set (the clock is read between runs)
+CHUNK = 10
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of one chunk of a budgeted run: fixed by (seed, chunk), different per chunk."""
+    return int(hashlib.sha1(f"{seed}:{chunk}".encode()).hexdigest()[:12], 16)

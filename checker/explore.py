@@ -405,6 +405,28 @@ class Explorer:
                 record.append(self._move(self._dma, args))
             dma.run(k, args)
 
+    def transition(self, k: Kernel, ai: int, args: Args) -> tuple[Kernel, Any, Violation | None]:
+        """One transition from k, as the search computes it: a copy of k (k is not changed)
+        with `ACTIONS[ai](args)` run on it, then saturated if `self.saturate`, and the
+        transition's first violation: a model exception (of the call or of a DMA of the
+        saturation), else a step invariant's. The state invariants of the child are the
+        caller's to check (the search checks them once per new state). The child is frozen.
+
+        The Hypothesis machine (checker/machine.py) steps through this, so that both
+        engines see the same (before, action, args, result, after-with-DMAs) transitions.
+        (`run` has the same code inline, with its own bookkeeping of every violation.)"""
+        action = ACTIONS[ai]
+        child = k.copy()
+        try:
+            result = action.run(child, args)
+            if self.saturate:
+                self.fill_all(child)
+        except Exception as e:  # a model bug: a finding like any violation
+            return child, None, model_exception(show_call(child, action, args, None), e)
+        child.freeze()
+        vs = self._step_violations(k, action, args, result, child, list(self.step_invariants), False)
+        return child, result, vs[0] if vs else None
+
     # -- the BFS ---------------------------------------------------------------------
     def run(self, depth: int | None = None, max_states: int | None = None,
             on_progress: Callable[[str], None] | None = None, *,

@@ -3,7 +3,7 @@
 Each `Action` names a kernel call or a hardware/process event, the kinds of its
 parameters, the caller contract it assumes (`requires`), and how to run it on a
 `Kernel`. Both engines are generated from this table: the Hypothesis machine
-(checker/machine.py: one rule per action, Bundles for objects with a lifetime)
+(checker/machine.py: random runs, each step one of the enabled (action, args) moves)
 and the exhaustive explorer (checker/explore.py: every argument tuple of every
 enabled action). Nothing about the system is written twice.
 
@@ -31,7 +31,7 @@ USER_OWNER = "vfio"  # the one user-space DMA owner (VFIO / iommufd) of the mode
 
 
 class Kind(Enum):
-    """Parameter kinds. DOMAIN, MM and SVA are objects with a lifetime (Hypothesis Bundles)."""
+    """Parameter kinds. DOMAIN, MM and SVA are objects with a lifetime (drawn from the state)."""
 
     DEV = "device"
     PASID_DEV = "PASID-capable device"
