@@ -83,7 +83,8 @@ def _successors(ex: Explorer, reduced: Explorer, k: Kernel) -> frozenset[tuple[i
             child = k.copy()
             result = action.run(child, args)
             child.freeze()
-            v = ex._check_step(k, action, args, result, child)
+            v = next(iter(ex._step_violations(k, action, args, result, child,
+                                                  list(ex.step_invariants), False)), None)
             out.add((reduced.fingerprint(child), None if v is None else v.invariant))
     return frozenset(out)
 
