@@ -414,8 +414,17 @@ class Explorer:
 
         The Hypothesis machine (checker/machine.py) steps through this, so that both
         engines see the same (before, action, args, result, after-with-DMAs) transitions.
-        (`run` has the same code inline, with its own bookkeeping of every violation.)"""
+        (`run` steps through `_successor` too, with its own bookkeeping of every violation.)"""
         action = ACTIONS[ai]
+        child, result, raised = self._successor(k, action, args)
+        if raised is not None:
+            return child, None, raised
+        vs = self._step_violations(k, action, args, result, child, list(self.step_invariants), False)
+        return child, result, vs[0] if vs else None
+
+    def _successor(self, k: Kernel, action: Action, args: Args) -> tuple[Kernel, Any, Violation | None]:
+        """A copy of k with `action(args)` run on it and, if saturating, every DMA done;
+        frozen. The violation is a model exception of the call or of a DMA, else None."""
         child = k.copy()
         try:
             result = action.run(child, args)
@@ -424,8 +433,7 @@ class Explorer:
         except Exception as e:  # a model bug: a finding like any violation
             return child, None, model_exception(show_call(child, action, args, None), e)
         child.freeze()
-        vs = self._step_violations(k, action, args, result, child, list(self.step_invariants), False)
-        return child, result, vs[0] if vs else None
+        return child, result, None
 
     # -- the BFS ---------------------------------------------------------------------
     def run(self, depth: int | None = None, max_states: int | None = None,
@@ -513,17 +521,11 @@ class Explorer:
                 k.freeze()
                 for ai, action in indexed:
                     for args in action.enabled_args(k, b):
-                        child = k.copy()
-                        try:
-                            result = action.run(child, args)
-                            if self.saturate:
-                                self.fill_all(child)
-                        except Exception as e:  # a model bug: a finding like any violation
+                        child, result, raised = self._successor(k, action, args)
+                        if raised is not None:  # a model bug: a finding like any violation
                             out.depth = level + 1
-                            found(path_to(n) + [self._move(ai, args)],
-                                  [model_exception(show_call(child, action, args, None), e)])
+                            found(path_to(n) + [self._move(ai, args)], [raised])
                             return finish()
-                        child.freeze()
                         out.transitions += 1
                         if (now := time.perf_counter()) >= next_report:
                             next_report = now + PROGRESS_SECONDS
