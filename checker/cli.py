@@ -26,10 +26,11 @@ from model.design import Design
 from model.designs import DESIGNS, UnknownDesign, get_design
 
 from checker.check import CheckResult, also_raises, check_hypothesis
+from checker.inputs import InputError
 from checker.report import render_trace, summary_rows
 from checker.trace import TraceError
 from checker.userdesign import DesignFileError, load_design_file
-from checker.world import HW_KINDS
+from checker.world import HW_KINDS, ConfigError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: states the explorer's exception-only second run may visit when --max-states is not given
@@ -51,6 +52,22 @@ def fail(msg: str) -> NoReturn:
 
 
 # -- argument helpers -------------------------------------------------------------------
+class PathArg(click.ParamType):
+    """A file or directory path: never empty (an empty --json '' would silently write
+    nothing, an empty --design-file '' would check another design)."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("the path is empty", param, ctx)
+        return text
+
+
+PATH = PathArg()
+
+
 def parse_hw(hw: str) -> tuple[str, ...]:
     if hw == "all":
         return HW_KINDS
@@ -76,7 +93,7 @@ def resolve_designs(names: Sequence[str], design_file: str | None) -> list[Desig
             designs.append(get_design(n))
         except UnknownDesign as e:
             fail(str(e))
-    if design_file:
+    if design_file is not None:
         try:
             designs.append(load_design_file(design_file))
         except DesignFileError as e:
@@ -109,7 +126,8 @@ def main_group() -> None:
 @click.option("--design", "design_names", multiple=True, metavar="NAME",
               help="built-in design (repeatable; default upstream; `all`: every built-in). "
                    "See `iommucheck designs`.")
-@click.option("--design-file", metavar="PATH", help="a Python file defining DESIGN = Design(...)")
+@click.option("--design-file", type=PATH, metavar="PATH",
+              help="a Python file defining DESIGN = Design(...)")
 @click.option("--hw", default="all", show_default=True, metavar="vtd|smmuv3|all")
 @click.option("--invariant", "invariant_ids", multiple=True, metavar="ID",
               help="check only these invariants (repeatable; default all)")
@@ -142,8 +160,8 @@ def main_group() -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="portfolio: worker processes for several designs / drivers (default: every "
                    "core; the results do not depend on it)")
-@click.option("--json", "json_path", metavar="PATH", help="write results (and traces) as JSON")
-@click.option("--trace-dir", metavar="DIR",
+@click.option("--json", "json_path", type=PATH, metavar="PATH", help="write results (and traces) as JSON")
+@click.option("--trace-dir", type=PATH, metavar="DIR",
               help="write each counterexample as DIR/<design>-<hw>.json and a pytest reproducer")
 def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
           invariant_ids: tuple[str, ...], engine: str, budget_text: str,
@@ -189,6 +207,10 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
     results: list[CheckResult] = []
     pairs = [(d, h) for d in designs for h in hws]
     todo = [(d, h) for d, h in pairs if h in d.hw]
+    if not todo:
+        fail(f"nothing to check: {', '.join(d.name for d in designs)} "
+             f"{'speaks' if len(designs) == 1 else 'speak'} about "
+             f"{', '.join(sorted({h for d in designs for h in d.hw}))}, not {hw}")
     workers = min(jobs or default_jobs(), len(todo))
     if engine == "portfolio" and workers > 1:
         # each (design, hw) is independent and deterministic: run them side by side
@@ -401,8 +423,8 @@ def _write_traces(directory: str, results: list[CheckResult]) -> None:
 
 
 @main_group.command()
-@click.argument("trace_file", metavar="TRACE.json")
-@click.option("--design-file", metavar="PATH",
+@click.argument("trace_file", type=PATH, metavar="TRACE.json")
+@click.option("--design-file", type=PATH, metavar="PATH",
               help="the design file of a user design (default: the file the trace names)")
 def replay(trace_file: str, design_file: str | None) -> None:
     """Re-execute a saved trace: exit 1 if it still violates (or still raises), 0 if it no longer does."""
@@ -420,11 +442,9 @@ def replay(trace_file: str, design_file: str | None) -> None:
         fail(str(e))
     for line in render_trace(result.trace):
         out.print(line, markup=False)
-    for s in result.skipped:
-        out.print(f"skipped {s}", markup=False)
     if result.violation is not None:
         sys.exit(EXIT_VIOLATION)
-    out.print("the trace no longer violates any invariant")
+    out.print(result.verdict(), markup=False)
 
 
 @main_group.command()
@@ -495,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         main_group.main(args=list(argv) if argv is not None else None, prog_name="iommucheck",
                         standalone_mode=False)
-    except BadInput as e:
+    except (BadInput, ConfigError, InputError) as e:
         err.print(f"iommucheck: error: {e}", markup=False)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.NoArgsIsHelpError as e:

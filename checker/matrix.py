@@ -33,11 +33,12 @@ from invariants.base import Invariant
 from invariants.catalog import CATALOG
 from invariants.model_exception import MODEL_EXCEPTION
 from invariants.contracts import render_contracts_markdown
-from model.bounds import Bounds
+from model.bounds import Bounds, BoundsError
 from model.design import Design
 from model.designs import DESIGNS
 
 from checker.check import CheckResult, check_hypothesis
+from checker.inputs import InputError, expect, is_int, loads, read_text
 from checker.portfolio import STANDARD, Budget, run_portfolio
 from checker.trace import Trace
 
@@ -235,6 +236,71 @@ def _cell_dict(c: Cell) -> dict[str, Any]:
             "coverage": c.coverage, "found_in": c.found_in}
 
 
+class ResultsError(InputError):
+    """A results.json that `docs --render-only` cannot render (one line, exit 2)."""
+
+
+def check_results(data: Any, where: str) -> dict[str, Any]:
+    """The fields the renderers read, typed (ResultsError names the first bad one)."""
+    from checker.world import HW_KINDS
+
+    def need(ok: bool, field: str, value: Any, expected: str) -> None:
+        expect(ok, where, field, value, expected, ResultsError)
+
+    def strs(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    need(isinstance(data, dict), "(top level)", type(data).__name__, "an object")
+    for key in ("engine", "bounds", "cells"):
+        if key not in data:
+            raise ResultsError(f"{where} has no {key!r}")
+    need(data["engine"] in ("portfolio", "hypothesis", "explore"), "engine", data["engine"],
+         "portfolio, hypothesis or explore")
+    for key in ("format", "budget", "source_digest"):
+        if key in data:
+            need(isinstance(data[key], str), key, data[key], "a str")
+    for key in ("seed", "max_examples"):
+        if key in data:
+            need(is_int(data[key]), key, data[key], "an integer")
+    if data["engine"] != "portfolio":
+        need(is_int(data.get("seed")), "seed", data.get("seed"), "an integer")
+    try:
+        Bounds.from_json(data["bounds"])
+    except BoundsError as e:
+        raise ResultsError(f"{where}: bounds: {e}") from None
+    need(isinstance(data["cells"], list), "cells", data["cells"], "a list of cells")
+    cell_fields: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+        ("design", lambda v: isinstance(v, str) and bool(v), "a design name"),
+        ("hw", lambda v: v in HW_KINDS if isinstance(v, str) else False, " or ".join(HW_KINDS)),
+        ("applicable", lambda v: isinstance(v, bool), "true or false"),
+        ("broken", lambda v: isinstance(v, dict), "an object of invariant: trace"),
+        ("held", strs, "a list of invariant ids"),
+        ("examples", is_int, "an integer"),
+        ("steps", is_int, "an integer"),
+    )
+    optional: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+        ("complete", lambda v: isinstance(v, bool), "true or false"),
+        ("coverage", lambda v: isinstance(v, str), "a str"),
+        ("found_in", lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+         "an object of invariant: world"),
+    )
+    for i, c in enumerate(data["cells"], 1):
+        need(isinstance(c, dict), f"cells[{i}]", c, "an object")
+        for key, ok, what in cell_fields + optional:
+            if key not in c:
+                if (key, ok, what) in optional:
+                    continue
+                raise ResultsError(f"{where}: cells[{i}] has no {key!r}")
+            need(ok(c[key]), f"cells[{i}].{key}", c[key], what)
+        for inv, t in c["broken"].items():
+            need(isinstance(t, dict) and isinstance(t.get("steps"), list)
+                 and strs(t.get("listing", [])) and isinstance(t.get("violation") or {}, dict)
+                 and isinstance((t.get("violation") or {}).get("message", ""), str),
+                 f"cells[{i}].broken[{inv!r}]", t,
+                 'a trace: {"steps": [...], "listing": [str], "violation": {"message": str}}')
+    return data
+
+
 def cells_from_json(data: dict[str, Any]) -> list[Cell]:
     return [Cell(c["design"], c["hw"], c["applicable"], c["broken"], c["held"], c["examples"],
                  c["steps"], complete=c.get("complete", True), coverage=c.get("coverage", ""),
@@ -429,7 +495,7 @@ def default_jobs() -> int:
 
 
 def register(group: click.Group) -> None:
-    from checker.cli import EXIT_VIOLATION, Reporter, fail, out, parse_bounds, parse_hw
+    from checker.cli import EXIT_VIOLATION, PATH, Reporter, fail, out, parse_bounds, parse_hw
     from checker.report import render_trace
 
     @group.command()
@@ -446,8 +512,8 @@ def register(group: click.Group) -> None:
     @click.option("--bounds", "bounds_text", default="", metavar="K=V,...")
     @click.option("--jobs", type=click.IntRange(min=1), default=None,
                   help="worker processes (default: every core)")
-    @click.option("--json", "json_path", metavar="PATH")
-    @click.option("--markdown", "md_path", metavar="PATH")
+    @click.option("--json", "json_path", type=PATH, metavar="PATH")
+    @click.option("--markdown", "md_path", type=PATH, metavar="PATH")
     def matrix(hw: str, design_names: tuple[str, ...], engine: str, budget_text: str,
                max_examples: int, seed: int, bounds_text: str, jobs: int | None,
                json_path: str | None, md_path: str | None) -> None:
@@ -487,7 +553,7 @@ def register(group: click.Group) -> None:
             sys.exit(EXIT_VIOLATION)
 
     @group.command()
-    @click.option("--out", "out_dir", default="docs", show_default=True, metavar="DIR")
+    @click.option("--out", "out_dir", type=PATH, default="docs", show_default=True, metavar="DIR")
     @click.option("--check", "check_only", is_flag=True,
                   help="exit 1 if the committed docs differ from what the code produces now "
                        "(a full regeneration; with --render-only: the rendering of results.json "
@@ -502,10 +568,8 @@ def register(group: click.Group) -> None:
         d = Path(out_dir)
         digest = source_digest()
         if render_only:
-            try:
-                data = json.loads((d / "results.json").read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                fail(f"cannot read {d / 'results.json'}: {e}")
+            where = str(d / "results.json")
+            data = check_results(loads(read_text(where, "results file"), where), where)
             cells = cells_from_json(data)
             meta = {k: data[k] for k in ("format", "engine", "seed", "max_examples", "bounds",
                                          "budget", "source_digest") if k in data}

@@ -17,11 +17,14 @@ from model.actions import ACTIONS_BY_NAME, Action, Args, show_call
 from model.bounds import Bounds
 from model.core import Kernel
 
+from checker.inputs import InputError, expect, is_int, loads
+
 TRACE_FORMAT = "iommucheck-trace/1"
 
 
-class TraceError(ValueError):
-    """A malformed or unreadable trace file (one line, exit 2)."""
+class TraceError(InputError):
+    """A malformed or unreadable trace file, or one that cannot be replayed as written
+    (one line, exit 2)."""
 
 
 @dataclass
@@ -33,7 +36,8 @@ class TraceStep:
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "args": list(self.args)}
+        # "text" records the call's result, so that a replay can say which step changed
+        return {"action": self.action, "args": list(self.args), "text": self.text}
 
 
 @dataclass
@@ -108,22 +112,56 @@ def record_step(k_before: Kernel, k_after: Kernel, action: Action, args: Args, r
 
 
 def load_trace_json(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TraceError(f"trace is not valid JSON: {e.msg} at line {e.lineno}") from None
+    """A trace file's JSON, every field checked (TraceError names the first bad one)."""
+    data = loads(text, "trace")
     if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
         raise TraceError(f"not an iommucheck trace (expected \"format\": \"{TRACE_FORMAT}\")")
+    return check_trace(data)
+
+
+#: what a trace argument may be in JSON: a device name, an object id, a PASID, an
+#: address or none (model.actions.values)
+def _is_arg(v: Any) -> bool:
+    return v is None or is_int(v) or isinstance(v, str)
+
+
+def check_trace(data: Any) -> dict[str, Any]:
+    """The fields a replay reads, typed: design, design_file, hw, bounds, steps."""
+    from checker.world import HW_KINDS
+
+    def need(ok: bool, field: str, value: Any, expected: str) -> None:
+        expect(ok, "trace", field, value, expected, TraceError)
+
+    need(isinstance(data, dict), "(top level)", type(data).__name__, "an object")
     for key in ("design", "hw", "bounds", "steps"):
         if key not in data:
             raise TraceError(f"trace has no {key!r}")
-    if not isinstance(data["steps"], list):
-        raise TraceError("trace 'steps' is not a list")
+    need(isinstance(data["design"], str) and bool(data["design"]), "design", data["design"],
+         "a design name")
+    if "design_file" in data:
+        need(isinstance(data["design_file"], str) and bool(data["design_file"]), "design_file",
+             data["design_file"], "the path of the design file")
+    need(data["hw"] in HW_KINDS if isinstance(data["hw"], str) else False, "hw", data["hw"],
+         f"one of {', '.join(HW_KINDS)}")
+    need(isinstance(data["steps"], list), "steps", data["steps"], "a list of steps")
     for i, s in enumerate(data["steps"], 1):
-        if not isinstance(s, dict) or s.get("action") not in ACTIONS_BY_NAME:
-            raise TraceError(f"trace step {i}: unknown action {s.get('action') if isinstance(s, dict) else s!r}")
-        if not isinstance(s.get("args"), list):
-            raise TraceError(f"trace step {i}: 'args' is not a list")
+        where = f"step {i}"
+        need(isinstance(s, dict), where, s, 'an object {"action": NAME, "args": [...]}')
+        action = s.get("action")
+        if not isinstance(action, str) or action not in ACTIONS_BY_NAME:
+            raise TraceError(f"trace step {i}: unknown action {action!r}"
+                             + ("" if isinstance(action, str) else " (expected a call name)"))
+        args = s.get("args")
+        need(isinstance(args, list), f"{where} args", args, "a list")
+        params = ACTIONS_BY_NAME[action].params
+        if len(args) != len(params):
+            raise TraceError(f"trace step {i}: {action} takes {len(params)} argument(s) "
+                             f"({', '.join(p.name for p in params)}), the trace gives {len(args)}")
+        for a, p in zip(args, params):
+            need(_is_arg(a), f"{where} {action} argument {p.name}", a,
+                 f"a {p.kind.value}: a name, a number or null")
+        if "text" in s:
+            need(isinstance(s["text"], str), f"{where} text", s["text"], "the call as recorded")
     return data
 
 

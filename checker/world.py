@@ -20,8 +20,14 @@ class ConfigError(ValueError):
 def make_driver(hw: str, b: Bounds, design: Design) -> Driver:
     """The design's own driver if it brings one, else the model's (model.drivers.make_driver)."""
     if design.driver_factory is not None:
-        driver: Driver = design.driver_factory(hw, b)
-        return driver
+        # the design file's code, guarded and its result checked as at load time (the
+        # bounds of a run may differ from those the load tried)
+        from checker.userdesign import LOADED, DesignFileError, make_checked_driver
+
+        try:
+            return make_checked_driver(design, hw, b, LOADED.get(design.name, design.name))
+        except DesignFileError as e:
+            raise ConfigError(str(e)) from None
     try:
         return drivers.make_driver(hw, b)
     except drivers.UnknownHardware:
@@ -37,8 +43,16 @@ class Config:
     def build(self) -> Kernel:
         """Boot: probe every device, then bind a DMA-API driver to each (driver core)."""
         factory = self.design.kernel_factory or Kernel
-        k = factory(self.hw, self.bounds.device_list(), design=self.design,
-                    driver=make_driver(self.hw, self.bounds, self.design))
+        driver = make_driver(self.hw, self.bounds, self.design)
+        try:
+            k = factory(self.hw, self.bounds.device_list(), design=self.design, driver=driver)
+        except Exception:
+            raise  # the design's core raised while booting: a model-exception (checker/run.py)
+        except BaseException as e:  # sys.exit() or KeyboardInterrupt in a design's kernel_factory
+            if self.design.kernel_factory is None:
+                raise
+            raise ConfigError(f"design {self.design.name}: kernel_factory raised "
+                              f"{type(e).__name__}") from None
         if not isinstance(k, Kernel):
             raise ConfigError(f"design {self.design.name}: kernel_factory returned a "
                               f"{type(k).__name__}, not a model.core.Kernel")

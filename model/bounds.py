@@ -22,6 +22,27 @@ class BoundsError(ValueError):
     """Impossible bounds (reported by the CLI as one line, exit 2)."""
 
 
+#: the 0/1 bounds (a device or group is there or not)
+FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats"})
+
+#: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
+#: these objects as call arguments in every state, so each multiplies the state space;
+#: the upper limits are what a check can still run (a larger world is refused, not hung)
+LIMITS: dict[str, tuple[int, int, str]] = {
+    "devices": (0, 16, "each device adds its own group and default domain to every state"),
+    "ats_devices": (0, 16, "a subset of the devices"),
+    "max_pasids": (2, 64, "PASID 0 is IOMMU_NO_PASID; the explorer and the machine enumerate "
+                          "every PASID below max_pasids as an argument"),
+    "processes": (0, 8, "each mm_alloc event adds a process every later call may name"),
+    "paging_domains": (0, 8, "each iommu_paging_domain_alloc adds a domain every later call may name"),
+    "iova_pages": (1, 64, "the explorer and the machine enumerate every IOVA page as an argument"),
+    "phys_pages": (1, 64, "the explorer and the machine enumerate every physical page as an argument"),
+    "ndoms": (3, 1 << 16, "VT-d cap_ndoms: DIDs 0 and 1 are reserved; ND=6 gives 2^16 at most"),
+    "asid_bits": (1, 16, "SMMUv3 IDR0.ASID16: 8 or 16 ASID bits at most"),
+    "faults": (0, MAX_FAULTS, "each injected failure multiplies the state space"),
+}
+
+
 @dataclass(frozen=True)
 class Bounds:
     devices: int = 2  # PASID-capable devices, each in its own group
@@ -44,26 +65,35 @@ class Bounds:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, bool):
+            if f.name in FLAGS:
+                if v not in (0, 1) or not isinstance(v, int):
+                    raise BoundsError(f"bound {f.name}={v!r} is a flag: 0 or 1")
                 continue
-            if not isinstance(v, int) or v < 0:
-                raise BoundsError(f"bound {f.name}={v!r} must be a non-negative integer")
-        if self.devices + (int(self.shared_group) + int(self.mixed_group)) * 2 + int(self.no_pasid_device) == 0:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise BoundsError(f"bound {f.name}={v!r} must be an integer")
+            lo, hi, why = LIMITS[f.name]
+            if not lo <= v <= hi:
+                raise BoundsError(f"bound {f.name}={v}: {lo}..{hi} ({why})")
+        if self.groups() == 0:
             raise BoundsError("bounds leave no device to check")
         if self.shared_ats and not (self.shared_group or self.mixed_group):
             raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
-        if self.devices > 16:
-            raise BoundsError(f"bound devices={self.devices} is too large (at most 16)")
-        if self.max_pasids < 2:
-            raise BoundsError(f"bound max_pasids={self.max_pasids} leaves no PASID besides IOMMU_NO_PASID")
-        if self.iova_pages < 1 or self.phys_pages < 1:
-            raise BoundsError("bounds need at least one IOVA page and one physical page")
-        if self.ndoms < 3:
-            raise BoundsError(f"bound ndoms={self.ndoms}: DIDs 0 and 1 are reserved, so at least 3")
-        if not 1 <= self.asid_bits <= 16:
-            raise BoundsError(f"bound asid_bits={self.asid_bits} must be 1..16")
-        if self.faults > MAX_FAULTS:
-            raise BoundsError(f"bound faults={self.faults} is too large (at most {MAX_FAULTS})")
+        # Every group's default DMA domain takes a DID (VT-d) and an ASID (SMMUv3) at boot,
+        # and its first attach must not fail (iommu_setup_default_domain): a world whose
+        # boot runs out of either is not a world the kernel can boot.
+        if self.groups() > self.ndoms - 2:
+            raise BoundsError(f"bounds give {self.groups()} groups but ndoms={self.ndoms} has "
+                              f"{self.ndoms - 2} DIDs (2..{self.ndoms - 1}) for their default "
+                              f"domains: raise ndoms or lower the device count")
+        if self.groups() > (1 << self.asid_bits) - 1:
+            raise BoundsError(f"bounds give {self.groups()} groups but asid_bits={self.asid_bits} has "
+                              f"{(1 << self.asid_bits) - 1} ASIDs for their default domains: "
+                              f"raise asid_bits or lower the device count")
+
+    def groups(self) -> int:
+        """How many IOMMU groups the world boots (each with its own default domain)."""
+        return (self.devices + int(self.shared_group) + int(self.no_pasid_device)
+                + int(self.mixed_group))
 
     def device_list(self) -> tuple[Device, ...]:
         devs = []
@@ -106,9 +136,34 @@ class Bounds:
                 raise BoundsError(f"bound {part!r} is not NAME=VALUE")
             if name not in known:
                 raise BoundsError(f"unknown bound {name!r} (known: {', '.join(known)})")
+            if name in kw:
+                raise BoundsError(f"bound {name} is given twice")
             try:
                 n = int(value)
             except ValueError:
                 raise BoundsError(f"bound {name}={value!r} is not an integer") from None
-            kw[name] = bool(n) if isinstance(getattr(self, name), bool) else n
-        return replace(self, **kw)  # type: ignore[arg-type]  # int and bool fields alike
+            if name in FLAGS and n not in (0, 1):
+                raise BoundsError(f"bound {name}={n} is a flag: 0 or 1")
+            kw[name] = bool(n) if name in FLAGS else n
+        got = replace(self, **kw)  # type: ignore[arg-type]  # int and bool fields alike
+        # the default ats_devices=2 with devices=1 means "every device has ATS"; a value
+        # given explicitly must name devices that exist
+        if "ats_devices" in kw and got.ats_devices > got.devices:
+            raise BoundsError(f"bound ats_devices={got.ats_devices}: at most devices={got.devices} "
+                              f"(the first ats_devices of dev0..dev{max(got.devices - 1, 0)} have ATS)")
+        return got
+
+    @classmethod
+    def from_json(cls, data: object) -> "Bounds":
+        """The bounds object of a trace or results file, every field checked (BoundsError)."""
+        if not isinstance(data, dict):
+            raise BoundsError(f"bounds must be an object of NAME: VALUE, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        for name, v in data.items():
+            if name not in known:
+                raise BoundsError(f"unknown bound {name!r} (known: {', '.join(sorted(known))})")
+            if name not in FLAGS and (isinstance(v, bool) or not isinstance(v, int)):
+                raise BoundsError(f"bound {name}={v!r} must be an integer")
+            if name in FLAGS and v not in (0, 1, True, False):
+                raise BoundsError(f"bound {name}={v!r} is a flag: true/false or 0/1")
+        return cls(**{n: (bool(v) if n in FLAGS else v) for n, v in data.items()})

@@ -49,6 +49,27 @@ FEATURES = frozenset({
 })
 UPSTREAM_FEATURES = FEATURES - {"aux"}
 
+#: driver and core variants a design may switch on (`Design.knobs`), each read by one
+#: `design.has(...)` in model/; a name not in this table changes nothing, so it is refused
+KNOBS: dict[str, str] = {
+    "core.claim_ignores_pasids": "DMA-ownership claim does not look at attached PASIDs",
+    "core.mmdrop_keeps_pasid": "__mmdrop does not return the mm's PASID to the allocator",
+    "core.set_group_pasid_no_rollback": "a failed multi-device set_dev_pasid is not unwound",
+    "core.sva_domain_no_mmgrab": "the SVA domain does not hold a reference on its mm",
+    "core.sva_free_before_detach": "the last unbind frees the SVA domain before detaching it",
+    "smmu.sva_cpu_asid": "SMMUv3 SVA CDs use the process's CPU ASID (the 2022 scheme)",
+    "smmu.track_pasid_domains": "SMMUv3 remembers each PASID's domain itself (no old domain passed)",
+    "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",
+    "vtd.did_from_cleared_entry": "VT-d teardown reads the DID after clearing the PASID entry",
+    "vtd.shared_did_colliding": "VT-d gives every UNMANAGED first-stage domain one DID",
+    "vtd.teardown_skip_pasid_cache": "VT-d teardown skips the PASID-cache invalidation",
+    "vtd.teardown_skip_devtlb": "VT-d teardown skips the device-TLB invalidation",
+    "vtd.teardown_skip_clear_entry": "VT-d teardown leaves the PASID entry present",
+}
+
+#: what `Design.kind` may be
+KINDS = ("seed", "variant", "user")
+
 
 @dataclass(frozen=True)
 class Design:
