@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 import click
 from rich.console import Console
@@ -52,7 +52,13 @@ def fail(msg: str) -> NoReturn:
 
 
 # -- argument helpers -------------------------------------------------------------------
-class PathArg(click.ParamType):
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic in its value type
+    _ParamType = click.ParamType[str]
+else:
+    _ParamType = click.ParamType
+
+
+class PathArg(_ParamType):
     """A file or directory path: never empty (an empty --json '' would silently write
     nothing, an empty --design-file '' would check another design)."""
 

@@ -220,7 +220,7 @@ def source_digest(root: Path | None = None) -> str:
 def cells_to_json(cells: list[Cell], bounds: Bounds, engine: str, seed: int, max_examples: int,
                   budget: Budget | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "format": "iommucheck-matrix/2",
+        "format": RESULTS_FORMAT,
         "engine": engine, "seed": seed, "max_examples": max_examples,
         "bounds": {f: getattr(bounds, f) for f in bounds.__dataclass_fields__},
         "cells": [_cell_dict(c) for c in cells],
@@ -234,6 +234,10 @@ def _cell_dict(c: Cell) -> dict[str, Any]:
     return {"design": c.design, "hw": c.hw, "applicable": c.applicable, "broken": c.broken,
             "held": c.held, "examples": c.examples, "steps": c.steps, "complete": c.complete,
             "coverage": c.coverage, "found_in": c.found_in}
+
+
+#: the "format" of results.json (and of `matrix --json`)
+RESULTS_FORMAT = "iommucheck-matrix/2"
 
 
 class ResultsError(InputError):
@@ -251,12 +255,13 @@ def check_results(data: Any, where: str) -> dict[str, Any]:
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
     need(isinstance(data, dict), "(top level)", type(data).__name__, "an object")
-    for key in ("engine", "bounds", "cells"):
+    for key in ("format", "engine", "bounds", "cells"):
         if key not in data:
             raise ResultsError(f"{where} has no {key!r}")
+    need(data["format"] == RESULTS_FORMAT, "format", data["format"], repr(RESULTS_FORMAT))
     need(data["engine"] in ("portfolio", "hypothesis", "explore"), "engine", data["engine"],
          "portfolio, hypothesis or explore")
-    for key in ("format", "budget", "source_digest"):
+    for key in ("budget", "source_digest"):
         if key in data:
             need(isinstance(data[key], str), key, data[key], "a str")
     for key in ("seed", "max_examples"):
@@ -298,7 +303,8 @@ def check_results(data: Any, where: str) -> dict[str, Any]:
                  and isinstance((t.get("violation") or {}).get("message", ""), str),
                  f"cells[{i}].broken[{inv!r}]", t,
                  'a trace: {"steps": [...], "listing": [str], "violation": {"message": str}}')
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 def cells_from_json(data: dict[str, Any]) -> list[Cell]:
@@ -571,7 +577,7 @@ def register(group: click.Group) -> None:
             where = str(d / "results.json")
             data = check_results(loads(read_text(where, "results file"), where), where)
             cells = cells_from_json(data)
-            meta = {k: data[k] for k in ("format", "engine", "seed", "max_examples", "bounds",
+            meta: dict[str, Any] = {k: data[k] for k in ("format", "engine", "seed", "max_examples", "bounds",
                                          "budget", "source_digest") if k in data}
         else:
             with Reporter(1) as report:

@@ -20,7 +20,7 @@ from typing import Any
 
 from invariants.base import Violation
 from invariants.catalog import get
-from model.actions import ACTIONS_BY_NAME, Action, values
+from model.actions import ACTIONS_BY_NAME, Action, show_value, values
 from model.bounds import Bounds, BoundsError
 from model.core import Kernel
 from model.design import Design
@@ -122,7 +122,7 @@ def _not_replayable(k: Kernel, b: Bounds, action: Action, args: tuple[Any, ...])
         there = values(p.kind, k, b)
         # type-exact: JSON true is not the id 1
         if not any(type(a) is type(x) and a == x for x in there):
-            live = ", ".join(map(repr, there)) or "none"
+            live = ", ".join(show_value(k, x, p.kind) for x in there) or "none"
             return f"argument {p.name}={a!r} is no {p.kind.value} at this point (there are: {live})"
     if not action.requires(k, b, args):
         return "not a call a correct caller makes at this point"
@@ -153,7 +153,7 @@ def replay_file(path: str, design: Design | None = None) -> ReplayResult:
         text = read_text(path, "trace")
     except InputError as e:
         raise TraceError(str(e)) from None
-    return replay_data(load_trace_json(text), design=design)
+    return replay_data(load_trace_json(text, f"trace {path}"), design=design)
 
 
 def run_calls(design: str, hw: str, steps: list[tuple[str, tuple[Any, ...]]],

@@ -111,9 +111,12 @@ def record_step(k_before: Kernel, k_after: Kernel, action: Action, args: Args, r
     )
 
 
-def load_trace_json(text: str) -> dict[str, Any]:
+def load_trace_json(text: str, where: str = "trace") -> dict[str, Any]:
     """A trace file's JSON, every field checked (TraceError names the first bad one)."""
-    data = loads(text, "trace")
+    try:
+        data = loads(text, where)
+    except InputError as e:
+        raise TraceError(str(e)) from None
     if not isinstance(data, dict) or data.get("format") != TRACE_FORMAT:
         raise TraceError(f"not an iommucheck trace (expected \"format\": \"{TRACE_FORMAT}\")")
     return check_trace(data)
@@ -162,7 +165,8 @@ def check_trace(data: Any) -> dict[str, Any]:
                  f"a {p.kind.value}: a name, a number or null")
         if "text" in s:
             need(isinstance(s["text"], str), f"{where} text", s["text"], "the call as recorded")
-    return data
+    checked: dict[str, Any] = data
+    return checked
 
 
 __all__ = ["Step", "Trace", "TraceStep", "TraceError", "record_step", "load_trace_json"]

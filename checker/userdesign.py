@@ -124,10 +124,10 @@ def validate(d: Design, where: str) -> None:
     bad = sorted(set(d.knobs) - set(KNOBS))
     _expect(not bad, where, "knobs", bad,
             f"knobs the model reads: {', '.join(KNOBS)} (any other name would change nothing)")
-    for f in fields(Design):
-        if f.type in ("bool", bool):
-            v = getattr(d, f.name)
-            _expect(isinstance(v, bool), where, f.name, v, "True or False")
+    for fd in fields(Design):
+        if fd.type in ("bool", bool):
+            v = getattr(d, fd.name)
+            _expect(isinstance(v, bool), where, fd.name, v, "True or False")
     enums: tuple[tuple[str, type[Enum]], ...] = (
         ("pasid_alloc", PasidAlloc), ("pasid_free", PasidFree), ("notifier_free", NotifierFree))
     for name, enum in enums:
@@ -153,10 +153,10 @@ def _check_expect_breaks(d: Design, where: str) -> None:
     ids = {i.id for i in CATALOG}
     eb = d.expect_breaks
     ok = isinstance(eb, (tuple, list)) and all(
-        isinstance(e, (tuple, list)) and len(e) == 2 and e[0] in d.hw and _strs(e[1])
+        isinstance(e, (tuple, list)) and len(e) == 2 and e[0] in HW_KINDS and _strs(e[1])
         and set(e[1]) <= ids for e in eb)
     _expect(ok, where, "expect_breaks", eb,
-            "a tuple of (hw, (invariant id, ...)) pairs, hw among the design's hw "
+            f"a tuple of (hw, (invariant id, ...)) pairs, hw among {', '.join(HW_KINDS)} "
             "(`iommucheck invariants`)")
 
 

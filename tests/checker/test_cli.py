@@ -26,7 +26,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     (["check", "--invariant", "nope"], "unknown invariant 'nope'"),
     (["check", "--bounds", "devices=two"], "bound devices='two' is not an integer"),
     (["check", "--bounds", "widgets=2"], "unknown bound 'widgets'"),
-    (["check", "--bounds", "max_pasids=1"], "max_pasids=1: 2..64 (PASID 0 is IOMMU_NO_PASID"),
+    (["check", "--bounds", "max_pasids=1"], "max_pasids=1: 2..1024 (PASID 0 is IOMMU_NO_PASID"),
     (["check", "--design-file", "/no/such/file.py"], "no such file"),
     (["replay", "/no/such/trace.json"], "cannot read trace"),
     (["check", "--frobnicate"], "--frobnicate"),
@@ -56,7 +56,7 @@ def test_malformed_design_and_trace_files(tmp_path: Path, capsys: pytest.Capture
     trace = tmp_path / "t.json"
     trace.write_text("{not json")
     code, _, err = run(["replay", str(trace)], capsys)
-    assert code == 2 and "trace is not valid JSON" in err
+    assert code == 2 and f"trace {trace} is not valid JSON" in err
     trace.write_text(json.dumps({"format": "something-else"}))
     code, _, err = run(["replay", str(trace)], capsys)
     assert code == 2 and "not an iommucheck trace" in err
