@@ -111,7 +111,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Iterable
 
 from invariants.base import Invariant, Step, Violation
-from invariants.model_exception import MODEL_EXCEPTION, finding_key, model_exception
+from invariants.model_exception import MODEL_ERRORS, MODEL_EXCEPTION, finding_key, model_exception
 from model.actions import ACTIONS, Action, Args, show_call
 from model.bounds import Bounds
 from model.core import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Kernel
@@ -430,7 +430,7 @@ class Explorer:
             result = action.run(child, args)
             if self.saturate:
                 self.fill_all(child)
-        except Exception as e:  # a model bug: a finding like any violation
+        except MODEL_ERRORS as e:  # a model bug: a finding like any violation
             return child, None, model_exception(show_call(child, action, args, None), e)
         child.freeze()
         return child, result, None
@@ -456,7 +456,7 @@ class Explorer:
         if self.saturate:
             try:
                 self.fill_all(k0)
-            except Exception as e:  # a DMA of the booted world raised (unsaturate finds which)
+            except MODEL_ERRORS as e:  # a DMA of the booted world raised (unsaturate finds which)
                 out.path, out.violation = [], model_exception("a DMA of the booted world", e)
                 out.findings.append(([], out.violation))
                 out.seconds = time.perf_counter() - start
@@ -580,7 +580,7 @@ class Explorer:
         for inv in invs:
             try:
                 v = inv.check(None, k, b)
-            except Exception as e:
+            except MODEL_ERRORS as e:
                 return [model_exception(f"invariant {inv.id} checking the state", e)]
             if v is not None:
                 out.append(v)
@@ -598,7 +598,7 @@ class Explorer:
             assert inv.check_step is not None
             try:
                 v = inv.check_step(step, b)
-            except Exception as e:  # replayed through Runner.step, which names the call
+            except MODEL_ERRORS as e:  # replayed through Runner.step, which names the call
                 return [model_exception(f"invariant {inv.id} checking {action.name}{args}", e)]
             if v is not None:
                 out.append(v)
@@ -633,7 +633,7 @@ class Explorer:
                 ai, args = self.moves[mid]
                 ACTIONS[ai].run(k, args)
                 self.fill_all(k, seq)
-        except Exception:
+        except MODEL_ERRORS:
             pass  # the model raised at seq's last step: Runner.step reports it
         first = self._first_violation(seq, runner)
         if first is None:

@@ -62,7 +62,7 @@ from hypothesis.control import current_build_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from invariants.base import Invariant, Violation
-from invariants.model_exception import finding_key, model_exception
+from invariants.model_exception import MODEL_ERRORS, finding_key, model_exception
 from model.actions import ACTIONS, Args, Kind, show_call
 from model.core import Kernel
 
@@ -178,7 +178,7 @@ def run_moves(ex: "Explorer", moves: list[Move], results: list[Any]
     k = runner.start()
     try:
         ex.fill_all(k)
-    except Exception as e:
+    except MODEL_ERRORS as e:
         return 0, model_exception("a DMA of the booted world", e), [], []
     v = runner.check_state(k)
     if v is not None:
@@ -317,7 +317,7 @@ def make_machine(config: Config, invariants: tuple[Invariant, ...], stats: Stats
             self.fault_target = rnd.choice(calls) if FAIL_NTH in self.swarm and calls else None
             try:
                 ex.fill_all(k)
-            except Exception as err:
+            except MODEL_ERRORS as err:
                 self._fail(model_exception("a DMA of the booted world", err))
             v = runner.check_state(k)
             if v is not None:

@@ -8,8 +8,9 @@ driver) or inside an invariant's check is a finding too: `step` and
 `check_state` return it as a violation of `model-exception`
 (invariants/model_exception.py), with the innermost model frames as evidence,
 whatever invariants were selected. The kernel is then the partially mutated
-state the exception left. Only `Exception` is caught: KeyboardInterrupt and
-other BaseExceptions propagate.
+state the exception left. `Exception` and `SystemExit` are caught
+(invariants/model_exception.py MODEL_ERRORS: a driver step calling sys.exit(0)
+must not end a check as a silent success); KeyboardInterrupt propagates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from invariants.base import Invariant, Step, Violation
-from invariants.model_exception import describe, model_exception
+from invariants.model_exception import MODEL_ERRORS, describe, model_exception
 from model.actions import Action, Args, show_call
 from model.core import Kernel
 
@@ -51,7 +52,7 @@ class Runner:
             k.driver.take_hw_log(k)  # boot-time programming is not part of any trace
         except ConfigError:
             raise
-        except Exception as e:
+        except MODEL_ERRORS as e:
             raise BootRaised(self.config, model_exception("booting the world", e)) from e
         return k
 
@@ -60,7 +61,7 @@ class Runner:
         for inv in self.invariants:
             try:
                 v = inv.check(None, k, self.config.bounds)
-            except Exception as e:
+            except MODEL_ERRORS as e:
                 return model_exception(f"invariant {inv.id} checking the state", e)
             if v is not None:
                 return v
@@ -73,7 +74,7 @@ class Runner:
         try:
             result = action.run(k, args)
             ts = record_step(before, k, action, args, result)
-        except Exception as e:
+        except MODEL_ERRORS as e:
             return self._raised(before, k, action, args, e)
         step = Step(before, action, args, result, k)
         k.freeze()
@@ -81,7 +82,7 @@ class Runner:
         for inv in self.invariants:
             try:
                 v = inv.check(step, k, self.config.bounds)
-            except Exception as e:
+            except MODEL_ERRORS as e:
                 return ts, result, model_exception(f"invariant {inv.id} checking {ts.text}", e)
             if v is not None:
                 return ts, result, v
@@ -92,7 +93,7 @@ class Runner:
         call = show_call(k, action, args, None)
         try:
             hw = k.driver.take_hw_log(k)
-        except Exception:
+        except MODEL_ERRORS:
             hw = []
         ts = TraceStep(action.name, tuple(args), f"{call} raised {describe(e)}", hw=hw,
                        warnings=k.warnings[len(before.warnings):])
@@ -106,5 +107,5 @@ class Runner:
         the state may be what an exception left)."""
         try:
             return k.driver.dump(k)
-        except Exception as e:
+        except MODEL_ERRORS as e:
             return [f"(the hardware dump raised {describe(e)})"]

@@ -63,6 +63,12 @@ def frames(e: BaseException, limit: int = FRAMES) -> tuple[str, ...]:
     return tuple(out[-limit:])
 
 
+#: what the engines catch as a model exception: any Exception, and SystemExit, since a
+#: driver step calling sys.exit() would otherwise end the check with its own status (a
+#: silent "holds" for sys.exit(0)); KeyboardInterrupt is the user's Ctrl-C and propagates
+MODEL_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+
+
 def describe(e: BaseException) -> str:
     """'ZeroDivisionError: division by zero' (the type alone if the message is empty)."""
     msg = str(e)

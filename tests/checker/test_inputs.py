@@ -138,3 +138,28 @@ def test_readme_error_examples_print_what_the_readme_quotes(capsys: pytest.Captu
             assert capsys.readouterr().err == quoted + "\n", cmd
     finally:
         os.chdir(cwd)
+
+
+def test_a_driver_step_calling_sys_exit_is_a_model_exception(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """sys.exit(0) in a design's driver step: not the check's exit status 0 ("holds",
+    with nothing printed) but a model-exception finding with the call that raised it."""
+    from checker.cli import main
+
+    f = tmp_path / "exits.py"
+    f.write_text(
+        "import sys\n"
+        "from dataclasses import replace\n"
+        "from model.design import UPSTREAM\n"
+        "from model.drivers.vtd import VtdDriver\n"
+        "class Exits(VtdDriver):\n"
+        "    def set_dev_pasid(self, k, dom, dev, pasid, old):\n"
+        "        sys.exit(0)\n"
+        "DESIGN = replace(UPSTREAM, name='my-exits', kind='user', hw=('vtd',),\n"
+        "                 driver_factory=lambda hw, b: Exits(ndoms=b.ndoms))\n")
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--design-file", str(f), "--engine", "explore", "--bounds",
+              "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2"])
+    out = capsys.readouterr().out
+    assert e.value.code == 1
+    assert "VIOLATES model-exception" in out and "raised SystemExit" in out
