@@ -88,7 +88,7 @@ class Runner:
                 return ts, result, v
         return ts, result, None
 
-    def _raised(self, before: Kernel, k: Kernel, action: Action, args: Args, e: Exception
+    def _raised(self, before: Kernel, k: Kernel, action: Action, args: Args, e: BaseException
                 ) -> tuple[TraceStep, Any, Violation]:
         call = show_call(k, action, args, None)
         try:
