@@ -163,6 +163,12 @@ def main_group() -> None:
 @click.option("--saturate-caches", is_flag=True,
               help="explorer: every DMA after every step instead of a dma event per state "
                    "(same verdicts, far fewer states; traces shortest in calls)")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="explorer: worker processes for one search, the visited set partitioned "
+                   "among them (default: every core; the result does not depend on it)")
+@click.option("--max-memory", "max_memory_text", metavar="SIZE",
+              help="explorer: stop (INCOMPLETE, exit 3) before the search's resident memory "
+                   "passes SIZE (e.g. 2G, 500M)")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="portfolio: worker processes for several designs / drivers (default: every "
                    "core; the results do not depend on it)")
@@ -173,7 +179,8 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
           invariant_ids: tuple[str, ...], engine: str, budget_text: str,
           world_names: tuple[str, ...], profile: str, max_examples: int | None,
           seed_text: str, no_database: bool, bounds_text: str, depth: int | None,
-          max_states: int | None, no_symmetry: bool, saturate_caches: bool, jobs: int | None,
+          max_states: int | None, no_symmetry: bool, saturate_caches: bool,
+          workers: int | None, max_memory_text: str | None, jobs: int | None,
           json_path: str | None, trace_dir: str | None) -> None:
     """Check designs: every invariant holds, or the shortest call sequence that breaks one.
 
@@ -191,7 +198,9 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
 
     if engine != "explore":
         used = [o for o, v in (("--depth", depth is not None), ("--max-states", max_states is not None),
-                               ("--no-symmetry", no_symmetry), ("--saturate-caches", saturate_caches)) if v]
+                               ("--no-symmetry", no_symmetry), ("--saturate-caches", saturate_caches),
+                               ("--workers", workers is not None),
+                               ("--max-memory", max_memory_text is not None)) if v]
         if used:
             fail(f"{', '.join(used)} only apply to --engine explore")
     if engine != "portfolio":
@@ -204,6 +213,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
     except (BudgetError, UnknownWorld) as e:
         fail(str(e.args[0]))
     seed = parse_seed(seed_text)
+    max_memory = parse_size(max_memory_text) if max_memory_text is not None else None
     designs = resolve_designs(design_names, design_file)
     hws = parse_hw(hw)
     invariants = resolve_invariants(invariant_ids)
@@ -248,7 +258,9 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
 
                     return check_explore(d, h, bounds, invs, depth=depth, max_states=limit,
                                          symmetry=not no_symmetry, saturate=saturate_caches,
-                                         on_progress=report.update)
+                                         on_progress=report.update,
+                                         workers=workers or default_jobs(),
+                                         max_memory=max_memory)
                 return check_hypothesis(
                     d, h, bounds, invs, profile=profile, max_examples=max_examples, seed=seed,
                     database=not no_database,
@@ -283,6 +295,24 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
         sys.exit(EXIT_VIOLATION)
     if any(not r.complete for r in results):
         sys.exit(EXIT_INCOMPLETE)
+
+
+#: --max-memory suffixes
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'2G' -> 2 GiB in bytes (K, M, G, T: powers of 1024; no suffix: bytes)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (t[:-1], t[-1]) if t and t[-1] in SIZE_UNITS else (t, "")
+    try:
+        value = float(number)
+    except ValueError:
+        fail(f"--max-memory {text!r}: expected a size such as 2G, 500M or 1.5G")
+    size = int(value * SIZE_UNITS[unit])
+    if size < 64 << 20:
+        fail(f"--max-memory {text!r}: at least 64M (the interpreter and the model alone take ~50M)")
+    return size
 
 
 def parse_seed(text: str) -> int | None:

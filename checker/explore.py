@@ -438,7 +438,8 @@ class Explorer:
     # -- the BFS ---------------------------------------------------------------------
     def run(self, depth: int | None = None, max_states: int | None = None,
             on_progress: Callable[[str], None] | None = None, *,
-            every_violation: bool = False, deadline: float | None = None) -> Outcome:
+            every_violation: bool = False, deadline: float | None = None,
+            max_memory: int | None = None) -> Outcome:
         """Breadth-first search from boot.
 
         By default the search stops at the first violation. With `every_violation` it
@@ -447,7 +448,10 @@ class Explorer:
         violating state as through any other: what a re-run without the broken
         invariant would find, in one pass (the matrix's re-run rule). A model
         exception still ends the search (the state cannot be stepped). `deadline`
-        (a `time.perf_counter()` value) stops it like `max_states` does."""
+        (a `time.perf_counter()` value) stops it like `max_states` does, and so does
+        `max_memory` (bytes of resident memory, looked at every PROGRESS_SECONDS)."""
+        from checker.parallel import rss_bytes
+
         start = time.perf_counter()
         b = self.bounds
         k0 = self.runner.start()
@@ -531,6 +535,10 @@ class Explorer:
                             next_report = now + PROGRESS_SECONDS
                             if deadline is not None and now >= deadline:
                                 out.complete, out.stopped_at = False, "the time budget"
+                                out.depth = level + 1
+                                return finish()
+                            if max_memory is not None and rss_bytes() > max_memory:
+                                out.complete, out.stopped_at = False, "--max-memory"
                                 out.depth = level + 1
                                 return finish()
                             if on_progress is not None:
@@ -696,18 +704,29 @@ def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant
             depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
             on_progress: Callable[[str], None] | None = None,
             saturate: bool = False, every_violation: bool = False,
-            deadline: float | None = None) -> tuple[Explorer, Outcome]:
-    """Run the search; if a state breaks an assumption of the symmetry reduction, say so
-    and search again without it."""
+            deadline: float | None = None, workers: int = 1,
+            max_memory: int | None = None) -> tuple[Explorer, Outcome]:
+    """Run the search (on `workers` processes: checker/parallel.py, the same result); if a
+    state breaks an assumption of the symmetry reduction, say so and search again
+    without it."""
     config = Config(design, hw, bounds)
     ex = Explorer(config, invariants, symmetry=symmetry, saturate=saturate)
     kw: dict[str, Any] = dict(depth=depth, max_states=max_states, on_progress=on_progress,
-                              every_violation=every_violation, deadline=deadline)
+                              every_violation=every_violation, deadline=deadline,
+                              max_memory=max_memory)
+
+    def search(ex: Explorer) -> Outcome:
+        if workers > 1:
+            from checker.parallel import run_parallel
+
+            return run_parallel(ex, workers, **kw)
+        return ex.run(**kw)
+
     try:
-        return ex, ex.run(**kw)
+        return ex, search(ex)
     except SymmetryUnsupported as e:
         ex = Explorer(config, invariants, symmetry=False, saturate=saturate)
-        out = ex.run(**kw)
+        out = search(ex)
         out.notes.append(f"symmetry reduction off: {e}")
         return ex, out
 
@@ -727,7 +746,8 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
                   depth: int | None = None, max_states: int | None = None, symmetry: bool = True,
                   on_progress: Callable[[str], None] | None = None,
                   saturate: bool = False, every_violation: bool = False,
-                  deadline: float | None = None) -> CheckResult:
+                  deadline: float | None = None, workers: int = 1,
+                  max_memory: int | None = None) -> CheckResult:
     """The explorer as a `check` engine: a CheckResult with engine="explore".
 
     `complete` is False when --depth, --max-states or the deadline stopped the search
@@ -738,7 +758,8 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
     try:
         ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
                           symmetry=symmetry, on_progress=on_progress, saturate=saturate,
-                          every_violation=every_violation, deadline=deadline)
+                          every_violation=every_violation, deadline=deadline,
+                          workers=workers, max_memory=max_memory)
     except BootRaised as e:  # a finding in the booted world, before any call
         return CheckResult(
             design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=e.trace(),

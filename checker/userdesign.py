@@ -44,6 +44,12 @@ class DesignFileError(InputError):
 #: design name their file, so that `replay` and the pytest reproducer can load it again)
 LOADED: dict[str, str] = {}
 
+#: the module name design files run under, and the classes they define (by qualified
+#: name): the parallel explorer pickles states of a design file's kernel or driver
+#: subclass by these names (checker/parallel.py)
+USER_MODULE = "iommucheck_design"
+USER_CLASSES: dict[str, type] = {}
+
 #: a design's name becomes a file name (--trace-dir DIR/<design>-<hw>.json) and a test name
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -78,8 +84,10 @@ def load_design_file(path: str) -> Design:
     except InputError as e:
         raise DesignFileError(str(e)) from None
     ns: dict[str, Any] = guarded(f"design file {path}",
-                                 lambda: runpy.run_path(str(p), run_name="iommucheck_design"),
+                                 lambda: runpy.run_path(str(p), run_name=USER_MODULE),
                                  how="failed to import:")
+    USER_CLASSES.update({v.__qualname__: v for v in ns.values()
+                         if isinstance(v, type) and v.__module__ == USER_MODULE})
     design = ns.get("DESIGN")
     if design is None:
         found = [v for v in ns.values() if isinstance(v, Design)]
