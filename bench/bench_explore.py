@@ -26,14 +26,29 @@ action itself, step invariants, fingerprint = canonical key + hash, state
 invariants of new states, argument enumeration), measured on the small world with
 symmetry reduction.
 
-Run: python bench/bench_explore.py [MAX_STATES]
+A third table runs the explorer of an earlier commit (BASELINE, f1d28fc: before the
+parallel search) on the same saturated worlds in the same run, from a temporary git
+worktree in a subprocess, beside today's explorer with one worker and with every
+core (checker/parallel.py), and prints the ratios of transitions/s and of the time
+to exhaust (or to reach the depth given): a speed-up measured side by side, not two
+figures from different days. The two-device world is searched to depth 7 there
+(it is not exhausted in minutes). Memory: bytes per visited state (fingerprint,
+parent pointer, move) and per frontier state (a Kernel copy), with the bound for N
+states.
+
+Run: python bench/bench_explore.py [MAX_STATES] [--baseline-only]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from collections import defaultdict
 from typing import Any
 
@@ -53,6 +68,67 @@ BOUNDS = {
     "small": Bounds(devices=1, processes=1, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2),
 }
 MAX_STATES = 3000
+BASELINE = "f1d28fc"
+#: the side-by-side worlds: (name, bounds text, depth limit or None: exhaust)
+SIDE_BY_SIDE = (
+    ("small, 1 device", "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2", None),
+    ("small, 2 devices", "devices=2,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2", 7),
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+#: run in a subprocess with PYTHONPATH at a checkout: the explorer there, saturated
+_SEARCH = """
+import json, sys, time
+from checker.explore import explore
+from invariants.catalog import CATALOG
+from model.bounds import Bounds
+from model.design import UPSTREAM
+hw, text, depth, workers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4])
+kw = {"workers": workers} if workers > 1 else {}
+t = time.perf_counter()
+_, out = explore(UPSTREAM, hw, Bounds.parse(text), tuple(CATALOG), depth=depth, saturate=True, **kw)
+print(json.dumps({"states": out.states, "transitions": out.transitions, "depth": out.depth,
+                  "complete": out.complete, "seconds": time.perf_counter() - t}))
+"""
+
+
+def search_at(checkout: Path, hw: str, text: str, depth: int | None, workers: int = 1) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    done = subprocess.run([sys.executable, "-c", _SEARCH, hw, text, json.dumps(depth), str(workers)],
+                          env=env, capture_output=True, text=True, check=True, cwd=checkout)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def side_by_side(console: Console) -> None:
+    """Today's explorer (1 worker, every core) against BASELINE's, in one run."""
+    workers = max(1, len(os.sched_getaffinity(0)))
+    with tempfile.TemporaryDirectory(prefix="iommucheck-baseline-") as tmp:
+        base = Path(tmp) / BASELINE
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), BASELINE],
+                       check=True)
+        try:
+            table = Table(title=f"explorer side by side, upstream, saturated: {BASELINE} and now "
+                                f"(1 worker, {workers} workers), one run")
+            for c in ("hw", "world", "states", "depth", f"{BASELINE} s", "now s", f"now {workers}w s",
+                      f"{BASELINE} tr/s", "now tr/s", f"now {workers}w tr/s", "speed-up 1w", f"speed-up {workers}w"):
+                table.add_column(c, justify="left" if c in ("hw", "world") else "right")
+            for hw in HW_KINDS:
+                for name, text, depth in SIDE_BY_SIDE:
+                    old = search_at(base, hw, text, depth)
+                    one = search_at(ROOT, hw, text, depth)
+                    many = search_at(ROOT, hw, text, depth, workers)
+                    assert old["states"] == one["states"] == many["states"], (old, one, many)
+                    rate = [r["transitions"] / r["seconds"] for r in (old, one, many)]
+                    table.add_row(hw, name + ("" if depth is None else f" (depth {depth})"),
+                                  f"{one['states']:,}", str(one["depth"]),
+                                  *(f"{r['seconds']:.1f}" for r in (old, one, many)),
+                                  *(f"{x:,.0f}" for x in rate),
+                                  f"{old['seconds'] / one['seconds']:.2f}x",
+                                  f"{old['seconds'] / many['seconds']:.2f}x")
+            console.print(table)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
 
 
 def run_one(hw: str, size: str, symmetry: bool, max_states: int, saturate: bool = False) -> dict[str, Any]:
@@ -109,7 +185,7 @@ def phases(hw: str, max_states: int) -> tuple[dict[str, float], int, int]:
                     result = action.run(child, args)
                     t2 = pc()
                     child.freeze()
-                    ex._check_step(k, action, args, result, child)
+                    ex._step_violations(k, action, args, result, child, list(ex.step_invariants), False)
                     t3 = pc()
                     fp = ex.fingerprint(child)
                     t4 = pc()
@@ -134,8 +210,12 @@ def phases(hw: str, max_states: int) -> tuple[dict[str, float], int, int]:
 
 
 def main(argv: list[str]) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    side_by_side(console)
+    if "--baseline-only" in argv:
+        return
+    argv = [a for a in argv if not a.startswith("--")]
     max_states = int(argv[1]) if len(argv) > 1 else MAX_STATES
-    console = Console(width=None if sys.stdout.isatty() else 160)
     rows = [run_one(hw, size, sym, max_states, sat)
             for size in BOUNDS for hw in HW_KINDS for sym, sat in ((True, False), (False, False), (True, True))]
     table = Table(title=f"iommucheck explorer, upstream (small with dma events stopped at {max_states:,} states)")
@@ -152,7 +232,11 @@ def main(argv: list[str]) -> None:
         ])
     console.print(table)
     for hw in HW_KINDS:
-        console.print(f"{hw}: one more frontier Kernel costs about {kernel_bytes(hw) / 1024:.1f} KiB")
+        per = kernel_bytes(hw)
+        visited = [r["bytes/state"] for r in rows if r["hw"] == hw and r["caches"] == "saturated"]
+        console.print(f"{hw}: one more frontier Kernel costs about {per / 1024:.1f} KiB; a visited "
+                      f"state {max(visited):,.0f} bytes: N states need about N x {max(visited):,.0f} "
+                      f"bytes plus the two largest levels x {per / 1024:.1f} KiB")
     for hw in HW_KINDS:
         t, n, states = phases(hw, max_states)
         total = sum(t.values())

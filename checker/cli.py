@@ -166,6 +166,9 @@ def main_group() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="explorer: worker processes for one search, the visited set partitioned "
                    "among them (default: every core; the result does not depend on it)")
+@click.option("--cluster", metavar="ADDRESS",
+              help="explorer: search on the workers of this Dask scheduler (tcp://host:8786; "
+                   "pip install 'iommucheck[distributed]')")
 @click.option("--max-memory", "max_memory_text", metavar="SIZE",
               help="explorer: stop (INCOMPLETE, exit 3) before the search's resident memory "
                    "passes SIZE (e.g. 2G, 500M)")
@@ -180,7 +183,8 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
           world_names: tuple[str, ...], profile: str, max_examples: int | None,
           seed_text: str, no_database: bool, bounds_text: str, depth: int | None,
           max_states: int | None, no_symmetry: bool, saturate_caches: bool,
-          workers: int | None, max_memory_text: str | None, jobs: int | None,
+          workers: int | None, cluster: str | None, max_memory_text: str | None,
+          jobs: int | None,
           json_path: str | None, trace_dir: str | None) -> None:
     """Check designs: every invariant holds, or the shortest call sequence that breaks one.
 
@@ -199,7 +203,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
     if engine != "explore":
         used = [o for o, v in (("--depth", depth is not None), ("--max-states", max_states is not None),
                                ("--no-symmetry", no_symmetry), ("--saturate-caches", saturate_caches),
-                               ("--workers", workers is not None),
+                               ("--workers", workers is not None), ("--cluster", cluster is not None),
                                ("--max-memory", max_memory_text is not None)) if v]
         if used:
             fail(f"{', '.join(used)} only apply to --engine explore")
@@ -214,6 +218,13 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
         fail(str(e.args[0]))
     seed = parse_seed(seed_text)
     max_memory = parse_size(max_memory_text) if max_memory_text is not None else None
+    if cluster is not None and workers is not None:
+        fail("--cluster and --workers: the cluster's workers are the workers")
+    client: Any = None
+    if cluster is not None:
+        from checker.distributed import connect
+
+        client = connect(cluster)
     designs = resolve_designs(design_names, design_file)
     hws = parse_hw(hw)
     invariants = resolve_invariants(invariant_ids)
@@ -260,7 +271,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                                          symmetry=not no_symmetry, saturate=saturate_caches,
                                          on_progress=report.update,
                                          workers=workers or default_jobs(),
-                                         max_memory=max_memory)
+                                         max_memory=max_memory, cluster=client)
                 return check_hypothesis(
                     d, h, bounds, invs, profile=profile, max_examples=max_examples, seed=seed,
                     database=not no_database,

@@ -705,10 +705,11 @@ def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant
             on_progress: Callable[[str], None] | None = None,
             saturate: bool = False, every_violation: bool = False,
             deadline: float | None = None, workers: int = 1,
-            max_memory: int | None = None) -> tuple[Explorer, Outcome]:
-    """Run the search (on `workers` processes: checker/parallel.py, the same result); if a
-    state breaks an assumption of the symmetry reduction, say so and search again
-    without it."""
+            max_memory: int | None = None, cluster: Any = None) -> tuple[Explorer, Outcome]:
+    """Run the search (on `workers` processes: checker/parallel.py, or on the workers of
+    a Dask cluster, `cluster` a distributed.Client: checker/distributed.py; the same
+    result either way); if a state breaks an assumption of the symmetry reduction, say
+    so and search again without it."""
     config = Config(design, hw, bounds)
     ex = Explorer(config, invariants, symmetry=symmetry, saturate=saturate)
     kw: dict[str, Any] = dict(depth=depth, max_states=max_states, on_progress=on_progress,
@@ -716,6 +717,11 @@ def explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Invariant
                               max_memory=max_memory)
 
     def search(ex: Explorer) -> Outcome:
+        if cluster is not None:
+            from checker.distributed import run_distributed
+
+            out: Outcome = run_distributed(ex, cluster, **kw)
+            return out
         if workers > 1:
             from checker.parallel import run_parallel
 
@@ -747,7 +753,7 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
                   on_progress: Callable[[str], None] | None = None,
                   saturate: bool = False, every_violation: bool = False,
                   deadline: float | None = None, workers: int = 1,
-                  max_memory: int | None = None) -> CheckResult:
+                  max_memory: int | None = None, cluster: Any = None) -> CheckResult:
     """The explorer as a `check` engine: a CheckResult with engine="explore".
 
     `complete` is False when --depth, --max-states or the deadline stopped the search
@@ -759,7 +765,7 @@ def check_explore(design: Design, hw: str, bounds: Bounds, invariants: tuple[Inv
         ex, out = explore(design, hw, bounds, invariants, depth=depth, max_states=max_states,
                           symmetry=symmetry, on_progress=on_progress, saturate=saturate,
                           every_violation=every_violation, deadline=deadline,
-                          workers=workers, max_memory=max_memory)
+                          workers=workers, max_memory=max_memory, cluster=cluster)
     except BootRaised as e:  # a finding in the booted world, before any call
         return CheckResult(
             design=design.name, hw=hw, invariants=tuple(i.id for i in invariants), trace=e.trace(),

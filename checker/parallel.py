@@ -44,7 +44,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from invariants.base import Invariant, Violation
 from invariants.model_exception import MODEL_EXCEPTION
@@ -261,31 +261,37 @@ class _Worker:
                 + self.parent.itemsize * len(self.parent) + sys.getsizeof(self.via))
 
 
+    def handle(self, cmd: str, *arg: Any) -> tuple[Any, ...]:
+        """One command of the coordinator, its reply (the protocol of every pool)."""
+        if cmd == "expand":
+            self.drop(arg[0])
+            sent, found, timed_out = self.expand(arg[1])
+            return sent, found, timed_out, sum(d for _, d in self.expanded), rss_bytes()
+        if cmd == "ingest":
+            found, frontier = self.ingest(arg[0])
+            return found, frontier, len(self.seen), rss_bytes()
+        if cmd == "count":
+            return (self.count(arg[0]),)
+        if cmd == "ranks":
+            return (self.new_ranks,)
+        if cmd == "tree":
+            return self.parent, self.via
+        if cmd == "size":
+            return (self.visited_bytes(),)
+        raise ValueError(f"unknown explorer worker command {cmd!r}")
+
+
 def _serve(w: int, n: int, ex: Explorer, k0: Kernel, every: bool, conn: Connection) -> None:
-    """A worker's loop: a command in, a reply out, until "stop"."""
+    """A forked worker's loop: a command in, a reply out, until "stop"."""
     try:
         me = _Worker(w, n, ex, k0, every)
         conn.send(("ok", len(me.seen)))
         while True:
             cmd, *arg = conn.recv()
-            if cmd == "expand":
-                me.drop(arg[0])
-                sent, found, timed_out = me.expand(arg[1])
-                conn.send(("ok", sent, found, timed_out, sum(d for _, d in me.expanded), rss_bytes()))
-            elif cmd == "ingest":
-                found, frontier = me.ingest(arg[0])
-                conn.send(("ok", found, frontier, len(me.seen), rss_bytes()))
-            elif cmd == "count":
-                conn.send(("ok", me.count(arg[0])))
-            elif cmd == "ranks":
-                conn.send(("ok", me.new_ranks))
-            elif cmd == "tree":
-                conn.send(("ok", me.parent, me.via))
-            elif cmd == "size":
-                conn.send(("ok", me.visited_bytes()))
-            else:
+            if cmd == "stop":
                 conn.send(("ok",))
                 return
+            conn.send(("ok", *me.handle(cmd, *arg)))
     except SymmetryUnsupported as e:
         conn.send(("symmetry", str(e)))
     except BaseException:  # noqa: B036 - reported to the coordinator, which raises it
@@ -297,7 +303,17 @@ class WorkerFailed(RuntimeError):
     """A worker raised outside any model step (a bug of the search, not of the model)."""
 
 
-class _Pool:
+class Pool(Protocol):
+    """The workers of one search: every pool speaks `_Worker.handle`'s commands."""
+
+    def all(self, *cmd: Any) -> list[tuple[Any, ...]]: ...
+    def each(self, cmds: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]: ...
+    def close(self) -> None: ...
+
+
+class ForkPool:
+    """Forked worker processes on this machine, a pipe each."""
+
     def __init__(self, n: int, ex: Explorer, k0: Kernel, every: bool) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conns: list[Connection] = []
@@ -350,10 +366,13 @@ class _Pool:
 def run_parallel(ex: Explorer, workers: int, depth: int | None = None,
                  max_states: int | None = None, on_progress: Callable[[str], None] | None = None,
                  *, every_violation: bool = False, deadline: float | None = None,
-                 max_memory: int | None = None) -> Outcome:
+                 max_memory: int | None = None,
+                 make_pool: Callable[[int, Explorer, Kernel, bool], Pool] | None = None) -> Outcome:
     """`Explorer.run` on `workers` processes, with the same result (see the module
     docstring). `max_memory` (bytes, the coordinator's and workers' resident memory
-    together) stops the search between levels, INCOMPLETE, like --max-states."""
+    together) stops the search between levels, INCOMPLETE, like --max-states.
+    `make_pool` gives the workers (default: forked processes, ForkPool; a Dask
+    cluster: checker/distributed.py)."""
     from invariants.model_exception import MODEL_ERRORS, model_exception
 
     start = time.perf_counter()
@@ -386,7 +405,7 @@ def run_parallel(ex: Explorer, workers: int, depth: int | None = None,
     k0.thaw()
     pending: list[Found] = []  # findings in the order met; their paths resolved at the end
     stopper: Found | None = None
-    pool = _Pool(workers, ex, k0, every_violation)
+    pool = (make_pool or ForkPool)(workers, ex, k0, every_violation)
     try:
         level = 0
         total = 1  # states stored before this level
@@ -507,4 +526,4 @@ def _path(ex: Explorer, trees: list[tuple[Any, ...]], n: int, f: Found) -> list[
     return [ex._move(ai, args) for ai, args in moves]
 
 
-__all__ = ["run_parallel", "rss_bytes", "WorkerFailed"]
+__all__ = ["ForkPool", "Pool", "run_parallel", "rss_bytes", "WorkerFailed"]
