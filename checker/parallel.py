@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Protocol
 
-from invariants.base import Invariant, Violation
+from invariants.base import Violation
 from invariants.model_exception import MODEL_EXCEPTION
 from model.actions import ACTIONS, Args
 from model.core import Kernel
