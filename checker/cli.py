@@ -30,7 +30,7 @@ from checker.inputs import InputError
 from checker.report import render_trace, summary_rows
 from checker.trace import TraceError
 from checker.userdesign import DesignFileError, load_design_file
-from checker.world import HW_KINDS, ConfigError
+from checker.world import HW_KINDS
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: states the explorer's exception-only second run may visit when --max-states is not given
@@ -238,11 +238,11 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
         fail(f"nothing to check: {', '.join(d.name for d in designs)} "
              f"{'speaks' if len(designs) == 1 else 'speak'} about "
              f"{', '.join(sorted({h for d in designs for h in d.hw}))}, not {hw}")
-    workers = min(jobs or default_jobs(), len(todo))
-    if engine == "portfolio" and workers > 1:
+    procs = min(jobs or default_jobs(), len(todo))
+    if engine == "portfolio" and procs > 1:
         # each (design, hw) is independent and deterministic: run them side by side
         with Reporter(len(todo)) as report:
-            report.begin(f"{len(todo)} checks in {workers} worker processes")
+            report.begin(f"{len(todo)} checks in {procs} worker processes")
 
             def one(i: int) -> CheckResult:
                 from checker.portfolio import run_portfolio
@@ -256,7 +256,7 @@ def check(design_names: tuple[str, ...], design_file: str | None, hw: str,
                 report.end()
                 report.update(f"{n}/{len(todo)} checks done")
 
-            results = parallel_map(one, len(todo), workers, on_done=done)
+            results = parallel_map(one, len(todo), procs, on_done=done)
         todo = []
     with Reporter(len(todo)) as report:
         for d, h in todo:
@@ -562,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         main_group.main(args=list(argv) if argv is not None else None, prog_name="iommucheck",
                         standalone_mode=False)
-    except (BadInput, ConfigError, InputError) as e:
+    except (BadInput, InputError) as e:  # ConfigError, DesignFileError, TraceError... too
         err.print(f"iommucheck: error: {e}", markup=False)
         sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.NoArgsIsHelpError as e:

@@ -44,7 +44,7 @@ from model.core import Kernel
 
 from checker.explore import Explorer, SymmetryUnsupported
 from checker.inputs import InputError
-from checker.parallel import WorkerFailed, _Worker
+from checker.parallel import _Worker, reply, unwrap
 
 #: hashed by every actor: equal results mean one str-hash salt (PYTHONHASHSEED) and, on
 #: Python 3.11, one hash(None) (it is the address of None there, constant from 3.12)
@@ -78,10 +78,7 @@ def _build(spec: dict[str, Any]) -> tuple[Explorer, Kernel]:
     bounds = Bounds(**spec["bounds"])
     ex = Explorer(Config(design, spec["hw"], bounds), get_invariants(spec["invariants"]),
                   symmetry=spec["symmetry"], saturate=spec["saturate"])
-    k0 = ex.runner.start()
-    if ex.saturate:
-        ex.fill_all(k0)
-    ex.prepare(k0)
+    k0, _ = ex.boot()  # (a boot DMA that raises ended the search in the coordinator)
     k0.thaw()
     return ex, k0
 
@@ -101,15 +98,9 @@ class _ActorWorker:
         return hash(HASH_PROBE), self.error
 
     def call(self, cmd: str, *arg: Any) -> tuple[Any, ...]:
-        assert self.me is not None
-        try:
-            return ("ok", *self.me.handle(cmd, *arg))
-        except SymmetryUnsupported as e:
-            return ("symmetry", str(e))
-        except Exception:  # reported to the coordinator, which raises it
-            import traceback
-
-            return ("error", traceback.format_exc())
+        me = self.me
+        assert me is not None
+        return reply(lambda: me.handle(cmd, *arg))
 
 
 class DaskPool:
@@ -138,15 +129,7 @@ class DaskPool:
         self.n = n
 
     def _gather(self, futures: list[Any]) -> list[tuple[Any, ...]]:
-        replies = []
-        for f in futures:
-            r = f.result()
-            if r[0] == "symmetry":
-                raise SymmetryUnsupported(r[1])
-            if r[0] == "error":
-                raise WorkerFailed(f"an explorer actor raised:\n{r[1]}")
-            replies.append(tuple(r[1:]))
-        return replies
+        return [unwrap(f.result(), "an explorer actor") for f in futures]
 
     def all(self, *cmd: Any) -> list[tuple[Any, ...]]:
         return self._gather([a.call(*cmd) for a in self.actors])

@@ -103,6 +103,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import sys
 import time
 from array import array
@@ -127,6 +128,16 @@ PROGRESS_SECONDS = 0.5
 PFN_LABELS = 1 << 52
 #: tie groups larger than this keep their id order (4! orderings at most are tried)
 MAX_TIE = 4
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 where there is none): what
+    --max-memory compares with."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class SymmetryUnsupported(Exception):
@@ -436,6 +447,25 @@ class Explorer:
         return child, result, None
 
     # -- the BFS ---------------------------------------------------------------------
+    def boot(self) -> tuple[Kernel, Outcome]:
+        """The booted world, saturated if the search saturates and prepared for
+        fingerprints, and the Outcome a search from it starts with: holding the
+        violation if a DMA of the booted world raised (unsaturate finds which).
+        Every search (this one, checker/parallel.py and its workers) starts here."""
+        k0 = self.runner.start()
+        out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
+                      symmetry=self.symmetry, saturated=self.saturate)
+        if self.saturate:
+            try:
+                self.fill_all(k0)
+            except MODEL_ERRORS as e:
+                out.path, out.violation = [], model_exception("a DMA of the booted world", e)
+                out.findings.append(([], out.violation))
+                return k0, out
+        self.prepare(k0)
+        out.symmetry = self.symmetry
+        return k0, out
+
     def run(self, depth: int | None = None, max_states: int | None = None,
             on_progress: Callable[[str], None] | None = None, *,
             every_violation: bool = False, deadline: float | None = None,
@@ -450,23 +480,12 @@ class Explorer:
         exception still ends the search (the state cannot be stepped). `deadline`
         (a `time.perf_counter()` value) stops it like `max_states` does, and so does
         `max_memory` (bytes of resident memory, looked at every PROGRESS_SECONDS)."""
-        from checker.parallel import rss_bytes
-
         start = time.perf_counter()
         b = self.bounds
-        k0 = self.runner.start()
-        out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
-                      symmetry=self.symmetry, saturated=self.saturate)
-        if self.saturate:
-            try:
-                self.fill_all(k0)
-            except MODEL_ERRORS as e:  # a DMA of the booted world raised (unsaturate finds which)
-                out.path, out.violation = [], model_exception("a DMA of the booted world", e)
-                out.findings.append(([], out.violation))
-                out.seconds = time.perf_counter() - start
-                return out
-        self.prepare(k0)
-        out.symmetry = self.symmetry
+        k0, out = self.boot()
+        if out.violation is not None:
+            out.seconds = time.perf_counter() - start
+            return out
         seen: set[int] = {self.fingerprint(k0)}
         parent = array("q", [-1])  # BFS number -> parent's BFS number
         via = array("q", [-1])  # BFS number -> move id that reached it

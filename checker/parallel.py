@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import multiprocessing
-import os
 import pickle
 import sys
 import time
@@ -51,7 +50,7 @@ from invariants.model_exception import MODEL_EXCEPTION
 from model.actions import ACTIONS, Args
 from model.core import Kernel
 
-from checker.explore import PROGRESS_SECONDS, Explorer, Outcome, SymmetryUnsupported
+from checker.explore import PROGRESS_SECONDS, Explorer, Outcome, SymmetryUnsupported, rss_bytes
 from checker.userdesign import USER_CLASSES, USER_MODULE
 
 #: a state's rank within its level: the move index taken at each level from boot
@@ -60,15 +59,6 @@ Rank = tuple[int, ...]
 #: transition, STEP / ADD / STATE), the three things that happen at one transition
 Key = tuple[Rank, int]
 STEP, ADD, STATE = 0, 1, 2  # step invariants (or the model raising), storing the child, its state invariants
-
-
-def rss_bytes() -> int:
-    """This process's resident memory (Linux /proc; 0 where there is none)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 @dataclass(frozen=True)
@@ -149,15 +139,13 @@ class _Worker:
         out[self.w] = self.local = {}
         found: list[Found] = []
         self.expanded = []
-        timed_out = False
+        timed_out = stop = False
         self.frontier.sort(key=lambda t: t[0])
         for rank, k, gid in self.frontier:
-            if timed_out or (found and not self.every) or any(
-                    f.violation.invariant == MODEL_EXCEPTION for f in found):
+            if timed_out or stop:
                 break  # every later state of ours ranks after what stops the search
             k.freeze()
             ti = done = 0
-            stop = False
             for ai, action in self.indexed:
                 for args in action.enabled_args(k, b):
                     ti += 1
@@ -172,16 +160,12 @@ class _Worker:
                                              self.every)
                     found += [Found((r, STEP), gid, (ai, args), -1, v) for v in vs]
                     fp = ex.fingerprint(child)
-                    if fp % n == self.w and fp in self.seen:
-                        if vs and not self.every:
-                            stop = True
-                            break
-                        continue
-                    table = out[fp % n]
-                    prev = table.get(fp)
-                    if prev is None or r < prev[0]:
-                        table[fp] = (r, gid, (ai, args), child)
-                    if vs and not self.every:
+                    if not (fp % n == self.w and fp in self.seen):
+                        table = out[fp % n]
+                        prev = table.get(fp)
+                        if prev is None or r < prev[0]:
+                            table[fp] = (r, gid, (ai, args), child)
+                    if vs and not self.every:  # the plain search stops at its first violation
                         stop = True
                         break
                 if stop:
@@ -281,21 +265,41 @@ class _Worker:
         raise ValueError(f"unknown explorer worker command {cmd!r}")
 
 
+def reply(run: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+    """A worker's reply: ("ok", ...), or what stopped it for the coordinator to raise
+    (`unwrap`): the symmetry reduction's assumption broken, or a traceback."""
+    try:
+        return ("ok", *run())
+    except SymmetryUnsupported as e:
+        return ("symmetry", str(e))
+    except BaseException:  # noqa: B036 - reported to the coordinator, which raises it
+        return ("error", traceback.format_exc())
+
+
+def unwrap(r: tuple[Any, ...], who: str) -> tuple[Any, ...]:
+    """The reply's values; SymmetryUnsupported or WorkerFailed as the worker had them."""
+    if r[0] == "symmetry":
+        raise SymmetryUnsupported(r[1])
+    if r[0] == "error":
+        raise WorkerFailed(f"{who} raised:\n{r[1]}")
+    return tuple(r[1:])
+
+
 def _serve(w: int, n: int, ex: Explorer, k0: Kernel, every: bool, conn: Connection) -> None:
     """A forked worker's loop: a command in, a reply out, until "stop"."""
-    try:
-        me = _Worker(w, n, ex, k0, every)
-        conn.send(("ok", len(me.seen)))
-        while True:
-            cmd, *arg = conn.recv()
-            if cmd == "stop":
-                conn.send(("ok",))
-                return
-            conn.send(("ok", *me.handle(cmd, *arg)))
-    except SymmetryUnsupported as e:
-        conn.send(("symmetry", str(e)))
-    except BaseException:  # noqa: B036 - reported to the coordinator, which raises it
-        conn.send(("error", traceback.format_exc()))
+    made: list[_Worker] = []
+
+    def start() -> tuple[Any, ...]:
+        made.append(_Worker(w, n, ex, k0, every))
+        return ()
+
+    conn.send(reply(start))
+    while made:  # (a worker that failed to start has said so and ends)
+        cmd, *arg = conn.recv()
+        if cmd == "stop":
+            conn.send(("ok",))
+            return
+        conn.send(reply(lambda: made[0].handle(cmd, *arg)))
 
 
 # -- the coordinator ---------------------------------------------------------------------------
@@ -334,11 +338,7 @@ class ForkPool:
                 r = c.recv()
             except EOFError:
                 raise WorkerFailed("an explorer worker died (out of memory?)") from None
-            if r[0] == "symmetry":
-                raise SymmetryUnsupported(r[1])
-            if r[0] == "error":
-                raise WorkerFailed(f"an explorer worker raised:\n{r[1]}")
-            replies.append(tuple(r[1:]))
+            replies.append(unwrap(r, "an explorer worker"))
         return replies
 
     def all(self, *cmd: Any) -> list[tuple[Any, ...]]:
@@ -373,22 +373,11 @@ def run_parallel(ex: Explorer, workers: int, depth: int | None = None,
     together) stops the search between levels, INCOMPLETE, like --max-states.
     `make_pool` gives the workers (default: forked processes, ForkPool; a Dask
     cluster: checker/distributed.py)."""
-    from invariants.model_exception import MODEL_ERRORS, model_exception
-
     start = time.perf_counter()
-    k0 = ex.runner.start()
-    out = Outcome(states=1, transitions=0, depth=0, complete=True, stopped_at=None,
-                  symmetry=ex.symmetry, saturated=ex.saturate)
-    if ex.saturate:
-        try:
-            ex.fill_all(k0)
-        except MODEL_ERRORS as e:
-            out.path, out.violation = [], model_exception("a DMA of the booted world", e)
-            out.findings.append(([], out.violation))
-            out.seconds = time.perf_counter() - start
-            return out
-    ex.prepare(k0)
-    out.symmetry = ex.symmetry
+    k0, out = ex.boot()
+    if out.violation is not None:
+        out.seconds = time.perf_counter() - start
+        return out
     state_invs = [i for i in ex.runner.invariants if i.check_state is not None]
     live: set[str] = {i.id for i in ex.step_invariants} | {i.id for i in state_invs}
     vs = ex._state_violations(k0, state_invs, every_violation)
@@ -526,4 +515,4 @@ def _path(ex: Explorer, trees: list[tuple[Any, ...]], n: int, f: Found) -> list[
     return [ex._move(ai, args) for ai, args in moves]
 
 
-__all__ = ["ForkPool", "Pool", "run_parallel", "rss_bytes", "WorkerFailed"]
+__all__ = ["ForkPool", "Pool", "reply", "run_parallel", "unwrap", "WorkerFailed"]

@@ -10,10 +10,12 @@ from model.design import Design
 from model import drivers
 from model.drivers.base import Driver
 
+from checker.inputs import InputError
+
 HW_KINDS = ("vtd", "smmuv3")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """Bad input (unknown hardware kind, design, invariant...): one line, exit 2."""
 
 

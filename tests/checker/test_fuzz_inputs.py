@@ -737,69 +737,32 @@ def _report_tried(request: pytest.FixtureRequest) -> Iterator[None]:
                 reporter.write("\n" + line + "\n")
 
 
-@fuzz_settings("bounds")
-@given(bounds_cases())
-def test_fuzz_bounds(case: Case) -> None:
-    assert_refused(case)
+#: each class of input and the strategy of its malformed cases
+FUZZ: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
+    "bounds": bounds_cases, "design-file": design_cases, "trace": trace_cases,
+    "results": results_cases, "empty-path": empty_path_cases,
+}
 
 
-@fuzz_settings("design-file")
-@given(design_cases())
-def test_fuzz_design_files(case: Case) -> None:
-    assert_refused(case)
+def fuzz(cls: str, deep: bool) -> None:
+    """Every drawn case of the class is refused (the class's own example budget)."""
+    @fuzz_settings(cls, deep=deep)
+    @given(FUZZ[cls]())
+    def refused(case: Case) -> None:
+        assert_refused(case)
+
+    refused()
 
 
-@fuzz_settings("trace")
-@given(trace_cases())
-def test_fuzz_trace_files(case: Case) -> None:
-    assert_refused(case)
-
-
-@fuzz_settings("results")
-@given(results_cases())
-def test_fuzz_results_files(case: Case) -> None:
-    assert_refused(case)
-
-
-@fuzz_settings("empty-path")
-@given(empty_path_cases())
-def test_fuzz_empty_paths(case: Case) -> None:
-    assert_refused(case)
+@pytest.mark.parametrize("cls", FUZZ)
+def test_fuzz(cls: str) -> None:
+    fuzz(cls, deep=False)
 
 
 @pytest.mark.deep
-@fuzz_settings("bounds", deep=True)
-@given(bounds_cases())
-def test_fuzz_bounds_deep(case: Case) -> None:
-    assert_refused(case)
-
-
-@pytest.mark.deep
-@fuzz_settings("design-file", deep=True)
-@given(design_cases())
-def test_fuzz_design_files_deep(case: Case) -> None:
-    assert_refused(case)
-
-
-@pytest.mark.deep
-@fuzz_settings("trace", deep=True)
-@given(trace_cases())
-def test_fuzz_trace_files_deep(case: Case) -> None:
-    assert_refused(case)
-
-
-@pytest.mark.deep
-@fuzz_settings("results", deep=True)
-@given(results_cases())
-def test_fuzz_results_files_deep(case: Case) -> None:
-    assert_refused(case)
-
-
-@pytest.mark.deep
-@fuzz_settings("empty-path", deep=True)
-@given(empty_path_cases())
-def test_fuzz_empty_paths_deep(case: Case) -> None:
-    assert_refused(case)
+@pytest.mark.parametrize("cls", FUZZ)
+def test_fuzz_deep(cls: str) -> None:
+    fuzz(cls, deep=True)
 
 
 # == the inputs without their mutation are accepted ============================================
