@@ -12,13 +12,21 @@ is the same object the IOMMU walks, which is what SVA means.
 The containers are mutable for speed (a driver step does many stores), but every
 value in them is immutable, so `copy()` is a shallow copy per dict and `key()` is
 a hashable snapshot for the explorer.
+
+`words_gen` names the words' contents: every change to a word replaces it, and a copy
+shares it, so two memories with one `words_gen` hold the same configuration tables.
+What a walk of the configuration tables reads is then a function of (`words_gen`, the
+request), and `WalkMemo` keeps such results: the explorer's cache saturation repeats
+the same walks in every successor of a state, and most successors store no table
+word (a failed call, a flush, a map: page tables change more often than entries, so
+they are not part of it and leaf walks are done each time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntFlag
-from typing import Iterator, Sequence
+from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -48,12 +56,15 @@ class Pte:
 class Memory:
     """Sparse physical memory: words by address, page tables by root address."""
 
-    __slots__ = ("words", "pagetables", "allocated")
+    __slots__ = ("words", "pagetables", "allocated", "words_gen")
 
     def __init__(self) -> None:
         self.words: dict[int, int] = {}
         self.pagetables: dict[int, dict[int, Pte]] = {}
         self.allocated: set[int] = set()
+        #: replaced by every change to a word, shared by copies (module doc): the
+        #: identity of the words' contents, not part of the state
+        self.words_gen = object()
 
     # -- table memory -------------------------------------------------------
     def alloc_page(self, pages: int = 1) -> int:
@@ -72,6 +83,7 @@ class Memory:
             for a in [a for a in self.words if page <= a < page + PAGE_SIZE]:
                 del self.words[a]
             self.pagetables.pop(page, None)
+        self.words_gen = object()
 
     def read64(self, addr: int) -> int:
         assert addr % 8 == 0, f"unaligned 64-bit read at {addr:#x}"
@@ -81,10 +93,14 @@ class Memory:
         """One 64-bit store (WRITE_ONCE): the unit of atomicity hardware observes."""
         assert addr % 8 == 0, f"unaligned 64-bit store at {addr:#x}"
         assert 0 <= value <= WORD_MASK, f"store of {value:#x} at {addr:#x} is not 64-bit"
+        words = self.words
+        if words.get(addr, 0) == value:
+            return  # an equal value: the same contents (and words_gen) as before
         if value:
-            self.words[addr] = value
+            words[addr] = value
         else:
-            self.words.pop(addr, None)
+            del words[addr]
+        self.words_gen = object()
 
     def read(self, addr: int, nwords: int) -> tuple[int, ...]:
         get = self.words.get
@@ -101,6 +117,10 @@ class Memory:
         root = self.alloc_page()
         self.pagetables[root] = {}
         return root
+
+    def clear_pagetable(self, root: int) -> None:
+        """Every page of the table unmapped at once (exit_mmap)."""
+        self.pagetables[root] = {}
 
     def map(self, root: int, iova_pfn: int, pte: Pte) -> None:
         self.pagetables[root] = {**self.pagetables[root], iova_pfn: pte}
@@ -127,6 +147,7 @@ class Memory:
         # so sharing them between copies is safe and keeps copy() cheap.
         m.pagetables = dict(self.pagetables)
         m.allocated = set(self.allocated)
+        m.words_gen = self.words_gen
         return m
 
     def key(self) -> tuple[object, ...]:
@@ -150,3 +171,29 @@ class Memory:
                 for iova, p in sorted(self.pagetables[root].items())
             )
             yield f"pagetable @{root:#x}: {maps or '(empty)'}"
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class WalkMemo(Generic[K, V]):
+    """Results of walks that read nothing but table words, by (`Memory.words_gen`, request).
+
+    Sound because a `words_gen` names one content of the words for as long as the key holds
+    it (the object stays alive, so its identity is not reused). Bounded: at `limit`
+    entries it starts again empty (a walk is cheap to redo; memory is not free).
+    """
+
+    def __init__(self, limit: int = 1 << 17) -> None:
+        self.limit = limit
+        self._d: dict[tuple[object, K], V] = {}
+
+    def get(self, mem: Memory, request: K, walk: Callable[[], V]) -> V:
+        key = (mem.words_gen, request)
+        got = self._d.get(key)
+        if got is None:
+            if len(self._d) >= self.limit:
+                self._d.clear()
+            got = self._d[key] = walk()
+        return got

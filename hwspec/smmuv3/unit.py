@@ -61,7 +61,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 from ..layout import Layout, Words
-from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot
+from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot, WalkMemo
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, sort_key
 from .cd import CD, CD_QWORDS, CD_SIZE
@@ -399,54 +399,70 @@ def fill(
     unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None, iova: int, access: Access
 ) -> frozenset[CacheEntry]:
     """Cache what a fresh walk for this request would, at every level; return the new entries."""
-    added: list[CacheEntry] = []
-    if not 0 <= sid < unit.num_stes:
+    cfg = _CONFIG_WALKS.get(mem, (unit.strtab_base, unit.sid_bits, sid, ssid),
+                            lambda: _config_walk(unit, mem, sid, ssid))
+    if cfg is None:
         return frozenset()
+    ste_e, cd_e, root, vmid, asid, ats = cfg
+    added: list[CacheEntry] = [ste_e]
+    unit.ste_cache.add(ste_e)
+    if cd_e is not None:
+        added.append(cd_e)
+        unit.cd_cache.add(cd_e)
+    iova_pfn = iova >> PAGE_SHIFT
+    if root is _IDENTITY:  # ATS on a bypassed stage 1 returns the identity translation.
+        if ats:
+            added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
+    elif root is not None:
+        pte = mem.walk(root, iova_pfn)
+        if pte is not None:
+            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot))
+            if ats:
+                added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
+    for e in added[1 + (cd_e is not None):]:
+        if isinstance(e, TlbEntry):
+            unit.tlb.add(e)
+        else:
+            unit.atc.add(e)
+    return frozenset(added)
+
+
+#: `_config_walk`'s root for a stage 1 that is bypassed (S1DSS / no CD table walk)
+_IDENTITY = -1
+_ConfigWalk = tuple[SteCacheEntry, "CdCacheEntry | None", "int | None", int, "int | None", bool] | None
+#: the walk of STE and CD reads table words and the stream table's place only (module doc
+#: of hwspec/memory.py), so it is memoized by the words' contents
+_CONFIG_WALKS: WalkMemo[tuple[int, int, int, int | None], _ConfigWalk] = WalkMemo()
+
+
+def _config_walk(unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None) -> _ConfigWalk:
+    """The configuration levels `fill` caches: (STE-cache entry, CD-cache entry or None,
+    the page-table root to walk (None: no leaf, _IDENTITY: stage 1 bypassed), VMID, the TLB
+    entry's ASID (None for stage 2), EATS=TRANS); None if no valid STE is cached."""
+    if not 0 <= sid < unit.num_stes:
+        return None
     ste = unit.read_ste(mem, sid)
     if not _STE_V.get(ste) or _STE_CFG.get(ste) not in (
         Cfg.ABORT, Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS, Cfg.NESTED
     ):
-        return frozenset()
-    added.append(SteCacheEntry(sid, ste))
-    iova_pfn = iova >> PAGE_SHIFT
+        return None
+    ste_e = SteCacheEntry(sid, ste)
     ats = _STE_EATS.get(ste) == Eats.TRANS
     vmid = _STE_S2VMID.get(ste)
     cfg = _STE_CFG.get(ste)
     passes = _ste_problem(ste, ssid) is None
     if passes and cfg == Cfg.S2_TRANS:
-        pte = mem.walk(_STE_S2TTB.get(ste) << _STE_S2TTB.lo, iova_pfn)
-        if pte is not None:
-            added.append(TlbEntry(vmid, None, iova_pfn, pte.pfn, pte.prot))
-            if ats:
-                added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
-    elif passes and cfg == Cfg.S1_TRANS:
+        return ste_e, None, _STE_S2TTB.get(ste) << _STE_S2TTB.lo, vmid, None, ats
+    if passes and cfg == Cfg.S1_TRANS:
         index = _stage1_cd_index(ste, ssid)
         if index is None:
-            if ats:  # ATS on a bypassed stage 1 returns the identity translation.
-                added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
-        elif not isinstance(index, FaultReason):
+            return ste_e, None, _IDENTITY, vmid, None, ats
+        if not isinstance(index, FaultReason):
             cd = mem.read(cd_addr(ste, index), CD_QWORDS)
             if _CD_V.get(cd):
-                added.append(CdCacheEntry(sid, index, cd))
-                if not _CD_EPD0.get(cd):
-                    pte = mem.walk(_CD_TTB0.get(cd) << _CD_TTB0.lo, iova_pfn)
-                    if pte is not None:
-                        added.append(
-                            TlbEntry(vmid, _CD_ASID.get(cd), iova_pfn, pte.pfn, pte.prot)
-                        )
-                        if ats:
-                            added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
-    new = frozenset(added)
-    for e in new:
-        if isinstance(e, SteCacheEntry):
-            unit.ste_cache.add(e)
-        elif isinstance(e, CdCacheEntry):
-            unit.cd_cache.add(e)
-        elif isinstance(e, TlbEntry):
-            unit.tlb.add(e)
-        else:
-            unit.atc.add(e)
-    return new
+                root = None if _CD_EPD0.get(cd) else _CD_TTB0.get(cd) << _CD_TTB0.lo
+                return ste_e, CdCacheEntry(sid, index, cd), root, vmid, _CD_ASID.get(cd), ats
+    return ste_e, None, None, vmid, None, ats
 
 
 # -- dump -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot, Pte
+from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot, Pte, WalkMemo
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry
 from .entries import (
@@ -336,33 +336,57 @@ def translate(
 
 def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, access: Access) -> None:
     """Cache what the fresh walk yields now, every level it got through (module doc)."""
-    ctx, _ = _walk_context(unit, mem, sid)
-    if ctx is None:
+    cfg = _CONFIG_WALKS.get(mem, (unit.rtaddr, sid, pasid), lambda: _config_walk(unit, mem, sid, pasid))
+    if cfg is None:
         return
-    unit.context_cache.add(ContextCacheEntry(sid, ctx))
-    peff, _ = _effective_pasid(ctx, pasid)
-    if peff is None:
+    cce, pce, dte, root, tag = cfg
+    unit.context_cache.add(cce)
+    if pce is None:
         return
-    pe, _ = _walk_pasid(mem, ctx, peff)
-    if pe is None or not _PE_P.extract(pe):
-        return
-    pgtt = _pgtt(pe)
-    if pgtt is None:
-        return
-    did = _PE_DID.extract(pe)
-    unit.pasid_cache.add(PasidCacheEntry(sid, did, peff, pe))
+    unit.pasid_cache.add(pce)
     iova_pfn = iova >> PAGE_SHIFT
-    if pgtt is Pgtt.PT:
+    if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
     else:
-        root = _PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR
-        pte = mem.walk(page_addr(root.extract(pe)), iova_pfn)
+        pte = mem.walk(root, iova_pfn)
         if pte is None or not _permits(pte.prot, access):
             return
         pfn, prot, pt = pte.pfn, pte.prot, False
-    unit.iotlb.add(IotlbEntry(did, None if pgtt is Pgtt.SL_ONLY else peff, iova_pfn, pfn, prot, pt))
-    if _CTX_DTE.extract(ctx):
+    unit.iotlb.add(IotlbEntry(pce.did, tag, iova_pfn, pfn, prot, pt))
+    if dte:
         unit.devtlb.add(DevTlbEntry(sid, pasid, iova_pfn, pfn, prot, pt))
+
+
+_ConfigWalk = tuple[ContextCacheEntry, "PasidCacheEntry | None", bool, "int | None", "int | None"] | None
+#: the walk of the configuration tables reads table words and rtaddr only (module doc of
+#: hwspec/memory.py), so it is memoized by the words' contents
+_CONFIG_WALKS: WalkMemo[tuple[int, int, int | None], _ConfigWalk] = WalkMemo()
+
+
+def _config_walk(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None) -> _ConfigWalk:
+    """The configuration levels `fill` caches: (context-cache entry, PASID-cache entry or
+    None if the walk stops before it, the context entry's DTE, the page-table root or None
+    for pass-through, the IOTLB's PASID tag: None for second-stage); None if no context
+    entry is present."""
+    ctx, _ = _walk_context(unit, mem, sid)
+    if ctx is None:
+        return None
+    cce = ContextCacheEntry(sid, ctx)
+    peff, _ = _effective_pasid(ctx, pasid)
+    if peff is None:
+        return cce, None, False, None, None
+    pe, _ = _walk_pasid(mem, ctx, peff)
+    if pe is None or not _PE_P.extract(pe):
+        return cce, None, False, None, None
+    pgtt = _pgtt(pe)
+    if pgtt is None:
+        return cce, None, False, None, None
+    pce = PasidCacheEntry(sid, _PE_DID.extract(pe), peff, pe)
+    if pgtt is Pgtt.PT:
+        root = None
+    else:
+        root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
+    return cce, pce, bool(_CTX_DTE.extract(ctx)), root, None if pgtt is Pgtt.SL_ONLY else peff
 
 
 # -- dump ---------------------------------------------------------------------------------

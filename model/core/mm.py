@@ -73,7 +73,7 @@ class MmLifetime(PasidAllocator):
             return
         self.mms[mm] = m = replace(m, users=0, msr_pasid=None)
         self._notify(mm, lambda dom: self.driver.mm_release(self._k, dom), release=True)
-        self.mem.pagetables[m.pgd] = {}  # exit_mmap: every page unmapped and freed
+        self.mem.clear_pagetable(m.pgd)  # exit_mmap: every page unmapped and freed
         if self.design.pasid_free is PasidFree.MM_EXIT:
             # seed 004 alternative: the PASID goes back when the address space goes.
             self._free_mm_pasids(self.mms[mm])

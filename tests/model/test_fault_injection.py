@@ -263,10 +263,16 @@ def test_hypothesis_engine_injects_faults() -> None:
     # fail_nth comes only just before a call (checker/machine.py: the fault target)
     assert all(ACTIONS[run[i + 1][0]].kind == "call"
                for run in runs for i, (ai, _) in enumerate(run[:-1]) if ACTIONS[ai].name == "fail_nth")
-    # a failure it finds names the injected site: the no-rollback variant, within 200
-    # examples with seed 1 (at the 94th), minimised to the explorer's four calls
-    r = check_hypothesis(d, "vtd", cfg.bounds, get(["failed-call-unchanged"]), max_examples=200,
-                         seed=1, database=False)
+    # a failure it finds names the injected site: the no-rollback variant, minimised to
+    # the explorer's four calls. Which example finds it is not stable across machines
+    # with the same Hypothesis (the 94th with seed 1 on one, the 430th on another, both
+    # 6.155.2), so up to four fixed seeds of 600 examples each are tried: at the measured
+    # rate (about 1 in 400) all four miss with probability e^-6.
+    for seed in (1, 2, 3, 4):
+        r = check_hypothesis(d, "vtd", cfg.bounds, get(["failed-call-unchanged"]), max_examples=600,
+                             seed=seed, database=False)
+        if r.trace is not None:
+            break
     assert r.trace is not None and r.violated == "failed-call-unchanged"
     assert "[injected in set_dev_pasid(" in r.trace.steps[-1].text, r.trace.listing()
     calls = [s.action for s in r.trace.steps]
