@@ -73,20 +73,30 @@ class Runner:
         before = k.copy()
         try:
             result = action.run(k, args)
-            ts = record_step(before, k, action, args, result)
         except MODEL_ERRORS as e:
             return self._raised(before, k, action, args, e)
         step = Step(before, action, args, result, k)
         k.freeze()
         before.freeze()
+        # The invariants run before the step is recorded: recording takes the hardware
+        # log, which step invariants read (what a step sent is the log beyond before's).
+        found: Violation | None = None
+        failed: tuple[str, BaseException] | None = None
         for inv in self.invariants:
             try:
-                v = inv.check(step, k, self.config.bounds)
+                found = inv.check(step, k, self.config.bounds)
             except MODEL_ERRORS as e:
-                return ts, result, model_exception(f"invariant {inv.id} checking {ts.text}", e)
-            if v is not None:
-                return ts, result, v
-        return ts, result, None
+                failed = (inv.id, e)
+                break
+            if found is not None:
+                break
+        try:
+            ts = record_step(before, k, action, args, result)
+        except MODEL_ERRORS as e:
+            return self._raised(before, k, action, args, e)
+        if failed is not None:
+            return ts, result, model_exception(f"invariant {failed[0]} checking {ts.text}", failed[1])
+        return ts, result, found
 
     def _raised(self, before: Kernel, k: Kernel, action: Action, args: Args, e: BaseException
                 ) -> tuple[TraceStep, Any, Violation]:

@@ -20,6 +20,7 @@ from hwspec.outcome import Access, Kind, Outcome
 
 from invariants.base import Invariant, Layer, Step, UnknownInvariant, Violation
 from invariants.contracts import ERRNO_CONTRACT
+from invariants.device_life import DEVICE_LIFE
 from invariants.kernel_bugs import KERNEL_BUGS
 from invariants.model_exception import MODEL_EXCEPTION_INVARIANT
 from model.actions import USER_OWNER, Kind as P, show_domain, values
@@ -554,7 +555,7 @@ CATALOG: tuple[Invariant, ...] = (
         (S000,), Layer.HW, check_step=_hitless_entry_update,
     ),
     ERRNO_CONTRACT,
-) + KERNEL_BUGS + (MODEL_EXCEPTION_INVARIANT,)
+) + DEVICE_LIFE + KERNEL_BUGS + (MODEL_EXCEPTION_INVARIANT,)
 
 
 BY_ID: dict[str, Invariant] = {i.id: i for i in CATALOG}

@@ -235,6 +235,22 @@ def _current_domain(k: Kernel, a: Args) -> Domain | None:
 
 
 # -- iommu_attach_device_pasid ------------------------------------------------------------------
+RESET = "iommu.c:pci_dev_reset_iommu_prepare [CUR, v7.0 with b296ca1f]"
+
+
+def _group_resetting(k: Kernel, dev: str) -> bool:
+    g = _group(k, dev)
+    return g is not None and any(name in k.resetting for name in g.devices)
+
+
+def _dom_dev_resetting(k: Kernel, a: Args, hw: str) -> bool:
+    return _group_resetting(k, a[1])
+
+
+def _dev_resetting(k: Kernel, a: Args, hw: str) -> bool:
+    return _group_resetting(k, a[0])
+
+
 def _dom_freed(k: Kernel, a: Args, hw: str) -> bool:
     return _domain(k, a[0]) is None
 
@@ -266,7 +282,7 @@ SET_DEV_PASID_SMMU = "arm-smmu-v3-sva.c:arm_smmu_sva_set_dev_pasid"
 
 _ATTACH_PASID_DRIVER: tuple[Clause, ...] = (
     Clause(-errno.EINVAL, _driver_fails_with(-errno.EINVAL, _no_old),
-           "the domain is an SVA domain whose process has exited (the driver's mmget_not_zero fails)",
+           "the domain is an SVA domain whose mm_struct is gone (its mmgrab was dropped)",
            SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU, hw=("vtd", "smmuv3")),
     Clause(-errno.ENOSPC, _driver_fails_with(-errno.ENOSPC, _no_old),
            "a paging domain with no DID on this IOMMU yet, and every DID from IDA_START_DID to "
@@ -305,6 +321,9 @@ ATTACH_DEVICE_PASID = Contract(
         Clause(-errno.EINVAL, _incompatible_or_pasid0,
                "the domain is not ops-compatible with the device, or pasid is IOMMU_NO_PASID (0)",
                ATTACH_PASID),
+        Clause(-errno.EBUSY, _dom_dev_resetting,
+               "a device of the group is being reset (between pci_dev_reset_iommu_prepare and "
+               "_done: the group's recovery_cnt is not zero)", ATTACH_PASID + "; " + RESET),
         Clause(-errno.EINVAL, _pasid_out_of_range,
                "pasid >= max_pasids of some PASID-capable device of the group (devices with "
                "max_pasids 0 are skipped since b3f6fcd8404f)", ATTACH_PASID),
@@ -375,6 +394,8 @@ REPLACE_DEVICE_PASID = Contract(
                "the domain's ops lack set_dev_pasid (no blocked-domain check here)", REPLACE),
         Clause(-errno.EINVAL, lambda k, a, hw: _replace_bad_args(k, a),
                "the domain is not ops-compatible, pasid is 0, or the handle is NULL", REPLACE),
+        Clause(-errno.EBUSY, _dom_dev_resetting,
+               "a device of the group is being reset (recovery_cnt is not zero)", REPLACE + "; " + RESET),
         Clause(-errno.EINVAL, lambda k, a, hw: not _pasid_occupied(k, a, hw),
                "nothing is attached at pasid ('The @pasid should have been attached')", REPLACE),
         Clause(-errno.EINVAL, _replace_handle_reused,
@@ -387,7 +408,7 @@ REPLACE_DEVICE_PASID = Contract(
                "is allocated before the old domain's is released)",
                "intel/iommu.c:intel_iommu_set_dev_pasid -> domain_attach_iommu", hw=("vtd",)),
         Clause(-errno.EINVAL, _driver_fails_with(-errno.EINVAL, _current_domain),
-               "an SVA domain whose process has exited", SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU,
+               "an SVA domain whose mm_struct is gone", SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU,
                hw=("vtd", "smmuv3")),
         Clause(-errno.ENODEV, _driver_fails_with(-errno.ENODEV, _current_domain),
                "an SVA domain on a device without ATS/PRI", "intel/svm.c:intel_svm_set_dev_pasid",
@@ -481,6 +502,9 @@ ATTACH_DEVICE = Contract(
         Clause(SUCCESS, _rid_same_domain,
                "the domain already is the group's domain: no driver call",
                "iommu.c:__iommu_group_set_domain_internal [CUR]"),
+        Clause(-errno.EBUSY, _dom_dev_resetting,
+               "a device of the group is being reset (recovery_cnt is not zero)",
+               "iommu.c:__iommu_group_set_domain_internal [CUR]; " + RESET),
         Clause(-errno.EINVAL, _require_direct_blocked,
                "a device of the group has require_direct and the domain is a blocking one",
                "iommu.c:__iommu_device_set_domain [CUR]"),
@@ -565,6 +589,9 @@ CLAIM_DMA_OWNER = Contract(
         Clause(-errno.EBUSY, _claim_busy,
                "the RID is off the default domain, or the pasid_array is non-empty", CLAIM,
                ),
+        Clause(-errno.EBUSY, _dev_resetting,
+               "a device of the group is being reset: the switch to the blocking domain is refused",
+               "iommu.c:__iommu_group_set_domain_internal [CUR]; " + RESET),
         Clause(-errno.EINVAL, _claim_require_direct,
                "a device of the group has require_direct: the blocking domain is refused (row 27)",
                "iommu.c:__iommu_device_set_domain [CUR]"),
@@ -817,7 +844,7 @@ BIND = Contract(
                  c.source, c.exact, c.hw, c.design)
           # (not the freed-domain, compatibility and DID clauses: a new SVA domain of the
           # driver, at an allocated PASID, needs no DID)
-          for c in (ATTACH_DEVICE_PASID.clauses[i] for i in (2, 4, 5, 6, 8, 9))),
+          for c in (ATTACH_DEVICE_PASID.clauses[i] for i in (2, 4, 5, 6, 7, 9, 10))),
     ),
     "the mm has (or gets) a PASID the device can use, nothing else holds it in the group, "
     "and an SVA domain of the mm (an existing one, else a new one) attaches there",
@@ -982,7 +1009,20 @@ MODULE_UNLOAD = Contract(
 )
 
 
+RESET_PREPARE = Contract(
+    "pci_dev_reset_iommu_prepare",
+    "drivers/iommu/iommu.c:pci_dev_reset_iommu_prepare (v7.0; model/core/reset.py)",
+    (
+        Clause(SUCCESS, lambda k, a, hw: _group(k, a[0]) is None or not k.devices[a[0]].ats,
+               "no IOMMU group, or no ATS capability: nothing to quiesce", RESET),
+    ),
+    "the blocking domain's attach_dev succeeds on the RID (it cannot fail in these drivers)",
+    "0; the RID and every PASID of the device are on the blocking domain, the core's record kept",
+)
+
+
 CONTRACTS: dict[str, Contract] = {c.call: c for c in (
+    RESET_PREPARE,
     PAGING_DOMAIN_ALLOC, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
@@ -998,6 +1038,7 @@ VOID_CALLS: dict[str, str] = {
     "iommu_detach_device_pasid": "void: must not fail (the blocked domain's set_dev_pasid)",
     "iommu_aux_detach_device": "void",
     "iommu_sva_unbind_device": "void: drops one reference; the last one detaches",
+    "pci_dev_reset_iommu_done": "void: a failed re-attach WARNs",
 }
 
 

@@ -91,7 +91,8 @@ class Action:
     #: the API feature (model.design.FEATURES) the call belongs to; None: always there
     needs: str | None = None
     #: a bound (model/bounds.py) that must be nonzero for the action to exist at all
-    #: (the Hypothesis machine leaves the rule out, so faults=0 draws as before)
+    #: (the Hypothesis machine leaves the rule out, so faults=0 draws as before, and
+    #: enabled_args yields nothing, so no engine takes it)
     bound: str | None = None
 
     def __post_init__(self) -> None:
@@ -114,7 +115,7 @@ class Action:
 
     def enabled_args(self, k: Kernel, b: Bounds) -> Iterator[Args]:
         """Every argument tuple a correct caller may pass now (the explorer's branching)."""
-        if not self.possible(k):
+        if not self.possible(k) or not self.exists(b):
             return
         pools = [pool(p.kind, k, b) for p in self.params]
         for args in itertools.product(*pools):
@@ -462,6 +463,17 @@ ACTIONS: tuple[Action, ...] = (
            "rmmod of the IOMMU driver module (modelled only while some mmu notifier of the "
            "driver exists: the only state in which unloading has anything to get wrong)",
            requires=lambda k, b, a: k.module_loaded and bool(k.notifiers)),
+    # -- PCI reset staging (bound pci_reset) -------------------------------------------------
+    Action("pci_dev_reset_iommu_prepare", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.pci_dev_reset_iommu_prepare(a[0]),
+           "the PCI core is about to reset the function (FLR, PM or bus reset): the IOMMU "
+           "blocks its RID and PASIDs and keeps what the core records",
+           requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.resetting,
+           bound="pci_reset"),
+    Action("pci_dev_reset_iommu_done", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.pci_dev_reset_iommu_done(a[0]),
+           "the reset is over: the IOMMU re-attaches the domains the core records",
+           requires=lambda k, b, a: a[0] in k.resetting, bound="pci_reset"),
     # -- fault injection (bound faults) ---------------------------------------------------
     Action("fail_nth", "event", (Param("n", Kind.FAULT_NTH),),
            lambda k, a: k.arm_fail_nth(a[0]),

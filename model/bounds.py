@@ -23,7 +23,7 @@ class BoundsError(ValueError):
 
 
 #: the 0/1 bounds (a device or group is there or not)
-FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats"})
+FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -63,6 +63,9 @@ class Bounds:
     ndoms: int = 6  # VT-d cap_ndoms: DIDs 2..ndoms-1 for paging domains
     asid_bits: int = 3  # SMMUv3: ASIDs 1..7
     faults: int = 0  # injected -ENOMEM failures per run (fail_nth); 0: none, the fast default
+    #: the PCI core may reset ATS-capable devices (pci_dev_reset_iommu_prepare / _done);
+    #: off by default: two more calls per device in every state
+    pci_reset: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

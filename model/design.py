@@ -57,6 +57,12 @@ KNOBS: dict[str, str] = {
     "core.set_group_pasid_no_rollback": "a failed multi-device set_dev_pasid is not unwound",
     "core.sva_domain_no_mmgrab": "the SVA domain does not hold a reference on its mm",
     "core.sva_free_before_detach": "the last unbind frees the SVA domain before detaching it",
+    "reset.prepare_noop": "pci_dev_reset_iommu_prepare blocks nothing (a reset before v7.0)",
+    "reset.prepare_rid_only": "pci_dev_reset_iommu_prepare blocks the RID but not the PASIDs",
+    "reset.done_restores_default": "pci_dev_reset_iommu_done re-attaches the default domain, "
+                                   "not group->domain",
+    "reset.done_whole_group": "pci_dev_reset_iommu_done re-sets each PASID on every device of the "
+                              "group (c279e83953d9 before 1615e889)",
     "smmu.sva_cpu_asid": "SMMUv3 SVA CDs use the process's CPU ASID (the 2022 scheme)",
     "smmu.track_pasid_domains": "SMMUv3 remembers each PASID's domain itself (no old domain passed)",
     "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from hwspec.memory import PAGE_SHIFT, Prot
 from hwspec.outcome import Access, Kind
 
-from model.core import Kernel
+from model.core import BLOCKED_DOMAIN_ID, Kernel
 from model.objects import DomainType
 
 Effect = tuple[Kind, int | None]
@@ -22,10 +22,13 @@ BYPASS: Effect = (Kind.BYPASS, None)
 
 
 def domain_for(k: Kernel, dev: str, pasid: int | None) -> int | None:
-    """The domain the core has attached for (dev, pasid): group->domain or pasid_array[pasid]."""
+    """The domain the core has attached for (dev, pasid): group->domain or pasid_array[pasid],
+    and the blocking domain for every (dev, pasid) of a device being reset."""
     g = k.group_of(dev)
     if g is None:
         return None
+    if dev in k.resetting:
+        return BLOCKED_DOMAIN_ID  # between pci_dev_reset_iommu_prepare and _done
     if pasid is None:
         return g.domain
     if k.devices[dev].max_pasids == 0:

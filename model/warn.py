@@ -110,6 +110,12 @@ _SITES = (
              "WARN_ON(pasid == IOMMU_PASID_INVALID)", M, "iommu_free_global_pasid: "),
     WarnSite("handle_freed", "iommu_attach_handle_get",
              "the pasid_array entry names an attach handle that was freed", U, "use-after-free: "),
+    # -- iommu.c: PCI reset staging ------------------------------------------------------------
+    WarnSite("reset_reentered", "pci_dev_reset_iommu_prepare",
+             "WARN_ON(gdev->blocked): prepare again without done", M, "pci_dev_reset_iommu_prepare: "),
+    WarnSite("reset_restore_failed", "pci_dev_reset_iommu_done",
+             "WARN_ON(re-attaching group->domain or a PASID's domain failed)", B,
+             "pci_dev_reset_iommu_done: "),
     # -- mm, mmu notifiers, iommu-sva.c ------------------------------------------------------
     WarnSite("notifier_freed_domain", "mmu_notifier callback",
              "a registered notifier calls into its freed domain", U, "use-after-free: "),

@@ -84,6 +84,8 @@ class KernelBase(Declared):
         StateField("next_id", Role.VALUE, "the id the next object gets (fresh ids are names)",
                    canonical=False),
         StateField("module_loaded", Role.VALUE, "the IOMMU driver module is loaded"),
+        StateField("resetting", Role.VALUE,
+                   "devices between pci_dev_reset_iommu_prepare and _done (gdev->blocked)"),
         StateField("injected", Role.MAP, "one-shot driver failures armed (selftest-style)"),
         StateField("faults_left", Role.VALUE, "fail_nth injections still allowed in this run (bound faults)"),
         StateField("fail_nth", Role.VALUE,
@@ -116,6 +118,7 @@ class KernelBase(Declared):
     kernel_pasids: frozenset[tuple[str | None, int]]
     next_id: int
     module_loaded: bool
+    resetting: frozenset[str]
     injected: dict[str, int]
     faults_left: int
     fail_nth: int | None
@@ -145,6 +148,7 @@ class KernelBase(Declared):
         self.kernel_pasids = frozenset()
         self.next_id = FIRST_DYNAMIC_ID
         self.module_loaded = True
+        self.resetting = frozenset()
         self.injected = {}
         self.faults_left = 0
         self.fail_nth = None

@@ -108,11 +108,17 @@ class IommuCore(MmLifetime):
 
     def attachments(self) -> dict[int, list[tuple[str, int]]]:
         """domain -> every (device, PASID) the core has it attached at (IOMMU_NO_PASID for
-        the RID): what the drivers' refcounts and lists must count (memoised per state)."""
+        the RID): what the drivers' refcounts and lists must count (memoised per state).
+        A device being reset is on the blocking domain in the driver, RID and PASIDs, while
+        the core keeps its record for pci_dev_reset_iommu_done (model/core/reset.py)."""
         def compute() -> dict[int, list[tuple[str, int]]]:
             out: dict[int, list[tuple[str, int]]] = {}
             for g in self.groups.values():
                 for name in g.devices:
+                    if name in self.resetting:
+                        if g.blocking_domain is not None:
+                            out.setdefault(g.blocking_domain, []).append((name, IOMMU_NO_PASID))
+                        continue
                     if g.domain is not None:
                         out.setdefault(g.domain, []).append((name, IOMMU_NO_PASID))
                     if self.devices[name].max_pasids:
@@ -135,10 +141,17 @@ class IommuCore(MmLifetime):
         if new is None:
             self.warn("set_domain_null", "NULL domain")
             return -errno.EINVAL
+        # PCI reset staging (model/core/reset.py): while a device of the group is
+        # blocked, only a must-succeed change goes through, and it skips that device
+        recovering = any(name in self.resetting for name in g.devices)
+        if recovering and not must_succeed:
+            return -errno.EBUSY
         dom = self.domains[new]
         old = self.domains.get(g.domain) if g.domain is not None else None
         done: list[Device] = []
         for name in g.devices:
+            if name in self.resetting:
+                continue  # pci_dev_reset_iommu_done attaches group->domain
             dev = self.devices[name]
             ret = self._device_set_domain(g, dev, dom, old, failable=not must_succeed)
             if ret == 0:

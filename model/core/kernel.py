@@ -23,6 +23,7 @@ Where each call lives (as in the kernel's own files):
     pasid.py        iommu.c: PASID attach / detach / replace, aux domains
     sva.py          iommu-sva.c: bind / unbind, iommu_alloc_mm_data, module unload
     dma.py          dma-iommu map/unmap, iommu_map/unmap, the hardware's view of a DMA
+    reset.py        iommu.c: PCI reset staging (pci_dev_reset_iommu_prepare / _done)
     kernel.py       boot (probe every device) and the canonical key
 
 A design may bring its own core: a `Kernel` subclass overriding any call, given
@@ -35,7 +36,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from model.core.base import BLOCKED_DOMAIN_ID, IDENTITY_DOMAIN_ID, Renaming
-from model.core.dma import DmaApi
+from model.core.reset import PciReset
 from model.design import UPSTREAM, Design
 from model.drivers import make_driver
 from model.drivers.base import Driver
@@ -118,7 +119,7 @@ _CANON = {
 _MEM_DRV = frozenset({"mem", "drv"})  # canonicalised by Kernel.canonical_key itself
 
 
-class Kernel(DmaApi):
+class Kernel(PciReset):
     """A world: devices, groups, domains, handles, processes, hardware, and a driver."""
 
     @classmethod

@@ -76,6 +76,8 @@ class PasidAttach(IommuCore):
             return -errno.EOPNOTSUPP
         if not self._compatible(dom) or pasid == IOMMU_NO_PASID:
             return -errno.EINVAL
+        if any(name in self.resetting for name in g.devices):
+            return -errno.EBUSY  # a device of the group is being reset (model/core/reset.py)
         for d in self._pasid_devices(g):
             if pasid >= d.max_pasids:
                 return -errno.EINVAL
@@ -104,6 +106,8 @@ class PasidAttach(IommuCore):
             self.warn("pasid_detach_freed_domain", f"detach of freed domain {domain} (freed in {self.freed_where('domain', domain)})")
             return
         for d in self._pasid_devices(g):
+            if d.name in self.resetting:
+                continue  # blocked for its reset already; _done will not restore it (fc3523b1)
             self._remove_dev_pasid(d, pasid, dom)
         g = self.groups[g.name]
         self._set_group(g, pasid_array=g.with_pasid(pasid, None))
@@ -118,6 +122,8 @@ class PasidAttach(IommuCore):
             return -errno.EOPNOTSUPP
         if not self._compatible(dom) or pasid == IOMMU_NO_PASID or handle is None:
             return -errno.EINVAL
+        if any(name in self.resetting for name in g.devices):
+            return -errno.EBUSY  # a device of the group is being reset (model/core/reset.py)
         cur = g.pasid_entry(pasid)
         if cur is None:
             # xa_cmpxchg(NULL -> XA_ZERO_ENTRY) stores only into an empty slot: only

@@ -516,6 +516,74 @@ _VARIANTS = (
         ),
         changed_calls=("iommu_attach_device_pasid",),
     ),
+    # -- PCI reset staging (model/core/reset.py; bound pci_reset) --------------------------
+    Design(
+        name="reset-without-iommu-prepare",
+        summary="a PCI reset that does not quiesce the IOMMU (the kernel before v7.0)",
+        rationale="Before pci_dev_reset_iommu_prepare, a function reset (FLR) left the RID "
+                  "and PASIDs attached and the device on every flush list: an unmap during "
+                  "the reset sends an ATS invalidation the resetting function cannot answer "
+                  "(an ITE on VT-d, CERROR_ATC_INV_SYNC on SMMUv3), and DMA the function "
+                  "issues around the reset still translates, though the core treats the "
+                  "device as blocked.",
+        history="Fixed by the v7.0 reset staging: 'iommu: Introduce "
+                "pci_dev_reset_iommu_prepare/done()' (c279e83953d9) and 'PCI: Suspend iommu "
+                "function prior to resetting a device' (f5b16b80).",
+        knobs=frozenset({"reset.prepare_noop"}),
+        kind="variant",
+        check_bounds="pci_reset=1",
+        # refcount-matches first: the driver still counts the attachments the core
+        # treats as blocked
+        expect_breaks=_breaks(("refcount-matches", "no-ats-inv-during-reset", "no-stale-translation")),
+        changed_calls=("pci_dev_reset_iommu_prepare", "pci_dev_reset_iommu_done"),
+    ),
+    Design(
+        name="reset-prepare-rid-only",
+        summary="pci_dev_reset_iommu_prepare blocks the RID but leaves the PASIDs attached",
+        rationale="Blocking the RID alone keeps each PASID's domain in the hardware and the "
+                  "device's PASID cache tags (VT-d) / ATS masters (SMMUv3) on the domain's "
+                  "flush list: a kernel PASID user's unmap, or the process's munmap for an "
+                  "SVA bond, reaches the resetting function with an ATS invalidation.",
+        history="The mainline prepare walks the pasid_array (iommu_remove_dev_pasid for each "
+                "PASID of the device: c279e83953d9, per device since 1615e889).",
+        knobs=frozenset({"reset.prepare_rid_only"}),
+        kind="variant",
+        check_bounds="pci_reset=1",
+        expect_breaks=_breaks(("refcount-matches", "no-ats-inv-during-reset", "no-stale-translation")),
+        changed_calls=("pci_dev_reset_iommu_prepare",),
+    ),
+    Design(
+        name="reset-done-restores-default",
+        summary="pci_dev_reset_iommu_done re-attaches the default domain instead of group->domain",
+        rationale="The core keeps group->domain untouched across the reset because it is the "
+                  "state to restore: a device that VFIO or a kernel driver had moved to an "
+                  "UNMANAGED domain comes back on the DMA-API default domain, translating "
+                  "through the wrong page table while the core says otherwise.",
+        history="The mainline _done re-attaches group->domain (and skips a NULL one since "
+                "d769711f).",
+        knobs=frozenset({"reset.done_restores_default"}),
+        kind="variant",
+        check_bounds="pci_reset=1",
+        expect_breaks=_breaks(("refcount-matches", "no-stale-translation")),
+        changed_calls=("pci_dev_reset_iommu_done",),
+    ),
+    Design(
+        name="reset-done-whole-group",
+        summary="pci_dev_reset_iommu_done re-sets each PASID on every device of the group",
+        rationale="Prepare blocks only the device being reset, but this _done calls "
+                  "__iommu_set_group_pasid, so every other device of the group gets "
+                  "set_dev_pasid again for a PASID it already has: the drivers count the "
+                  "attachment twice, and a sibling that is itself in reset is re-attached "
+                  "before its own reset is done.",
+        history="c279e83953d9 as merged; fixed by 1615e889 ('iommu: Fix pasid attach in "
+                "pci_dev_reset_iommu_prepare/done()'), which acts on the reset device only.",
+        knobs=frozenset({"reset.done_whole_group"}),
+        kind="variant",
+        check_bounds="devices=0,shared_group=1,shared_ats=1,processes=0,paging_domains=1,"
+                     "iova_pages=1,phys_pages=1,max_pasids=2,pci_reset=1",
+        expect_breaks=_breaks(("reset-scoped", "refcount-matches")),
+        changed_calls=("pci_dev_reset_iommu_done",),
+    ),
 )
 
 DESIGNS: dict[str, Design] = {d.name: d for d in _SEED_DESIGNS + _VARIANTS}

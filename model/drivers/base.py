@@ -113,6 +113,11 @@ class Driver:
         """Driver-private allocations (IDs, lists) whose owner is gone: nobody can free them."""
         return []
 
+    def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
+        """(endpoint SID, text) of every ATS invalidation in the hardware log, oldest first:
+        what a step sent is what its log holds beyond the log of the state before it."""
+        return []
+
     def take_hw_log(self, k: "Kernel") -> list[str]:
         """Descriptors / commands issued since the last call, as text; the log is emptied."""
         return []

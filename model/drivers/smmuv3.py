@@ -366,8 +366,11 @@ class SmmuV3Driver(Driver):
             return -errno.EOPNOTSUPP
         if dom.type is DomainType.SVA:
             mm = k.mms.get(dom.mm) if dom.mm is not None else None
-            if mm is None or mm.exited:
-                return -errno.EINVAL  # mmget_not_zero failed
+            if mm is None:
+                return -errno.EINVAL  # the SVA domain holds mm_count: unreachable
+            # An exited mm too (pci_dev_reset_iommu_done re-sets the PASIDs it blocked):
+            # arm_smmu_sva_set_dev_pasid points the CD at mm->pgd, whose user half
+            # exit_mmap emptied, so the DMA faults; the pgd lives until __mmdrop.
             cd = hw.make_sva_cd(self.asid_of(k, dom), mm.pgd)
         else:
             assert dom.pgtable is not None
@@ -438,6 +441,10 @@ class SmmuV3Driver(Driver):
 
     def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
         hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+
+    def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
+        """CMD_ATC_INV commands (the only command that reaches the endpoint)."""
+        return [(c.sid, str(c)) for c in _st(k).unit.cmd_log if isinstance(c, hw.ATC_INV)]
 
     def take_hw_log(self, k: "Kernel") -> list[str]:
         unit = _st(k).unit

@@ -482,8 +482,11 @@ class VtdDriver(Driver):
         # paging (intel_iommu_set_dev_pasid) or SVA (intel_svm_set_dev_pasid)
         if dom.type is DomainType.SVA:
             mm = k.mms.get(dom.mm) if dom.mm is not None else None
-            if mm is None or mm.exited:
-                return -errno.EINVAL  # mmget_not_zero failed: nothing to point at
+            if mm is None:
+                return -errno.EINVAL  # the SVA domain holds mm_count: unreachable
+            # An exited mm too (pci_dev_reset_iommu_done re-sets the PASIDs it blocked):
+            # intel_svm_set_dev_pasid points the entry at mm->pgd, whose user half
+            # exit_mmap emptied, so the DMA faults; the pgd lives until __mmdrop.
             root = mm.pgd
         else:
             assert dom.pgtable is not None
@@ -663,6 +666,10 @@ class VtdDriver(Driver):
         held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
         held.discard(IOMMU_NO_PASID)
         return held
+
+    def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
+        """Device-TLB and PASID-based device-TLB descriptors (6.5.2.5, 6.5.2.6)."""
+        return [(d.sid, str(d)) for d in _st(k).unit.qi_log if isinstance(d, (hw.QiDiotlb, hw.QiDeiotlb))]
 
     def take_hw_log(self, k: "Kernel") -> list[str]:
         unit = _st(k).unit

@@ -115,6 +115,27 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("sva-unbind-free-before-detach", "vtd", "no-use-after-free"): ("T0", 3),
     ("sva-unbind-free-before-detach", "vtd", "refcount-matches"): ("T0", 3),
     ("vtd-teardown-no-clear-entry", "vtd", "no-kernel-warn"): ("T0", 4),
+    # PCI reset staging (check_bounds pci_reset=1; reset-done-whole-group: the shared group)
+    ("reset-without-iommu-prepare", "vtd", "refcount-matches"): ("T1", 1),
+    ("reset-without-iommu-prepare", "smmuv3", "refcount-matches"): ("T1", 1),
+    ("reset-prepare-rid-only", "vtd", "refcount-matches"): ("T1", 3),
+    ("reset-prepare-rid-only", "smmuv3", "refcount-matches"): ("T1", 3),
+    ("reset-done-restores-default", "vtd", "refcount-matches"): ("T1", 4),
+    ("reset-done-restores-default", "smmuv3", "refcount-matches"): ("T1", 4),
+    ("reset-without-iommu-prepare", "vtd", "no-ats-inv-during-reset"): ("T1", 3),
+    ("reset-without-iommu-prepare", "vtd", "no-stale-translation"): ("T1", 2),
+    ("reset-without-iommu-prepare", "smmuv3", "no-ats-inv-during-reset"): ("T1", 3),
+    ("reset-without-iommu-prepare", "smmuv3", "no-stale-translation"): ("T1", 2),
+    ("reset-prepare-rid-only", "vtd", "no-ats-inv-during-reset"): ("T1", 4),
+    ("reset-prepare-rid-only", "vtd", "no-stale-translation"): ("T1", 4),
+    ("reset-prepare-rid-only", "smmuv3", "no-ats-inv-during-reset"): ("T1", 4),
+    ("reset-prepare-rid-only", "smmuv3", "no-stale-translation"): ("T1", 4),
+    ("reset-done-restores-default", "vtd", "no-stale-translation"): ("T1", 5),
+    ("reset-done-restores-default", "smmuv3", "no-stale-translation"): ("T1", 5),
+    ("reset-done-whole-group", "vtd", "reset-scoped"): ("T1", 7),
+    ("reset-done-whole-group", "vtd", "refcount-matches"): ("T1", 5),
+    ("reset-done-whole-group", "smmuv3", "reset-scoped"): ("T1", 7),
+    ("reset-done-whole-group", "smmuv3", "refcount-matches"): ("T1", 5),
 }
 
 

@@ -1,0 +1,116 @@
+"""Invariants of a device's life after boot: PCI reset staging (model/core/reset.py).
+
+Two properties the v7.0 reset staging exists for, each checked on every step:
+
+* `no-ats-inv-during-reset`: a function in reset does not answer an ATS
+  invalidation; the IOMMU times out waiting for it (VT-d: an Invalidation
+  Time-out Error with the queue halted; SMMUv3: CERROR_ATC_INV_SYNC). PCIe r6.0
+  sec 10.3.1's implementation note asks software to quiesce ATS across a reset,
+  and pci_dev_reset_iommu_prepare does it by attaching the blocking domain, which
+  drops the device's cache tags (VT-d) and ATS masters (SMMUv3): after it no flush
+  reaches the device until _done.
+* `reset-scoped`: prepare and done act on the device being reset only and keep the
+  core's record: no other device's DMA outcome changes, and group->domain and
+  every pasid_array stay as they were (they are what _done restores). The
+  original c279e83953d9 re-set each PASID on every device of the group at _done
+  (fixed by 1615e889); the device's own restore is `no-stale-translation`'s to
+  judge (model/semantics.py: a device in reset must fault everything).
+"""
+
+from __future__ import annotations
+
+from hwspec.outcome import Access, Kind
+
+from invariants.base import Invariant, Layer, Step, Violation
+from model.actions import Kind as P, values
+from model.bounds import Bounds
+from model.core import Kernel
+
+RESET_CALLS = ("pci_dev_reset_iommu_prepare", "pci_dev_reset_iommu_done")
+
+
+def _no_ats_inv_during_reset(step: Step, b: Bounds) -> Violation | None:
+    # In reset across the whole step: prepare's own teardown flushes before the reset
+    # starts, and done's re-attach runs once it is over.
+    during = step.before.resetting & step.after.resetting
+    if not during:
+        return None
+    sids = {step.after.devices[d].sid: d for d in during}
+    sent = step.after.driver.ats_invalidations(step.after)
+    for sid, text in sent[len(step.before.driver.ats_invalidations(step.before)):]:
+        if sid in sids:
+            return Violation(
+                "no-ats-inv-during-reset",
+                f"{step.action.name} sent an ATS invalidation to {sids[sid]}, which is being reset: "
+                f"{text}",
+                (text,),
+            )
+    return None
+
+
+def _effects(k: Kernel, dev: str, b: Bounds) -> dict[tuple[int | None, int], frozenset[object]]:
+    """What every DMA of dev may do now, by (PASID or none, IOVA): effects, not paths."""
+    return {(pasid, iova): frozenset(o.effect if o.kind is not Kind.FAULT else (Kind.FAULT, None)
+                                     for o in k.dma(dev, pasid, iova, Access.READ))
+            for pasid in values(P.ANY_PASID, k, b) for iova in b.iovas()}
+
+
+def _show(effects: frozenset[object]) -> str:
+    def one(e: object) -> str:
+        kind, pa = e  # type: ignore[misc]
+        return f"pa {pa:#x}" if kind is Kind.TRANSLATED else kind.value
+    return " or ".join(sorted(one(e) for e in effects)) or "nothing"
+
+
+def _record(k: Kernel) -> dict[str, object]:
+    return {g.name: (g.domain, g.pasid_array) for g in k.groups.values()}
+
+
+def _reset_scoped(step: Step, b: Bounds) -> Violation | None:
+    if step.action.name not in RESET_CALLS:
+        return None
+    dev = step.args[0]
+    name = f"{step.action.name}({dev})"
+    if _record(step.before) != _record(step.after):
+        changed = sorted(g for g, r in _record(step.after).items() if _record(step.before).get(g) != r)
+        return Violation("reset-scoped", f"{name} changed the core's record of group(s) "
+                                         f"{', '.join(changed)} (group->domain or pasid_array)")
+    for other in values(P.DEV, step.after, b):
+        if other == dev:
+            continue
+        before, after = _effects(step.before, other, b), _effects(step.after, other, b)
+        for (pasid, iova), was in before.items():
+            now = after[pasid, iova]
+            if now != was:
+                where = "no pasid" if pasid is None else f"pasid {pasid}"
+                return Violation(
+                    "reset-scoped",
+                    f"{name} changed what dma({other}, {where}, iova {iova:#x}) may do: "
+                    f"{_show(was)} before, {_show(now)} after",
+                )
+    return None
+
+
+DEVICE_LIFE: tuple[Invariant, ...] = (
+    Invariant(
+        "no-ats-inv-during-reset",
+        "No ATS invalidation (VT-d device-TLB descriptor, SMMUv3 CMD_ATC_INV) is sent to a "
+        "device between pci_dev_reset_iommu_prepare and pci_dev_reset_iommu_done.",
+        "A function in reset does not answer an ATS invalidation: VT-d reports an "
+        "Invalidation Time-out Error and halts the queue, SMMUv3 a CERROR_ATC_INV_SYNC "
+        "(PCIe r6.0 sec 10.3.1). The v7.0 reset staging (c279e83953d9, f5b16b80) attaches "
+        "the blocking domain first, so the device leaves every flush list until the reset "
+        "is done.",
+        (), Layer.HW, check_step=_no_ats_inv_during_reset,
+    ),
+    Invariant(
+        "reset-scoped",
+        "pci_dev_reset_iommu_prepare and _done change no other device's DMA and leave the "
+        "core's record (group->domain, pasid_array) as it was.",
+        "The core's record is the saved state: _done restores exactly it, for exactly the "
+        "device that was reset. c279e83953d9 re-set every PASID on every device of the "
+        "group at _done, though prepare blocked only one of them (fixed by 1615e889, "
+        "'iommu: Fix pasid attach in pci_dev_reset_iommu_prepare/done()').",
+        (), Layer.API, check_step=_reset_scoped,
+    ),
+)

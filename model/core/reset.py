@@ -1,0 +1,96 @@
+"""iommu.c's PCI reset staging: pci_dev_reset_iommu_prepare / pci_dev_reset_iommu_done.
+
+A PCI function reset (FLR, PM reset, bus reset) must not overlap an ATS
+invalidation: a function in reset does not answer one, and the IOMMU times out
+(VT-d ITE, SMMUv3 CERROR_ATC_INV_SYNC; PCIe r6.0 sec 10.3.1). Since v7.0 the PCI
+reset methods call `pci_dev_reset_iommu_prepare(dev)` first: the device's RID and
+every PASID of it are attached to the group's blocking domain in the hardware -
+which removes its cache tags / ATS invalidation targets, so nothing invalidates it
+while it resets - and the core's own record (group->domain, pasid_array) is left
+as it is: that record *is* what `pci_dev_reset_iommu_done(dev)` restores.
+
+Mainline as modelled (c279e83953d9 with the v7.0-stable fixes b296ca1f, 0d5fd7a9,
+1615e889, 5474e6e1, d769711f, fc3523b1; read in the indexed kernel source and the
+stable patches):
+
+* both do nothing for a device without ATS (pci_ats_supported) or without an IOMMU;
+* prepare: RID to the blocking domain unless group->domain already is it (an error
+  is returned with nothing changed); then, for a device with PASIDs, each PASID of
+  the pasid_array blocked on *this* device (iommu_remove_dev_pasid); the device
+  is marked blocked (gdev->blocked, the group's recovery_cnt counts them);
+* while a device of the group is blocked, a domain change of the group
+  (`__iommu_group_set_domain_internal`: attach_device / attach_group / claiming
+  DMA ownership) and iommu_attach_device_pasid / iommu_replace_device_pasid return
+  -EBUSY; a must-succeed change (detach, releasing ownership) goes through and
+  skips the blocked device, and iommu_detach_device_pasid skips it too: _done
+  then restores what the core records by then;
+* done: the RID back to group->domain (unless that is the blocking domain or
+  NULL), each PASID of the pasid_array back on this device only, WARN_ON if a
+  re-attach fails; the device is no longer blocked.
+
+Caller contract (model/actions.py): prepare and done come in pairs per device, not
+nested (0d5fd7a9's reset_depth counts nesting; the model does not nest).
+"""
+
+from __future__ import annotations
+
+from model.core.base import BLOCKED_DOMAIN_ID
+from model.core.dma import DmaApi
+from model.objects import Group
+
+
+class PciReset(DmaApi):
+    def _recovering(self, g: Group) -> bool:
+        """recovery_cnt != 0: some device of the group is between prepare and done."""
+        return any(name in self.resetting for name in g.devices)
+
+    def pci_dev_reset_iommu_prepare(self, dev: str) -> int:
+        """Block the device's RID and PASIDs in the hardware; keep the core's record."""
+        d = self.devices[dev]
+        g = self.group_of(dev)
+        if g is None or not d.ats:
+            return 0  # no IOMMU, or no ATS: nothing to quiesce (pci_ats_supported)
+        if dev in self.resetting:
+            self.warn("reset_reentered", f"{dev} is already being reset")
+            return 0
+        if self.design.has("reset.prepare_noop"):
+            self.resetting = self.resetting | {dev}  # broken variant: nothing is blocked
+            return 0
+        if g.blocking_domain is None:  # __iommu_group_alloc_blocking_domain
+            g = self._set_group(g, blocking_domain=BLOCKED_DOMAIN_ID)
+        if g.domain != g.blocking_domain:
+            old = self.domains.get(g.domain) if g.domain is not None else None
+            ret = self.driver.attach_dev(self._k, self.domains[g.blocking_domain], d, old)
+            if ret:
+                return ret
+        if d.max_pasids and not self.design.has("reset.prepare_rid_only"):
+            for pasid, e in g.pasid_array:
+                self._remove_dev_pasid(d, pasid, self.domains[e.domain])
+        self.resetting = self.resetting | {dev}
+        return 0
+
+    def pci_dev_reset_iommu_done(self, dev: str) -> None:
+        """Re-attach what the core records: group->domain on the RID, each PASID's domain."""
+        d = self.devices[dev]
+        g = self.group_of(dev)
+        if g is None or dev not in self.resetting:
+            return  # prepare was bypassed (no ATS) or not called
+        if self.design.has("reset.prepare_noop"):
+            self.resetting = self.resetting - {dev}  # broken variant: nothing to restore
+            return
+        blocked = self.domains[BLOCKED_DOMAIN_ID]
+        target = g.default_domain if self.design.has("reset.done_restores_default") else g.domain
+        if target is not None and target != g.blocking_domain:
+            if self.driver.attach_dev(self._k, self.domains[target], d, blocked):
+                self.warn("reset_restore_failed", f"{dev}: re-attaching domain {target} failed")
+        if d.max_pasids:
+            for pasid, e in g.pasid_array:
+                dom = self.domains[e.domain]
+                if self.design.has("reset.done_whole_group"):
+                    # c279e83953d9 before 1615e889: __iommu_set_group_pasid on every
+                    # device of the group, though only this one was blocked
+                    if self._set_group_pasid(dom, g, pasid, blocked):
+                        self.warn("reset_restore_failed", f"{dev}: restoring pasid {pasid} failed")
+                elif self.driver.set_dev_pasid(self._k, dom, d, pasid, blocked):
+                    self.warn("reset_restore_failed", f"{dev}: restoring pasid {pasid} failed")
+        self.resetting = self.resetting - {dev}
