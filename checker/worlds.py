@@ -56,6 +56,13 @@ WORLDS: dict[str, World] = {w.name: w for w in (
     World("shared1", f"devices=0,shared_group=1,shared_ats=1,processes=1,paging_domains=1,{_ONE}",
           "two PASID-capable devices with ATS in one group: group-wide PASID attach",
           (2_352, 5_776)),
+    World("reset1", f"devices=1,processes=1,paging_domains=1,pci_reset=1,{_ONE}",
+          "small1 with PCI resets (pci_dev_reset_iommu_prepare / _done) of the ATS device",
+          (4_616, 7_986)),
+    World("resetS1", f"devices=0,shared_group=1,shared_ats=1,processes=0,paging_domains=1,"
+                     f"pci_reset=1,{_ONE}",
+          "a shared group whose functions are reset one at a time: the reset stays per device",
+          (424, 572)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

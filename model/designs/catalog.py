@@ -28,6 +28,9 @@ S003 = "003_3c72ab6e8a843ef5.txt"
 S004 = "004_b0f85d91fc5ccfc6.txt"
 
 BOTH = ("vtd", "smmuv3")
+#: the reset1 world (checker/worlds.py) as bounds text: one ATS device, a process, a
+#: paging domain, PCI resets on
+RESET1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,pci_reset=1"
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -531,7 +534,7 @@ _VARIANTS = (
                 "function prior to resetting a device' (f5b16b80).",
         knobs=frozenset({"reset.prepare_noop"}),
         kind="variant",
-        check_bounds="pci_reset=1",
+        check_bounds=RESET1,
         # refcount-matches first: the driver still counts the attachments the core
         # treats as blocked
         expect_breaks=_breaks(("refcount-matches", "no-ats-inv-during-reset", "no-stale-translation")),
@@ -548,7 +551,7 @@ _VARIANTS = (
                 "PASID of the device: c279e83953d9, per device since 1615e889).",
         knobs=frozenset({"reset.prepare_rid_only"}),
         kind="variant",
-        check_bounds="pci_reset=1",
+        check_bounds=RESET1,
         expect_breaks=_breaks(("refcount-matches", "no-ats-inv-during-reset", "no-stale-translation")),
         changed_calls=("pci_dev_reset_iommu_prepare",),
     ),
@@ -563,7 +566,7 @@ _VARIANTS = (
                 "d769711f).",
         knobs=frozenset({"reset.done_restores_default"}),
         kind="variant",
-        check_bounds="pci_reset=1",
+        check_bounds=RESET1,
         expect_breaks=_breaks(("refcount-matches", "no-stale-translation")),
         changed_calls=("pci_dev_reset_iommu_done",),
     ),
