@@ -36,7 +36,9 @@ figures from different days. The two-device world is searched to depth 7 there
 parent pointer, move) and per frontier state (a Kernel copy), with the bound for N
 states.
 
-Run: python bench/bench_explore.py [MAX_STATES] [--baseline-only]
+Run: python bench/bench_explore.py [MAX_STATES] [--baseline-only] [--baseline=REV]
+(REV: the commit to compare with, f1d28fc by default; f78880a is the end of the
+session before the walk memo)
 """
 
 from __future__ import annotations
@@ -100,8 +102,9 @@ def search_at(checkout: Path, hw: str, text: str, depth: int | None, workers: in
     return result
 
 
-def side_by_side(console: Console) -> None:
-    """Today's explorer (1 worker, every core) against BASELINE's, in one run."""
+def side_by_side(console: Console, baseline: str = BASELINE) -> None:
+    """Today's explorer (1 worker, every core) against `baseline`'s, in one run."""
+    BASELINE = baseline  # noqa: N806  (the table's column names follow the revision)
     workers = max(1, len(os.sched_getaffinity(0)))
     with tempfile.TemporaryDirectory(prefix="iommucheck-baseline-") as tmp:
         base = Path(tmp) / BASELINE
@@ -211,7 +214,8 @@ def phases(hw: str, max_states: int) -> tuple[dict[str, float], int, int]:
 
 def main(argv: list[str]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 200)
-    side_by_side(console)
+    revs = [a.split("=", 1)[1] for a in argv if a.startswith("--baseline=")]
+    side_by_side(console, revs[0] if revs else BASELINE)
     if "--baseline-only" in argv:
         return
     argv = [a for a in argv if not a.startswith("--")]
