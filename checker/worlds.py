@@ -63,6 +63,9 @@ WORLDS: dict[str, World] = {w.name: w for w in (
                      f"pci_reset=1,{_ONE}",
           "a shared group whose functions are reset one at a time: the reset stays per device",
           (424, 572)),
+    World("hotplug1", f"devices=1,processes=1,paging_domains=1,hotplug=1,{_ONE}",
+          "small1 where the ATS device may be surprise-removed (no more DMA, no ATS answer)",
+          (14_158, 26_451)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

@@ -451,11 +451,11 @@ ACTIONS: tuple[Action, ...] = (
            "the process exits: mmu notifier release, page table freed, mmdrop"),
     Action("enqcmd", "event", (Param("mm", Kind.MM), Param("dev", Kind.PASID_DEV), Param("iova", Kind.IOVA)),
            _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID",
-           needs="enqcmd"),
+           requires=lambda k, b, a: a[1] not in k.disconnected, needs="enqcmd"),
     # -- hardware and deferred work ---------------------------------------------------------
     Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),
            _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",
-           after_unload=True),
+           requires=lambda k, b, a: a[0] not in k.disconnected, after_unload=True),
     Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
            "an SRCU grace period ends: deferred free_notifier callbacks run",
            requires=lambda k, b, a: k.pending_free_notifiers(), after_unload=True),
@@ -474,6 +474,12 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.pci_dev_reset_iommu_done(a[0]),
            "the reset is over: the IOMMU re-attaches the domains the core records",
            requires=lambda k, b, a: a[0] in k.resetting, bound="pci_reset"),
+    Action("pci_surprise_removal", "event", (Param("dev", Kind.DEV),),
+           lambda k, a: k.pci_surprise_removal(a[0]),
+           "the function disappears from the bus (hot-unplug, link down): no more DMA from it, "
+           "and it answers no ATS invalidation",
+           requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.disconnected
+           and a[0] not in k.resetting, bound="hotplug"),
     # -- fault injection (bound faults) ---------------------------------------------------
     Action("fail_nth", "event", (Param("n", Kind.FAULT_NTH),),
            lambda k, a: k.arm_fail_nth(a[0]),

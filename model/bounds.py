@@ -23,7 +23,8 @@ class BoundsError(ValueError):
 
 
 #: the 0/1 bounds (a device or group is there or not)
-FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset"})
+FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
+                   "hotplug"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -66,6 +67,8 @@ class Bounds:
     #: the PCI core may reset ATS-capable devices (pci_dev_reset_iommu_prepare / _done);
     #: off by default: two more calls per device in every state
     pci_reset: bool = False
+    #: an ATS-capable device may be surprise-removed (pci_surprise_removal); off by default
+    hotplug: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -66,6 +66,10 @@ KNOBS: dict[str, str] = {
     "smmu.sva_cpu_asid": "SMMUv3 SVA CDs use the process's CPU ASID (the 2022 scheme)",
     "smmu.track_pasid_domains": "SMMUv3 remembers each PASID's domain itself (no old domain passed)",
     "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",
+    "vtd.qi_retry_on_ite": "VT-d retries a queue that timed out on a gone device forever "
+                           "(qi_submit_sync before 80a9b50c)",
+    "vtd.devtlb_inv_ignores_presence": "VT-d teardown flushes the device-TLB of a device that is "
+                                       "gone (before 4fc82cd907ac)",
     "vtd.did_from_cleared_entry": "VT-d teardown reads the DID after clearing the PASID entry",
     "vtd.shared_did_colliding": "VT-d gives every UNMANAGED first-stage domain one DID",
     "vtd.teardown_skip_pasid_cache": "VT-d teardown skips the PASID-cache invalidation",

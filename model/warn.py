@@ -148,6 +148,9 @@ _SITES = (
              "the domain's iommu_domain_info (DID and its refcount) was freed", U, "use-after-free: "),
     WarnSite("vtd_tags_freed", "cache_tag_assign/unassign_domain",
              "the domain's cache tag list was freed with the domain", U, "use-after-free: "),
+    WarnSite("vtd_qi_hang", "qi_submit_sync",
+             "an Invalidation Time-out Error for a device that is gone, retried forever: the "
+             "hard-lockup watchdog fires", B, "hard lockup: "),
     WarnSite("smmu_asid_freed", "arm_smmu_domain_free / arm_smmu ASID users",
              "the domain's ASID was released already", U, "use-after-free: "),
     WarnSite("smmu_torn_entry", "arm_smmu_write_entry",

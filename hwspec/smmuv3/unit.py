@@ -142,6 +142,10 @@ class SmmuUnit:
         yield from self.tlb
         yield from self.atc
 
+    def device_gone(self, sid: int) -> None:
+        """The endpoint left the bus: its ATC (in the device) goes with it."""
+        self.atc = {e for e in self.atc if e.sid != sid}
+
     # -- state --------------------------------------------------------------
     def copy(self) -> SmmuUnit:
         u = SmmuUnit.__new__(SmmuUnit)

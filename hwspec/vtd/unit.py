@@ -147,6 +147,10 @@ class VtdUnit:
         yield from self.iotlb
         yield from self.devtlb
 
+    def device_gone(self, sid: int) -> None:
+        """The endpoint left the bus: its device-TLB (the ATC in the device) goes with it."""
+        self.devtlb = {e for e in self.devtlb if e.sid != sid}
+
     # -- invalidation -------------------------------------------------------------
     def execute(self, desc: QiDesc) -> None:
         """Run one descriptor: drop exactly the entries it covers, log it."""

@@ -86,6 +86,8 @@ class KernelBase(Declared):
         StateField("module_loaded", Role.VALUE, "the IOMMU driver module is loaded"),
         StateField("resetting", Role.VALUE,
                    "devices between pci_dev_reset_iommu_prepare and _done (gdev->blocked)"),
+        StateField("disconnected", Role.VALUE,
+                   "devices gone from the bus (pci_dev_is_disconnected, !pci_device_is_present)"),
         StateField("injected", Role.MAP, "one-shot driver failures armed (selftest-style)"),
         StateField("faults_left", Role.VALUE, "fail_nth injections still allowed in this run (bound faults)"),
         StateField("fail_nth", Role.VALUE,
@@ -119,6 +121,7 @@ class KernelBase(Declared):
     next_id: int
     module_loaded: bool
     resetting: frozenset[str]
+    disconnected: frozenset[str]
     injected: dict[str, int]
     faults_left: int
     fail_nth: int | None
@@ -149,6 +152,7 @@ class KernelBase(Declared):
         self.next_id = FIRST_DYNAMIC_ID
         self.module_loaded = True
         self.resetting = frozenset()
+        self.disconnected = frozenset()
         self.injected = {}
         self.faults_left = 0
         self.fail_nth = None

@@ -1,4 +1,5 @@
-"""iommu.c's PCI reset staging: pci_dev_reset_iommu_prepare / pci_dev_reset_iommu_done.
+"""A PCI function's life after boot: reset staging (pci_dev_reset_iommu_prepare /
+pci_dev_reset_iommu_done) and surprise removal.
 
 A PCI function reset (FLR, PM reset, bus reset) must not overlap an ATS
 invalidation: a function in reset does not answer one, and the IOMMU times out
@@ -94,3 +95,14 @@ class PciReset(DmaApi):
                 elif self.driver.set_dev_pasid(self._k, dom, d, pasid, blocked):
                     self.warn("reset_restore_failed", f"{dev}: restoring pasid {pasid} failed")
         self.resetting = self.resetting - {dev}
+
+    # ------------------------------------------------------------ surprise removal
+    def pci_surprise_removal(self, dev: str) -> None:
+        """The function is gone (hot-unplug, link down): pci_dev_is_disconnected() and
+        !pci_device_is_present() hold from now on. It issues no more DMA and answers no
+        ATS invalidation: VT-d reports an Invalidation Time-out Error for a device-TLB
+        descriptor sent to it (hwspec's queue; the driver decides what happens next,
+        model/drivers/vtd.py `_submit`). Its release (iommu_release_device) is not
+        modelled: the device stays probed, silent."""
+        self.disconnected = self.disconnected | {dev}
+        self.driver.device_gone(self._k, self.devices[dev])

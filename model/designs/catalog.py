@@ -31,6 +31,8 @@ BOTH = ("vtd", "smmuv3")
 #: the reset1 world (checker/worlds.py) as bounds text: one ATS device, a process, a
 #: paging domain, PCI resets on
 RESET1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,pci_reset=1"
+#: the hotplug1 world: the same with surprise removal instead of resets
+HOTPLUG1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,hotplug=1"
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -586,6 +588,42 @@ _VARIANTS = (
                      "iova_pages=1,phys_pages=1,max_pasids=2,pci_reset=1",
         expect_breaks=_breaks(("reset-scoped", "refcount-matches")),
         changed_calls=("pci_dev_reset_iommu_done",),
+    ),
+    # -- surprise removal (bound hotplug) ----------------------------------------------------
+    Design(
+        name="vtd-gone-device-2023",
+        summary="VT-d flushes the device-TLB of a removed device and retries the timed-out queue",
+        rationale="After a surprise removal the function answers no ATS invalidation. The "
+                  "teardown of its PASID or RID entry (here: VFIO claiming the group, which "
+                  "blocks the RID) still sent a device-TLB descriptor, the IOMMU reported an "
+                  "Invalidation Time-out Error, and qi_submit_sync retried the queue forever: a "
+                  "hard lockup on hot-unplug.",
+        history="Fixed in two steps: 'iommu/vt-d: Don't issue ATS Invalidation request when "
+                "device is disconnected' (4fc82cd907ac, then pci_device_is_present in "
+                "10e60d87) for the teardown, and 80a9b50c for the ITE itself (the source ID "
+                "of a device that is not present: -ETIMEDOUT, not a retry).",
+        knobs=frozenset({"vtd.devtlb_inv_ignores_presence", "vtd.qi_retry_on_ite"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=HOTPLUG1,
+        expect_breaks=(("vtd", ("no-kernel-warn",)),),
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="vtd-qi-retry-on-ite",
+        summary="VT-d retries a queue that timed out on a removed device (before 80a9b50c)",
+        rationale="The teardown skips a gone device's device-TLB, but cache_tag_flush_range "
+                  "does not look: an unmap in the removed device's domain (its driver's "
+                  "dma_unmap in remove()) still sends one, and without the ITE handling of "
+                  "80a9b50c qi_submit_sync retries it forever.",
+        history="80a9b50c: qi_check_fault reads the source ID of the timed-out descriptor and "
+                "returns -ETIMEDOUT when that device is not present.",
+        knobs=frozenset({"vtd.qi_retry_on_ite"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=HOTPLUG1,
+        expect_breaks=(("vtd", ("no-kernel-warn",)),),
+        changed_calls=("dma_unmap_page", "iommu_unmap", "cpu_munmap"),
     ),
 )
 

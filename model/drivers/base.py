@@ -113,6 +113,9 @@ class Driver:
         """Driver-private allocations (IDs, lists) whose owner is gone: nobody can free them."""
         return []
 
+    def device_gone(self, k: "Kernel", dev: "Device") -> None:
+        """The hardware side of a surprise removal: the device's own ATC leaves with it."""
+
     def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
         """(endpoint SID, text) of every ATS invalidation in the hardware log, oldest first:
         what a step sent is what its log holds beyond the log of the state before it."""

@@ -442,6 +442,9 @@ class SmmuV3Driver(Driver):
     def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
         hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
 
+    def device_gone(self, k: "Kernel", dev: Device) -> None:
+        _st(k).unit.device_gone(dev.sid)
+
     def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
         """CMD_ATC_INV commands (the only command that reaches the endpoint)."""
         return [(c.sid, str(c)) for c in _st(k).unit.cmd_log if isinstance(c, hw.ATC_INV)]

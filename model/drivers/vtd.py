@@ -328,7 +328,24 @@ class VtdDriver(Driver):
         ))
 
     def _submit(self, k: "Kernel", *descs: QiDesc, drain: bool = False) -> None:
+        """qi_submit_sync. A device-TLB descriptor for a function that is gone times out
+        (ITE, 6.5.2.10); since 80a9b50c qi_check_fault reads the source ID and, the
+        device not being present, returns -ETIMEDOUT (the callers ignore it: the device
+        is gone). Before, the ITE path retried the batch forever: a hard lockup."""
         _st(k).unit.qi_submit_sync(*descs, drain=drain)
+        if not k.disconnected:
+            return
+        gone = {k.devices[n].sid: n for n in k.disconnected}
+        for d in descs:
+            if isinstance(d, (hw.QiDiotlb, hw.QiDeiotlb)) and d.sid in gone:
+                if k.design.has("vtd.qi_retry_on_ite"):
+                    k.warn("vtd_qi_hang", f"{d} to {gone[d.sid]}, which is gone: the ITE is retried forever")
+                return
+
+    def _device_present(self, k: "Kernel", dev: Device) -> bool:
+        """pci_device_is_present: the teardown skips the device-TLB flush of a gone device
+        (devtlb_invalidation_with_pasid, 4fc82cd907ac / 10e60d87)."""
+        return dev.name not in k.disconnected or k.design.has("vtd.devtlb_inv_ignores_presence")
 
     def tear_down_entry(self, k: "Kernel", dev: Device, pasid: int, fault_ignore: bool) -> None:
         """intel_pasid_tear_down_entry, v7.0 order (A.8.2)."""
@@ -355,7 +372,7 @@ class VtdDriver(Driver):
             self._submit(k, hw.qi_desc_piotlb_all(did, pasid))
         else:
             self._submit(k, hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI))
-        if dev.ats and not k.design.has("vtd.teardown_skip_devtlb"):
+        if dev.ats and not k.design.has("vtd.teardown_skip_devtlb") and self._device_present(k, dev):
             if pasid == IOMMU_NO_PASID:
                 self._submit(k, hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH))
             else:
@@ -666,6 +683,9 @@ class VtdDriver(Driver):
         held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
         held.discard(IOMMU_NO_PASID)
         return held
+
+    def device_gone(self, k: "Kernel", dev: Device) -> None:
+        _st(k).unit.device_gone(dev.sid)
 
     def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
         """Device-TLB and PASID-based device-TLB descriptors (6.5.2.5, 6.5.2.6)."""

@@ -136,6 +136,9 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("reset-done-whole-group", "vtd", "refcount-matches"): ("T1", 5),
     ("reset-done-whole-group", "smmuv3", "reset-scoped"): ("T1", 7),
     ("reset-done-whole-group", "smmuv3", "refcount-matches"): ("T1", 5),
+    # surprise removal (check_bounds hotplug=1)
+    ("vtd-gone-device-2023", "vtd", "no-kernel-warn"): ("T1", 3),
+    ("vtd-qi-retry-on-ite", "vtd", "no-kernel-warn"): ("T1", 3),
 }
 
 

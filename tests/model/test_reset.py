@@ -1,4 +1,5 @@
-"""PCI reset staging (model/core/reset.py): the calls as mainline v7.0 makes them.
+"""A device's life after boot (model/core/reset.py): PCI reset staging as mainline
+v7.0 makes it, and surprise removal.
 
 Each test states one rule of pci_dev_reset_iommu_prepare / _done, read in
 drivers/iommu/iommu.c (c279e83953d9 and the v7.0-stable fixes), with the errno the
@@ -172,6 +173,61 @@ def test_upstream_holds_in_the_shared_reset_world(hw: str, index: int) -> None:
 @pytest.mark.parametrize("hw,index", [("vtd", 0), ("smmuv3", 1)])
 def test_upstream_holds_in_the_reset_world(hw: str, index: int) -> None:
     w = WORLDS["reset1"]
+    _, out = explore(UPSTREAM, hw, w.to_bounds(), tuple(CATALOG), saturate=True)
+    assert out.violation is None and out.complete
+    assert out.states == w.states[index]
+
+
+# ============================================================ surprise removal
+@pytest.mark.parametrize("hw", HW)
+def test_a_removed_device_issues_no_dma_and_its_atc_goes_with_it(hw: str) -> None:
+    k = _kernel(hw)
+    assert k.dma_map_page("dev0", 0, PA) == 0
+    k.hw_fill("dev0", None, 0, Access.READ)
+    assert any("TLB (sid" in o.via or "ATC" in o.via for o in k.dma("dev0", None, 0, Access.READ))
+    k.pci_surprise_removal("dev0")
+    assert k.disconnected == {"dev0"}
+    assert not any("device-TLB" in o.via or "ATC" in o.via for o in k.dma("dev0", None, 0, Access.READ))
+    b = Bounds(devices=1, hotplug=True)
+    assert list(ACTIONS_BY_NAME["dma"].enabled_args(k, b)) == []
+    assert list(ACTIONS_BY_NAME["pci_surprise_removal"].enabled_args(k, b)) == []  # once
+
+
+def test_vtd_teardown_skips_the_device_tlb_of_a_removed_device() -> None:
+    """devtlb_invalidation_with_pasid checks pci_device_is_present (4fc82cd907ac, 10e60d87)."""
+    k = _kernel("vtd")
+    k.pci_surprise_removal("dev0")
+    n = len(k.driver.ats_invalidations(k))
+    assert k.iommu_device_claim_dma_owner("dev0", "vfio") == 0  # blocks the RID: a teardown
+    assert k.driver.ats_invalidations(k)[n:] == []
+    assert k.warnings == []
+
+
+@pytest.mark.parametrize("hw", HW)
+def test_a_flush_that_reaches_a_removed_device_times_out_without_a_hang(hw: str) -> None:
+    """cache_tag_flush_range (VT-d) and the ATC invalidation (SMMUv3) do not look at
+    presence: the invalidation is sent, times out, and mainline carries on (80a9b50c on
+    VT-d; SMMUv3 skips the CMD_SYNC error)."""
+    k = _kernel(hw)
+    assert k.dma_map_page("dev0", 0, PA) == 0
+    k.pci_surprise_removal("dev0")
+    n = len(k.driver.ats_invalidations(k))
+    assert k.dma_unmap_page("dev0", 0) == 4096
+    assert [sid for sid, _ in k.driver.ats_invalidations(k)[n:]] == [0x08]
+    assert k.warnings == []
+
+
+def test_hotplug_actions_exist_only_with_the_bound() -> None:
+    k = _kernel("vtd")
+    removal = ACTIONS_BY_NAME["pci_surprise_removal"]
+    assert list(removal.enabled_args(k, Bounds())) == []
+    assert list(removal.enabled_args(k, Bounds(hotplug=True))) == [("dev0",)]
+
+
+@pytest.mark.deep
+@pytest.mark.parametrize("hw,index", [("vtd", 0), ("smmuv3", 1)])
+def test_upstream_holds_in_the_hotplug_world(hw: str, index: int) -> None:
+    w = WORLDS["hotplug1"]
     _, out = explore(UPSTREAM, hw, w.to_bounds(), tuple(CATALOG), saturate=True)
     assert out.violation is None and out.complete
     assert out.states == w.states[index]
