@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from hwspec.outcome import Access, Kind, Outcome
+from hwspec.outcome import Access, Kind
 
 from invariants.base import Invariant, Layer, Step, UnknownInvariant, Violation
 from invariants.contracts import ERRNO_CONTRACT
@@ -28,20 +28,13 @@ from model.bounds import Bounds
 from model.core import Kernel
 from model.objects import DomainType, NotifierState
 from model.warn import KernelWarning
-from model.semantics import domain_for, expected_effect
+from model.semantics import domain_for, effect_of, expected_effect, show_effect
 
 S000 = "000_5d95e02cbbab3d3a.txt"
 S001 = "001_218348e09bb14a03.txt"
 S002 = "002_d140947772abe919.txt"
 S003 = "003_3c72ab6e8a843ef5.txt"
 S004 = "004_b0f85d91fc5ccfc6.txt"
-
-
-def _show_effect(e: tuple[Kind, int | None]) -> str:
-    kind, pa = e
-    if kind is Kind.TRANSLATED:
-        return f"pa {pa:#x}"
-    return "bypass" if kind is Kind.BYPASS else "fault"
 
 
 def _why(k: Kernel, dev: str, pasid: int | None) -> str:
@@ -75,24 +68,19 @@ def _no_stale_translation(k: Kernel, b: Bounds) -> Violation | None:
     for dev, pasid, iova in _requests(k, b):
         want = expected_effect(k, dev, pasid, iova, Access.READ)
         outcomes = k.dma(dev, pasid, iova, Access.READ)
-        if all(_effect(o) == want for o in outcomes):
+        if all(effect_of(o) == want for o in outcomes):
             continue  # the common case, without sorting (sorted only for a stable report)
         for o in sorted(outcomes, key=str):
-            got = _effect(o)
+            got = effect_of(o)
             if got != want:
                 where = "no pasid" if pasid is None else f"pasid {pasid}"
                 return Violation(
                     "no-stale-translation",
                     f"dma({dev}, {where}, iova {iova:#x}) {o}, but the API state says "
-                    f"{_show_effect(want)}: {_why(k, dev, pasid)}",
+                    f"{show_effect(want)}: {_why(k, dev, pasid)}",
                     _evidence(k, o.via),
                 )
     return None
-
-
-def _effect(o: Outcome) -> object:
-    """What an outcome does, as `expected_effect` says it (a fault is a fault, by any reason)."""
-    return o.effect if o.kind is not Kind.FAULT else (Kind.FAULT, None)
 
 
 def _evidence(k: Kernel, via: str) -> tuple[str, ...]:
@@ -211,8 +199,7 @@ def _tables_match_core(k: Kernel, b: Bounds) -> Violation | None:
         want = expected_effect(k, dev, pasid, iova, Access.READ)
         walk = [o for o in k.dma(dev, pasid, iova, Access.READ) if o.via == "walk"]
         for o in walk:
-            got = o.effect if o.kind is not Kind.FAULT else (Kind.FAULT, None)
-            if got != want:
+            if effect_of(o) != want:
                 where = "no pasid" if pasid is None else f"pasid {pasid}"
                 return Violation(
                     "tables-match-core",

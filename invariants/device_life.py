@@ -19,12 +19,13 @@ Two properties the v7.0 reset staging exists for, each checked on every step:
 
 from __future__ import annotations
 
-from hwspec.outcome import Access, Kind
+from hwspec.outcome import Access
 
 from invariants.base import Invariant, Layer, Step, Violation
 from model.actions import Kind as P, values
 from model.bounds import Bounds
 from model.core import Kernel
+from model.semantics import Effect, effect_of, show_effect
 
 RESET_CALLS = ("pci_dev_reset_iommu_prepare", "pci_dev_reset_iommu_done")
 
@@ -48,18 +49,14 @@ def _no_ats_inv_during_reset(step: Step, b: Bounds) -> Violation | None:
     return None
 
 
-def _effects(k: Kernel, dev: str, b: Bounds) -> dict[tuple[int | None, int], frozenset[object]]:
+def _effects(k: Kernel, dev: str, b: Bounds) -> dict[tuple[int | None, int], frozenset[Effect]]:
     """What every DMA of dev may do now, by (PASID or none, IOVA): effects, not paths."""
-    return {(pasid, iova): frozenset(o.effect if o.kind is not Kind.FAULT else (Kind.FAULT, None)
-                                     for o in k.dma(dev, pasid, iova, Access.READ))
+    return {(pasid, iova): frozenset(effect_of(o) for o in k.dma(dev, pasid, iova, Access.READ))
             for pasid in values(P.ANY_PASID, k, b) for iova in b.iovas()}
 
 
-def _show(effects: frozenset[object]) -> str:
-    def one(e: object) -> str:
-        kind, pa = e  # type: ignore[misc]
-        return f"pa {pa:#x}" if kind is Kind.TRANSLATED else kind.value
-    return " or ".join(sorted(one(e) for e in effects)) or "nothing"
+def _show(effects: frozenset[Effect]) -> str:
+    return " or ".join(sorted(show_effect(e) for e in effects)) or "nothing"
 
 
 def _record(k: Kernel) -> dict[str, object]:

@@ -11,7 +11,7 @@ has exactly this effect.
 from __future__ import annotations
 
 from hwspec.memory import PAGE_SHIFT, Prot
-from hwspec.outcome import Access, Kind
+from hwspec.outcome import Access, Kind, Outcome
 
 from model.core import BLOCKED_DOMAIN_ID, Kernel
 from model.objects import DomainType
@@ -61,3 +61,16 @@ def expected_effect(k: Kernel, dev: str, pasid: int | None, iova: int, access: A
     if access & Access.WRITE and not pte.prot & Prot.WRITE:
         return FAULT
     return (Kind.TRANSLATED, (pte.pfn << PAGE_SHIFT) | (iova & ((1 << PAGE_SHIFT) - 1)))
+
+
+def effect_of(o: Outcome) -> Effect:
+    """What a hardware outcome does, as `expected_effect` says it: faults compare by
+    kind, not by reason or path."""
+    return o.effect if o.kind is not Kind.FAULT else FAULT
+
+
+def show_effect(e: Effect) -> str:
+    kind, pa = e
+    if kind is Kind.TRANSLATED:
+        return f"pa {pa:#x}"
+    return "bypass" if kind is Kind.BYPASS else "fault"

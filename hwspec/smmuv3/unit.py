@@ -426,7 +426,7 @@ def fill(
     for e in added[1 + (cd_e is not None):]:
         if isinstance(e, TlbEntry):
             unit.tlb.add(e)
-        else:
+        elif isinstance(e, AtcEntry):
             unit.atc.add(e)
     return frozenset(added)
 

@@ -59,9 +59,10 @@ class PciReset(DmaApi):
             return 0
         if g.blocking_domain is None:  # __iommu_group_alloc_blocking_domain
             g = self._set_group(g, blocking_domain=BLOCKED_DOMAIN_ID)
-        if g.domain != g.blocking_domain:
+        blocking = g.blocking_domain if g.blocking_domain is not None else BLOCKED_DOMAIN_ID
+        if g.domain != blocking:
             old = self.domains.get(g.domain) if g.domain is not None else None
-            ret = self.driver.attach_dev(self._k, self.domains[g.blocking_domain], d, old)
+            ret = self.driver.attach_dev(self._k, self.domains[blocking], d, old)
             if ret:
                 return ret
         if d.max_pasids and not self.design.has("reset.prepare_rid_only"):
