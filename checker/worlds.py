@@ -66,6 +66,11 @@ WORLDS: dict[str, World] = {w.name: w for w in (
     World("hotplug1", f"devices=1,processes=1,paging_domains=1,hotplug=1,{_ONE}",
           "small1 where the ATS device may be surprise-removed (no more DMA, no ATS answer)",
           (14_158, 26_451)),
+    World("pri1", f"devices=1,processes=1,paging_domains=0,pri=1,{_ONE}",
+          "sva1 with PRI page requests (device_page_request, prq_event_thread, iopf_work); on "
+          "vtd upstream breaks iopf-drained (design vtd-sva-unbind-after-mm-exit): the vtd count "
+          "is the proposed fix's, vtd-drain-on-zero-entry; smmuv3 takes no page requests",
+          (510, 350)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

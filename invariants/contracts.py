@@ -240,7 +240,7 @@ RESET = "iommu.c:pci_dev_reset_iommu_prepare [CUR, v7.0 with b296ca1f]"
 
 def _group_resetting(k: Kernel, dev: str) -> bool:
     g = _group(k, dev)
-    return g is not None and any(name in k.resetting for name in g.devices)
+    return g is not None and k.recovering(g)
 
 
 def _dom_dev_resetting(k: Kernel, a: Args, hw: str) -> bool:

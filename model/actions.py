@@ -291,6 +291,25 @@ def _can_bind(k: Kernel, b: Bounds, a: Args) -> bool:
     return bool(m.sva_domains) or sum(n.mm == mm for n in k.notifiers.values()) < MAX_NOTIFIERS_PER_MM
 
 
+def _may_page_request(k: Kernel, b: Bounds, a: Args) -> bool:
+    """A device sends page requests only with PRI (the model's ATS devices), only for a
+    PASID its driver bound to a live process (it stops before unbind: the PASID Stop
+    Marker protocol is the device driver's job), not while gone or in reset, and one
+    request is outstanding at a time (bound pri)."""
+    dev, pasid, _ = a
+    if pasid is None or not k.driver.page_requests or not k.devices[dev].ats:
+        return False
+    if dev in k.disconnected or dev in k.resetting or k.prq or k.iopf_groups:
+        return False
+    g = k.group_of(dev)
+    e = g.pasid_entry(pasid) if g is not None else None
+    dom = k.domains.get(e.domain) if e is not None else None
+    if dom is None or dom.type is not DomainType.SVA or dom.mm is None:
+        return False
+    m = k.mms.get(dom.mm)
+    return m is not None and not m.exited
+
+
 # -- runners -----------------------------------------------------------------------
 def _dma(k: Kernel, a: Args) -> None:
     dev, pasid, iova = a
@@ -480,6 +499,25 @@ ACTIONS: tuple[Action, ...] = (
            "and it answers no ATS invalidation",
            requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.disconnected
            and a[0] not in k.resetting, bound="hotplug"),
+    # -- I/O page faults (bound pri) ----------------------------------------------------------
+    Action("device_page_request", "event",
+           (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),
+           lambda k, a: k.device_page_request(a[0], a[1], a[2]),
+           "the device sends a PRI Page Request for a page of the process it works for: the "
+           "IOMMU queues it for its interrupt thread",
+           requires=_may_page_request, bound="pri"),
+    Action("prq_event_thread", "event", (), lambda k, a: k.prq_event_thread(),
+           "the IOMMU driver's page-request interrupt thread reads the oldest request and "
+           "reports it (iommu_report_device_fault)",
+           requires=lambda k, b, a: bool(k.prq), bound="pri"),
+    Action("prq_event_thread_nomem", "event", (), lambda k, a: k.prq_event_thread(nomem=True),
+           "the interrupt thread reads the oldest request but cannot allocate its iopf group: "
+           "the core answers Response Failure",
+           requires=lambda k, b, a: bool(k.prq) and k.faults_left > 0 and b.pri, bound="faults"),
+    Action("iopf_work", "event", (), lambda k, a: k.iopf_work(),
+           "the iopf workqueue runs the oldest queued group's fault handler "
+           "(iommu_sva_iopf_handler), which answers the device",
+           requires=lambda k, b, a: bool(k.iopf_groups), bound="pri"),
     # -- fault injection (bound faults) ---------------------------------------------------
     Action("fail_nth", "event", (Param("n", Kind.FAULT_NTH),),
            lambda k, a: k.arm_fail_nth(a[0]),

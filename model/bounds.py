@@ -24,7 +24,7 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug"})
+                   "hotplug", "pri"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -69,6 +69,9 @@ class Bounds:
     pci_reset: bool = False
     #: an ATS-capable device may be surprise-removed (pci_surprise_removal); off by default
     hotplug: bool = False
+    #: ATS/PRI devices may send page requests for their SVA PASIDs (model/core/iopf.py):
+    #: one outstanding request at a time; off by default (three more events per state)
+    pri: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -66,6 +66,12 @@ KNOBS: dict[str, str] = {
     "smmu.sva_cpu_asid": "SMMUv3 SVA CDs use the process's CPU ASID (the 2022 scheme)",
     "smmu.track_pasid_domains": "SMMUv3 remembers each PASID's domain itself (no old domain passed)",
     "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",
+    "vtd.drain_on_zero_entry": "VT-d PASID teardown drains the PRQ also when it finds the entry "
+                               "already zeroed (a proposed fix: SVA unbind after mm exit)",
+    "vtd.iopf_disable_before_teardown": "VT-d's blocking set_dev_pasid disables IOPF before the "
+                                        "teardown, so the PRQ drain finds IOPF off",
+    "vtd.page_response_pcie_codes": "VT-d page responses carry the PCIe response codes (Response "
+                                    "Failure 0xF) instead of the kernel enum's values",
     "vtd.qi_retry_on_ite": "VT-d retries a queue that timed out on a gone device forever "
                            "(qi_submit_sync before 80a9b50c)",
     "vtd.devtlb_inv_ignores_presence": "VT-d teardown flushes the device-TLB of a device that is "

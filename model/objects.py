@@ -175,3 +175,35 @@ class Notifier:
     domain: int
     state: NotifierState = NotifierState.REGISTERED
     released: bool = False  # ->release already ran (mm exit)
+
+
+class PageResp(Enum):
+    """enum iommu_page_response_code (include/linux/iommu.h): what a fault handler
+    answers. The values are the kernel's enum, not the PCIe codes: the driver
+    translates (or, see prg-response-valid, does not)."""
+
+    SUCCESS = 0
+    INVALID = 1
+    FAILURE = 2
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A PCIe PRI Page Request the device sent for one page, the last of its group
+    (LPIG = 1: the model's page request groups are single requests). `pasid` is
+    the PASID on the wire (the device issues page requests only with one)."""
+
+    dev: str
+    pasid: int
+    iova: int
+
+
+@dataclass(frozen=True)
+class IopfGroup:
+    """struct iopf_group on the iopf workqueue: the request and a plain, uncounted
+    pointer to the attach handle the core found at report time. The handle must
+    outlive the group: detach (and replace) is the fence for page faults
+    (io-pgfault.c, v6.11 attach-handle series)."""
+
+    req: PageRequest
+    handle: int

@@ -117,6 +117,11 @@ _SITES = (
              "WARN_ON(re-attaching group->domain or a PASID's domain failed)", B,
              "pci_dev_reset_iommu_done: "),
     # -- mm, mmu notifiers, iommu-sva.c ------------------------------------------------------
+    WarnSite("iopf_freed_handle", "iommu_sva_iopf_handler (iopf workqueue)",
+             "an iopf group runs its handler through an attach handle already freed", U,
+             "use-after-free: "),
+    WarnSite("iopf_freed_domain", "iommu_sva_iopf_handler (iopf workqueue)",
+             "an iopf group runs the fault handler of a freed domain", U, "use-after-free: "),
     WarnSite("notifier_freed_domain", "mmu_notifier callback",
              "a registered notifier calls into its freed domain", U, "use-after-free: "),
     WarnSite("notifier_after_unload", "mmu_notifier callback",

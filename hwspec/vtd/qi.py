@@ -34,6 +34,7 @@ QI_IWD_TYPE = 0x5
 QI_EIOTLB_TYPE = 0x6
 QI_PC_TYPE = 0x7
 QI_DEIOTLB_TYPE = 0x8
+QI_PGRP_RESP_TYPE = 0x9
 
 QI_DONE = 2  # enum {QI_FREE, QI_IN_USE, QI_DONE, QI_ABORT}: the wait descriptor's status data
 QI_DEV_IOTLB_MAX_INVS = 32
@@ -510,8 +511,59 @@ class QiIwd(QiDesc):
         return f"QI_IWD{sw}{flags}"
 
 
+# -- page group response ------------------------------------------------------------
+#: PCIe PRG Response Message codes (PCIe r6.0 sec 10.4.2.1; VT-d 6.5.2.8 copies them):
+#: every other value of the 4-bit field is reserved.
+QI_RESP_SUCCESS = 0x0
+QI_RESP_INVALID = 0x1
+QI_RESP_FAILURE = 0xF
+PRG_RESPONSE_CODES = frozenset({QI_RESP_SUCCESS, QI_RESP_INVALID, QI_RESP_FAILURE})
+
+
+@dataclass(frozen=True, slots=True)
+class QiPgrpResp(QiDesc):
+    """Page group response (type 9, VT-d 6.5.2.8): the IOMMU sends a PRG Response
+    Message to the endpoint `rid`. Covers no cache.
+
+    `rid` sits where the kernel's QI_PGRP_DID macro puts it (qw0[31:16]): it is the
+    requester ID, not a domain ID. QW1 holds only the PRG index: the newest
+    intel_iommu_page_response no longer sets an LPIG bit there. `resp_code` is the raw 4-bit field, not an enum: a
+    reserved value is what the hardware would carry to the device, and the
+    `prg-response-valid` invariant, not the encoder, is what objects to it.
+    """
+
+    TYPE: ClassVar[int] = QI_PGRP_RESP_TYPE
+    LAYOUT: ClassVar[Layout] = Layout(
+        "qi_pgrp_resp",
+        2,
+        fields(
+            ("type", 0, 0, 3),
+            ("pasid_p", 0, 4, 4),
+            ("resp_code", 0, 12, 15),
+            ("rid", 0, 16, 31),
+            ("pasid", 0, 32, 51),
+            ("prg_index", 1, 3, 11),
+        ),
+    )
+
+    rid: int
+    pasid: int
+    resp_code: int
+    pasid_p: int = 1
+    prg_index: int = 0
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        code = {QI_RESP_SUCCESS: "SUCCESS", QI_RESP_INVALID: "INVALID", QI_RESP_FAILURE: "FAILURE"}
+        shown = code.get(self.resp_code, f"reserved code {self.resp_code:#x}")
+        where = f" pasid={self.pasid}" if self.pasid_p else ""
+        return f"QI_PGRP_RESP rid={self.rid:#06x}{where} {shown}"
+
+
 _BY_TYPE: dict[int, type[QiDesc]] = {
-    cls.TYPE: cls for cls in (QiCc, QiIotlb, QiDiotlb, QiIwd, QiEiotlb, QiPc, QiDeiotlb)
+    cls.TYPE: cls for cls in (QiCc, QiIotlb, QiDiotlb, QiIwd, QiEiotlb, QiPc, QiDeiotlb, QiPgrpResp)
 }
 
 
@@ -622,3 +674,10 @@ def qi_desc_wait(*, prq_drain: bool = False, fence: bool = False, status_addr: i
         status_data=QI_DONE,
         status_addr=status_addr >> 2,
     )
+
+
+def qi_desc_page_response(rid: int, pasid: int | None, code: int, prg_index: int = 0) -> QiPgrpResp:
+    """intel_iommu_page_response: one descriptor per group; `code` goes into the field
+    as the caller gives it (the kernel writes msg->code, an enum iommu_page_response_code)."""
+    return QiPgrpResp(rid=rid, pasid=0 if pasid is None else pasid, resp_code=code,
+                      pasid_p=int(pasid is not None), prg_index=prg_index)

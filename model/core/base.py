@@ -19,7 +19,7 @@ from hwspec.memory import Memory
 
 from model.design import Design
 from model.drivers.base import Driver, DriverState
-from model.objects import Device, Domain, Group, Handle, Mm, Notifier
+from model.objects import Device, Domain, Group, Handle, IopfGroup, Mm, Notifier, PageRequest
 from model.state import Declared, Role, StateField
 from model.warn import KernelWarning, site
 
@@ -88,6 +88,12 @@ class KernelBase(Declared):
                    "devices between pci_dev_reset_iommu_prepare and _done (gdev->blocked)"),
         StateField("disconnected", Role.VALUE,
                    "devices gone from the bus (pci_dev_is_disconnected, !pci_device_is_present)"),
+        StateField("prq", Role.VALUE,
+                   "the IOMMU's page request queue: PRI requests no interrupt thread has read "
+                   "yet (VT-d PRQ), oldest first"),
+        StateField("iopf_groups", Role.VALUE,
+                   "iopf groups queued on the iopf workqueue, oldest first (their handlers have "
+                   "not run)"),
         StateField("injected", Role.MAP, "one-shot driver failures armed (selftest-style)"),
         StateField("faults_left", Role.VALUE, "fail_nth injections still allowed in this run (bound faults)"),
         StateField("fail_nth", Role.VALUE,
@@ -122,6 +128,8 @@ class KernelBase(Declared):
     module_loaded: bool
     resetting: frozenset[str]
     disconnected: frozenset[str]
+    prq: tuple[PageRequest, ...]
+    iopf_groups: tuple[IopfGroup, ...]
     injected: dict[str, int]
     faults_left: int
     fail_nth: int | None
@@ -153,6 +161,8 @@ class KernelBase(Declared):
         self.module_loaded = True
         self.resetting = frozenset()
         self.disconnected = frozenset()
+        self.prq = ()
+        self.iopf_groups = ()
         self.injected = {}
         self.faults_left = 0
         self.fail_nth = None
@@ -166,6 +176,13 @@ class KernelBase(Declared):
     def _k(self) -> "Kernel":
         """This world as the drivers see it (the whole core; see model/core/kernel.py)."""
         return cast("Kernel", self)
+
+    def recovering(self, g: Group) -> bool:
+        """The group's recovery_cnt != 0: a device of it is between
+        pci_dev_reset_iommu_prepare and _done (model/core/reset.py). The core refuses
+        domain changes of such a group (-EBUSY) and skips the blocked device in the
+        must-succeed ones; the invariants' contracts read the same rule."""
+        return any(name in self.resetting for name in g.devices)
 
     # ------------------------------------------------------------------ memo
     def freeze(self) -> None:

@@ -143,7 +143,7 @@ class IommuCore(MmLifetime):
             return -errno.EINVAL
         # PCI reset staging (model/core/reset.py): while a device of the group is
         # blocked, only a must-succeed change goes through, and it skips that device
-        recovering = any(name in self.resetting for name in g.devices)
+        recovering = self.recovering(g)
         if recovering and not must_succeed:
             return -errno.EBUSY
         dom = self.domains[new]

@@ -23,6 +23,7 @@ Where each call lives (as in the kernel's own files):
     pasid.py        iommu.c: PASID attach / detach / replace, aux domains
     sva.py          iommu-sva.c: bind / unbind, iommu_alloc_mm_data, module unload
     dma.py          dma-iommu map/unmap, iommu_map/unmap, the hardware's view of a DMA
+    iopf.py         io-pgfault.c: page requests, the iopf queue, the SVA fault handler, drains
     reset.py        iommu.c: PCI reset staging (pci_dev_reset_iommu_prepare / _done)
     kernel.py       boot (probe every device) and the canonical key
 
@@ -40,7 +41,7 @@ from model.core.reset import PciReset
 from model.design import UPSTREAM, Design
 from model.drivers import make_driver
 from model.drivers.base import Driver
-from model.objects import Device, Domain, DomainType, Group, Handle, Mm, Notifier
+from model.objects import Device, Domain, DomainType, Group, Handle, IopfGroup, Mm, Notifier
 
 
 # -- the canonical form of each core field (explorer symmetry reduction) -----------------
@@ -109,10 +110,14 @@ def _canon_aux_pasids(k: "Kernel", v: dict[int, int], ren: Renaming) -> Any:
     return tuple(sorted([(ren.dom(d), p) for d, p in v.items()]))
 
 
+def _canon_iopf_groups(k: "Kernel", v: tuple[IopfGroup, ...], ren: Renaming) -> Any:
+    return tuple([(g.req, ren.handle(g.handle)) for g in v])
+
+
 _CANON = {
     "groups": _canon_groups, "domains": _canon_domains, "handles": _canon_handles,
     "mms": _canon_mms, "notifiers": _canon_notifiers, "mm_rid_pasid": _canon_mm_rid_pasid,
-    "aux_pasids": _canon_aux_pasids,
+    "aux_pasids": _canon_aux_pasids, "iopf_groups": _canon_iopf_groups,
 }
 
 

@@ -76,7 +76,7 @@ class PasidAttach(IommuCore):
             return -errno.EOPNOTSUPP
         if not self._compatible(dom) or pasid == IOMMU_NO_PASID:
             return -errno.EINVAL
-        if any(name in self.resetting for name in g.devices):
+        if self.recovering(g):
             return -errno.EBUSY  # a device of the group is being reset (model/core/reset.py)
         for d in self._pasid_devices(g):
             if pasid >= d.max_pasids:
@@ -122,7 +122,7 @@ class PasidAttach(IommuCore):
             return -errno.EOPNOTSUPP
         if not self._compatible(dom) or pasid == IOMMU_NO_PASID or handle is None:
             return -errno.EINVAL
-        if any(name in self.resetting for name in g.devices):
+        if self.recovering(g):
             return -errno.EBUSY  # a device of the group is being reset (model/core/reset.py)
         cur = g.pasid_entry(pasid)
         if cur is None:

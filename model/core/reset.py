@@ -36,15 +36,10 @@ nested (0d5fd7a9's reset_depth counts nesting; the model does not nest).
 from __future__ import annotations
 
 from model.core.base import BLOCKED_DOMAIN_ID
-from model.core.dma import DmaApi
-from model.objects import Group
+from model.core.iopf import Iopf
 
 
-class PciReset(DmaApi):
-    def _recovering(self, g: Group) -> bool:
-        """recovery_cnt != 0: some device of the group is between prepare and done."""
-        return any(name in self.resetting for name in g.devices)
-
+class PciReset(Iopf):
     def pci_dev_reset_iommu_prepare(self, dev: str) -> int:
         """Block the device's RID and PASIDs in the hardware; keep the core's record."""
         d = self.devices[dev]

@@ -33,6 +33,10 @@ BOTH = ("vtd", "smmuv3")
 RESET1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,pci_reset=1"
 #: the hotplug1 world: the same with surprise removal instead of resets
 HOTPLUG1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,hotplug=1"
+#: the pri1 world: one ATS/PRI device, one process, page requests on
+PRI1 = "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,pri=1"
+#: the same where the interrupt thread may fail to allocate an iopf group
+PRI1_NOMEM = PRI1 + ",faults=1"
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -624,6 +628,97 @@ _VARIANTS = (
         check_bounds=HOTPLUG1,
         expect_breaks=(("vtd", ("no-kernel-warn",)),),
         changed_calls=("dma_unmap_page", "iommu_unmap", "cpu_munmap"),
+    ),
+    # -- I/O page faults (check_bounds pri=1) ----------------------------------------------
+    Design(
+        name="vtd-sva-unbind-after-mm-exit",
+        summary="upstream (v7.0) with page requests on: an SVA unbind after the process exited "
+                "does not drain the PRQ (a finding)",
+        rationale="This is the upstream model, no knob, in the pri1 world. intel_mm_release "
+                  "tears the SVA PASID down with fault_ignore (no drain: the exit path must "
+                  "not wait for fault handlers). Since 75ed00055c05 the teardown clears P first, "
+                  "so intel_pasid_clear_entry zeroes the whole entry and the FPD bit that "
+                  "cf08ca81d08a's unbind-time drain looks for is never left: the unbind finds an "
+                  "all-zero entry and returns before draining. A page request the device sent "
+                  "before the exit stays in the PRQ after the core has let the PASID, its handle "
+                  "and its domain go, and is delivered to whatever holds the PASID next. "
+                  "hw-tables.md A.8.2 notes the path as an unverified possible regression; the "
+                  "checker's trace is four calls long.",
+        seeds=(S004,),
+        history="cf08ca81d08a (v6.13, 'Draining PRQ in sva unbind path when FPD bit set') fixed "
+                "the same trace for the FPD entry 75ed00055c05 no longer leaves.",
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=PRI1,
+        expect_breaks=(("vtd", ("iopf-drained",)),),
+        changed_calls=("iommu_sva_unbind_device", "process_exit"),
+    ),
+    Design(
+        name="vtd-drain-on-zero-entry",
+        summary="a proposed fix: VT-d PASID teardown drains the PRQ also when the entry is "
+                "already zero",
+        rationale="The drain fences page requests of a PASID, whatever the state of its entry: "
+                  "intel_pasid_tear_down_entry called without fault_ignore drains before "
+                  "returning on a non-present, all-zero entry too (what cf08ca81d08a did for "
+                  "the FPD entry). iopf-drained holds in the pri1 world.",
+        seeds=(S004,),
+        history="Not in any kernel: the model's answer to vtd-sva-unbind-after-mm-exit.",
+        knobs=frozenset({"vtd.drain_on_zero_entry"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=PRI1,
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="vtd-iopf-disable-before-teardown",
+        summary="VT-d's blocking set_dev_pasid disables IOPF before tearing the PASID down",
+        rationale="intel_iommu_drain_pasid_prq drains only while IOPF is enabled on the "
+                  "device: disabling it first (the last user's iopf_queue_remove_device "
+                  "answers the queued groups) skips the PRQ wait, so a request still in the "
+                  "hardware queue outlives the PASID. The kernel tears down, drains, then "
+                  "disables (iopf_for_domain_remove after the teardown).",
+        history="The order of blocking_domain_set_dev_pasid since IOPF enabling moved into "
+                "domain attach (17fce9d2336d).",
+        knobs=frozenset({"vtd.iopf_disable_before_teardown"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=PRI1,
+        expect_breaks=(("vtd", ("iopf-drained",)),),
+        changed_calls=("iommu_sva_unbind_device",),
+    ),
+    Design(
+        name="vtd-page-response-failure-code",
+        summary="upstream with page requests and one allocation failure: Response Failure goes "
+                "out as the reserved code 2 (a finding)",
+        rationale="This is the upstream model, no knob. When the core cannot allocate an iopf "
+                  "group it answers IOMMU_PAGE_RESP_FAILURE, enum value 2; "
+                  "intel_iommu_page_response writes msg->code into the page group response "
+                  "descriptor's 4-bit response code as it is, and PCIe's Response Failure is "
+                  "0xF (QI_RESP_FAILURE, defined in the driver's header and used nowhere on "
+                  "this path). Code 2 is reserved: what the device does with it is up to the "
+                  "device. Read in intel/prq.c (intel_iommu_page_response) and iommu.h.",
+        seeds=(S004,),
+        history="The response code has been passed through since the generic page response "
+                "API (2019); the SVA handler itself answers only SUCCESS or INVALID.",
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=PRI1_NOMEM,
+        expect_breaks=(("vtd", ("prg-response-valid",)),),
+        changed_calls=("prq_event_thread_nomem",),
+    ),
+    Design(
+        name="vtd-page-response-pcie-codes",
+        summary="a proposed fix: intel_iommu_page_response translates the enum into PCIe codes",
+        rationale="SUCCESS -> 0, INVALID -> 1, FAILURE -> 0xF before the descriptor is built: "
+                  "prg-response-valid holds with the allocation failure on. The design carries "
+                  "vtd-drain-on-zero-entry's fix too, so that the other finding does not end the "
+                  "search first.",
+        history="Not in any kernel: the model's answer to vtd-page-response-failure-code.",
+        knobs=frozenset({"vtd.page_response_pcie_codes", "vtd.drain_on_zero_entry"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=PRI1_NOMEM,
+        changed_calls=("prq_event_thread_nomem",),
     ),
 )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hwspec.outcome import Access, Outcome
 
 if TYPE_CHECKING:
+    from model.objects import PageResp
     from model.core import Kernel
     from model.objects import Device, Domain
 
@@ -62,6 +63,17 @@ class Driver:
     ) -> int:
         """dom->ops->set_dev_pasid, including the blocked domain's (PASID detach)."""
         return 0
+
+    # -- I/O page faults (model/core/iopf.py) --------------------------------
+    #: PCIe PRI page requests reach the core's IOPF path through this driver
+    page_requests: bool = True
+
+    def iopf_enabled(self, k: "Kernel", dev: "Device") -> bool:
+        """The device is on the IOMMU's iopf queue (its fault data exists)."""
+        return True
+
+    def page_response(self, k: "Kernel", dev: "Device", pasid: int, code: "PageResp") -> None:
+        """ops->page_response: the PRG Response Message to the device."""
 
     # -- maps -------------------------------------------------------------
     def iotlb_sync_map(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
@@ -119,6 +131,11 @@ class Driver:
     def ats_invalidations(self, k: "Kernel") -> list[tuple[int, str]]:
         """(endpoint SID, text) of every ATS invalidation in the hardware log, oldest first:
         what a step sent is what its log holds beyond the log of the state before it."""
+        return []
+
+    def prg_responses(self, k: "Kernel") -> list[tuple[int, str, int]]:
+        """(endpoint SID, text, raw response code) of every PRG Response in the hardware
+        log, oldest first (read like ats_invalidations)."""
         return []
 
     def take_hw_log(self, k: "Kernel") -> list[str]:

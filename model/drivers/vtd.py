@@ -51,7 +51,7 @@ from hwspec.vtd import (
 
 from model.drivers.base import Driver
 from model.state import Declared, Role, StateField
-from model.objects import Device, Domain, DomainType
+from model.objects import Device, Domain, DomainType, PageResp
 
 if TYPE_CHECKING:
     from model.core import Kernel
@@ -360,6 +360,11 @@ class VtdDriver(Driver):
                 self._drain_prq(k, dev, pasid)
             elif pte[0]:
                 k.warn("vtd_teardown_not_present", f"{dev.name} pasid {pasid} not present but q0 != 0")
+            elif not fault_ignore and k.design.has("vtd.drain_on_zero_entry"):
+                # proposed fix: an SVA unbind after intel_mm_release finds the entry
+                # zeroed (75ed00055c05 clears P first, so the FPD that cf08ca81d08a
+                # keys its drain on is never left) and must still drain
+                self._drain_prq(k, dev, pasid)
             return
         did = PASID_ENTRY.get(pte, "did")
         pgtt = PASID_ENTRY.get(pte, "pgtt")
@@ -390,6 +395,9 @@ class VtdDriver(Driver):
         info = s.info[dev.name]
         if not info.iopf_refcount:
             return
+        # Wait until the PRQ holds no request of (RID, PASID), then iopf_queue_flush_dev:
+        # every queued iopf group's handler has run (prq.c, step 1 and 2).
+        k.drain_page_requests(dev.name, pasid)
         rid = k.domains.get(info.rid_domain) if info.rid_domain is not None else None
         did = (self.domain_id(k, rid) if rid is not None and rid.type.is_paging
                and rid.id in s.dids else FLPT_DEFAULT_DID)
@@ -473,16 +481,44 @@ class VtdDriver(Driver):
         self._detach_iommu(k, old)
 
     def _iopf(self, k: "Kernel", dev: Device, delta: int) -> None:
+        """intel_iommu_enable_iopf / disable_iopf: the first user adds the device to the
+        IOMMU's iopf queue, the last one removes it (iopf_queue_remove_device)."""
         s = _st(k)
         info = s.info[dev.name]
         s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, info.rid_domain,
                                    max(0, info.iopf_refcount + delta))
+        if delta < 0 and info.iopf_refcount == 1:
+            k.iopf_queue_remove_device(dev.name)
+
+    # ------------------------------------------------------ page requests
+    def iopf_enabled(self, k: "Kernel", dev: Device) -> bool:
+        return _st(k).info[dev.name].iopf_refcount > 0
+
+    def page_response(self, k: "Kernel", dev: Device, pasid: int, code: PageResp) -> None:
+        """intel_iommu_page_response: a page group response descriptor. The kernel puts
+        msg->code (enum iommu_page_response_code: SUCCESS 0, INVALID 1, FAILURE 2) into
+        the 4-bit response code field as it is, and the PCIe code for Response Failure
+        is 0xF (QI_RESP_FAILURE): FAILURE goes out as the reserved code 2."""
+        raw = code.value
+        if k.design.has("vtd.page_response_pcie_codes"):
+            raw = {PageResp.SUCCESS: hw.QI_RESP_SUCCESS, PageResp.INVALID: hw.QI_RESP_INVALID,
+                   PageResp.FAILURE: hw.QI_RESP_FAILURE}[code]
+        self._submit(k, hw.qi_desc_page_response(dev.sid, pasid, raw))
+
+    def prg_responses(self, k: "Kernel") -> list[tuple[int, str, int]]:
+        return [(d.rid, str(d), d.resp_code) for d in _st(k).unit.qi_log if isinstance(d, hw.QiPgrpResp)]
 
     def set_dev_pasid(
         self, k: "Kernel", dom: Domain, dev: Device, pasid: int, old: Domain | None
     ) -> int:
         if dom.type is DomainType.BLOCKED:
-            # blocking_domain_set_dev_pasid
+            # blocking_domain_set_dev_pasid: tear down (and drain), then disable IOPF
+            if k.design.has("vtd.iopf_disable_before_teardown") and old is not None \
+                    and old.type is DomainType.SVA:
+                self._iopf(k, dev, -1)  # broken variant: the drain then finds IOPF off
+                self.tear_down_entry(k, dev, pasid, False)
+                self._remove_dev_pasid(k, old, dev, pasid)
+                return 0
             self.tear_down_entry(k, dev, pasid, False)
             if old is not None and old.type is DomainType.SVA:
                 self._iopf(k, dev, -1)

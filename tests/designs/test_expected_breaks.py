@@ -139,6 +139,11 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     # surprise removal (check_bounds hotplug=1)
     ("vtd-gone-device-2023", "vtd", "no-kernel-warn"): ("T1", 3),
     ("vtd-qi-retry-on-ite", "vtd", "no-kernel-warn"): ("T1", 3),
+    # I/O page faults (check_bounds pri=1): the upstream finding, a broken order, and the
+    # reserved response code (faults=1)
+    ("vtd-sva-unbind-after-mm-exit", "vtd", "iopf-drained"): ("T0", 5),
+    ("vtd-iopf-disable-before-teardown", "vtd", "iopf-drained"): ("T0", 4),
+    ("vtd-page-response-failure-code", "vtd", "prg-response-valid"): ("T0", 4),
 }
 
 
