@@ -38,6 +38,7 @@ from invariants.base import Invariant, Layer, Step, Violation
 from model.actions import Kind as P, values
 from model.bounds import Bounds
 from model.core import Kernel
+from model.objects import PageRequest
 from model.semantics import Effect, effect_of, show_effect
 
 S004 = "004_b0f85d91fc5ccfc6.txt"
@@ -104,7 +105,8 @@ def _reset_scoped(step: Step, b: Bounds) -> Violation | None:
 
 
 def _iopf_drained(k: Kernel, b: Bounds) -> Violation | None:
-    pending = [(r, "is still in the page request queue", None) for r in k.prq]
+    pending: list[tuple[PageRequest, str, int | None]] = [
+        (r, "is still in the page request queue", None) for r in k.prq]
     pending += [(g.req, "is still queued on the iopf workqueue", g.handle) for g in k.iopf_groups]
     for req, where, handle in pending:
         g = k.group_of(req.dev)
