@@ -71,6 +71,10 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "vtd upstream breaks iopf-drained (design vtd-sva-unbind-after-mm-exit): the vtd count "
           "is the proposed fix's, vtd-drain-on-zero-entry; smmuv3 takes no page requests",
           (510, 350)),
+    World("pt1", f"devices=1,processes=1,paging_domains=1,passthrough=1,{_ONE}",
+          "small1 with identity (pass-through) default domains: the RID bypasses while PASIDs "
+          "translate (VT-d pass-through entry, SMMUv3 CD table with S1DSS=BYPASS)",
+          (947, 2_109)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

@@ -68,10 +68,10 @@ def _no_stale_translation(k: Kernel, b: Bounds) -> Violation | None:
     for dev, pasid, iova in _requests(k, b):
         want = expected_effect(k, dev, pasid, iova, Access.READ)
         outcomes = k.dma(dev, pasid, iova, Access.READ)
-        if all(effect_of(o) == want for o in outcomes):
+        if all(effect_of(o, iova) == want for o in outcomes):
             continue  # the common case, without sorting (sorted only for a stable report)
         for o in sorted(outcomes, key=str):
-            got = effect_of(o)
+            got = effect_of(o, iova)
             if got != want:
                 where = "no pasid" if pasid is None else f"pasid {pasid}"
                 return Violation(
@@ -199,7 +199,7 @@ def _tables_match_core(k: Kernel, b: Bounds) -> Violation | None:
         want = expected_effect(k, dev, pasid, iova, Access.READ)
         walk = [o for o in k.dma(dev, pasid, iova, Access.READ) if o.via == "walk"]
         for o in walk:
-            if effect_of(o) != want:
+            if effect_of(o, iova) != want:
                 where = "no pasid" if pasid is None else f"pasid {pasid}"
                 return Violation(
                     "tables-match-core",

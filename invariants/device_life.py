@@ -67,7 +67,7 @@ def _no_ats_inv_during_reset(step: Step, b: Bounds) -> Violation | None:
 
 def _effects(k: Kernel, dev: str, b: Bounds) -> dict[tuple[int | None, int], frozenset[Effect]]:
     """What every DMA of dev may do now, by (PASID or none, IOVA): effects, not paths."""
-    return {(pasid, iova): frozenset(effect_of(o) for o in k.dma(dev, pasid, iova, Access.READ))
+    return {(pasid, iova): frozenset(effect_of(o, iova) for o in k.dma(dev, pasid, iova, Access.READ))
             for pasid in values(P.ANY_PASID, k, b) for iova in b.iovas()}
 
 

@@ -447,7 +447,8 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.dma_map_page(a[0], a[1], a[2]),
            "the bound driver maps a buffer through the DMA API (default domain)",
            requires=lambda k, b, a: _driver_bound(k, a[0])
-           and (g := k.group_of(a[0])) is not None and g.domain == g.default_domain,
+           and (g := k.group_of(a[0])) is not None and g.domain == g.default_domain
+           and not k.devices[a[0]].identity,  # identity default: dma-direct, no IOMMU call
            needs="dma_api"),
     Action("dma_unmap_page", "call", (Param("dev", Kind.DEV), Param("iova", Kind.IOVA)),
            lambda k, a: k.dma_unmap_page(a[0], a[1]),

@@ -24,7 +24,7 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug", "pri"})
+                   "hotplug", "pri", "passthrough"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -72,6 +72,9 @@ class Bounds:
     #: ATS/PRI devices may send page requests for their SVA PASIDs (model/core/iopf.py):
     #: one outstanding request at a time; off by default (three more events per state)
     pri: bool = False
+    #: iommu.passthrough=1: every group's default domain is the identity domain (RID in
+    #: bypass, the DMA API is dma-direct); off by default: a DMA default domain
+    passthrough: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -110,18 +113,21 @@ class Bounds:
         devs = []
         for i in range(self.devices):
             devs.append(Device(f"dev{i}", sid=0x08 * (i + 1), group=f"g{i}",
-                               max_pasids=self.max_pasids, ats=(i < self.ats_devices)))
+                               max_pasids=self.max_pasids, ats=(i < self.ats_devices),
+                               identity=bool(self.passthrough)))
         if self.shared_group:
             devs.append(Device("devS0", sid=0x80, group="gS", max_pasids=self.max_pasids,
-                               ats=self.shared_ats))
+                               ats=self.shared_ats, identity=bool(self.passthrough)))
             devs.append(Device("devS1", sid=0x81, group="gS", max_pasids=self.max_pasids,
-                               ats=self.shared_ats))
+                               ats=self.shared_ats, identity=bool(self.passthrough)))
         if self.no_pasid_device:
-            devs.append(Device("devN", sid=0x90, group="gN", max_pasids=0))
+            devs.append(Device("devN", sid=0x90, group="gN", max_pasids=0,
+                               identity=bool(self.passthrough)))
         if self.mixed_group:
             devs.append(Device("devM0", sid=0xA0, group="gM", max_pasids=self.max_pasids,
-                               ats=self.shared_ats))
-            devs.append(Device("devM1", sid=0xA1, group="gM", max_pasids=0))
+                               ats=self.shared_ats, identity=bool(self.passthrough)))
+            devs.append(Device("devM1", sid=0xA1, group="gM", max_pasids=0,
+                               identity=bool(self.passthrough)))
         return tuple(devs)
 
     def iovas(self) -> tuple[int, ...]:

@@ -66,6 +66,8 @@ KNOBS: dict[str, str] = {
     "smmu.sva_cpu_asid": "SMMUv3 SVA CDs use the process's CPU ASID (the 2022 scheme)",
     "smmu.track_pasid_domains": "SMMUv3 remembers each PASID's domain itself (no old domain passed)",
     "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",
+    "smmu.identity_rid_plain_ste": "SMMUv3 installs a plain bypass STE for an identity RID even "
+                                   "while PASIDs use the CD table",
     "vtd.drain_on_zero_entry": "VT-d PASID teardown drains the PRQ also when it finds the entry "
                                "already zeroed (a proposed fix: SVA unbind after mm exit)",
     "vtd.iopf_disable_before_teardown": "VT-d's blocking set_dev_pasid disables IOPF before the "

@@ -81,6 +81,9 @@ class Device:
     max_pasids: int  # dev->iommu->max_pasids; 0 = no PASID support
     ats: bool = False  # ATS capable (and enabled by the driver at probe)
     require_direct: bool = False  # firmware RMRR / IOMMU_RESV_DIRECT
+    #: the default domain type is IOMMU_DOMAIN_IDENTITY (iommu.passthrough=1, or the
+    #: driver's def_domain_type): the RID bypasses translation, the DMA API is dma-direct
+    identity: bool = False
 
 
 @dataclass(frozen=True)

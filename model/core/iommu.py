@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 from dataclasses import replace
 
-from model.core.base import BLOCKED_DOMAIN_ID, EPROBE_DEFER
+from model.core.base import BLOCKED_DOMAIN_ID, EPROBE_DEFER, IDENTITY_DOMAIN_ID
 from model.core.mm import MmLifetime
 from model.design import NotifierFree
 from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType, ErrPtr, Group
@@ -28,8 +28,13 @@ class IommuCore(MmLifetime):
         self.groups[g.name] = g
         if g.default_domain is None:
             # iommu_setup_default_domain: a DMA domain, allocated with ALLOC_PASID
-            # when the device has PASIDs; the first attach must not fail.
-            dom = self._alloc_paging(dev, DomainType.DMA)
+            # when the device has PASIDs, or the driver's static identity domain when
+            # the default type is IDENTITY (iommu.passthrough=1, def_domain_type);
+            # the first attach must not fail.
+            if dev.identity:
+                dom: int | ErrPtr = IDENTITY_DOMAIN_ID
+            else:
+                dom = self._alloc_paging(dev, DomainType.DMA)
             assert not isinstance(dom, ErrPtr), "default domain allocation failed"
             g = self._set_group(g, default_domain=dom)
             if self._group_set_domain(g, dom, must_succeed=True):

@@ -37,6 +37,8 @@ HOTPLUG1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max
 PRI1 = "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,pri=1"
 #: the same where the interrupt thread may fail to allocate an iopf group
 PRI1_NOMEM = PRI1 + ",faults=1"
+#: the pt1 world: small1 with identity (pass-through) default domains
+PT1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,passthrough=1"
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -719,6 +721,26 @@ _VARIANTS = (
         hw=("vtd",),
         check_bounds=PRI1_NOMEM,
         changed_calls=("prq_event_thread_nomem",),
+    ),
+    # -- identity default domains (check_bounds passthrough=1) ----------------------------
+    Design(
+        name="smmu-identity-rid-drops-cd-table",
+        summary="SMMUv3 puts an identity RID on a plain bypass STE even while PASIDs are in use",
+        rationale="With PASIDs attached the STE must stay a CD-table STE and say what happens "
+                  "to traffic without a PASID in S1DSS (BYPASS for identity, TERMINATE for "
+                  "blocked): arm_smmu_attach_dev_ste. A plain bypass STE drops the CD table, "
+                  "so every PASID's DMA bypasses translation: a kernel PASID user's domain "
+                  "(or an SVA bond) stops translating the moment its RID returns to the "
+                  "identity default domain.",
+        history="The S1DSS rule came with the series that let IDENTITY/BLOCKED be set on the "
+                "RID while PASIDs are in use (v6.10); before it, the driver refused the "
+                "combination instead.",
+        knobs=frozenset({"smmu.identity_rid_plain_ste"}),
+        kind="variant",
+        hw=("smmuv3",),
+        check_bounds=PT1,
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        changed_calls=("iommu_detach_device", "iommu_device_release_dma_owner"),
     ),
 )
 

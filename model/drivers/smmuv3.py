@@ -338,7 +338,8 @@ class SmmuV3Driver(Driver):
         if dom.type in (DomainType.BLOCKED, DomainType.IDENTITY):
             # arm_smmu_attach_dev_ste
             self._set_master(k, dev, rid_domain=dom.id)
-            if self._used_ssids(k, dev):
+            if self._used_ssids(k, dev) and not (
+                    dom.type is DomainType.IDENTITY and k.design.has("smmu.identity_rid_plain_ste")):
                 s1dss = S1Dss.BYPASS if dom.type is DomainType.IDENTITY else S1Dss.TERMINATE
                 self._write_ste(k, dev, self._cdtable_ste(k, dev, s1dss))
                 ats = dev.ats

@@ -144,6 +144,8 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("vtd-sva-unbind-after-mm-exit", "vtd", "iopf-drained"): ("T0", 5),
     ("vtd-iopf-disable-before-teardown", "vtd", "iopf-drained"): ("T0", 4),
     ("vtd-page-response-failure-code", "vtd", "prg-response-valid"): ("T0", 4),
+    # identity default domains (check_bounds passthrough=1)
+    ("smmu-identity-rid-drops-cd-table", "smmuv3", "no-stale-translation"): ("T1", 6),
 }
 
 
