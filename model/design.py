@@ -68,6 +68,8 @@ KNOBS: dict[str, str] = {
     "smmu.detach_skip_atc_inv": "SMMUv3 PASID detach issues no CMD_ATC_INV",
     "smmu.identity_rid_plain_ste": "SMMUv3 installs a plain bypass STE for an identity RID even "
                                    "while PASIDs use the CD table",
+    "vtd.ats_late_no_devtlb_tag": "VT-d enables ATS in probe_finalize without assigning the RID "
+                                  "domain's DEVTLB cache tag (before 25b1b75bbaf9)",
     "vtd.drain_on_zero_entry": "VT-d PASID teardown drains the PRQ also when it finds the entry "
                                "already zeroed (a proposed fix: SVA unbind after mm exit)",
     "vtd.iopf_disable_before_teardown": "VT-d's blocking set_dev_pasid disables IOPF before the "

@@ -43,6 +43,7 @@ class IommuCore(MmLifetime):
             ret = self.driver.attach_dev(self._k, self.domains[g.domain or g.default_domain], dev, None)
             if ret:
                 self.warn("probe_attach_failed", f"attaching {dev.name} to its group's domain failed ({ret})")
+        self.driver.probe_finalize(self._k, dev)  # iommu_probe_device -> ops->probe_finalize
 
     # -------------------------------------------------------- domain alloc
     def _alloc_paging(self, dev: Device, type_: DomainType) -> int | ErrPtr:

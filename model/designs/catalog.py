@@ -722,6 +722,26 @@ _VARIANTS = (
         check_bounds=PRI1_NOMEM,
         changed_calls=("prq_event_thread_nomem",),
     ),
+    # -- ATS as driver state ----------------------------------------------------------------
+    Design(
+        name="vtd-ats-enable-without-devtlb-tag",
+        summary="VT-d enables ATS after the default domain's attach but assigns it no DEVTLB "
+                "cache tag (4f1492efb495 before 25b1b75bbaf9)",
+        rationale="Cache tags follow info->ats_enabled, not the capability: the default "
+                  "domain's attach at probe ran with ATS still off, so it assigned only the "
+                  "IOTLB tag, and the ATS enable in probe_finalize came after it. Every flush "
+                  "of the default domain then misses the device-TLB: a dma_unmap leaves the "
+                  "ATC translating to the freed page. The drift is there from boot.",
+        history="4f1492efb495 reverted the probe-time ATS enable (5518f239aff1) to "
+                "probe_finalize; 25b1b75bbaf9 (2025) assigns the DEVTLB tag there by hand.",
+        knobs=frozenset({"vtd.ats_late_no_devtlb_tag"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds="small1",
+        expect_breaks=(("vtd", ("refcount-matches", "no-stale-translation")),),
+        # "boot": the design changes what boot does (a break may need no call at all)
+        changed_calls=("boot", "dma_unmap_page", "iommu_unmap", "cpu_munmap"),
+    ),
     # -- identity default domains (check_bounds passthrough=1) ----------------------------
     Design(
         name="smmu-identity-rid-drops-cd-table",

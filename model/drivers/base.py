@@ -43,6 +43,9 @@ class Driver:
     def probe_device(self, k: "Kernel", dev: "Device") -> None:
         """ops->probe_device: program what the device needs before any domain is attached."""
 
+    def probe_finalize(self, k: "Kernel", dev: "Device") -> None:
+        """ops->probe_finalize: after the default domain's first attach."""
+
     # -- domain allocation -------------------------------------------------
     def domain_alloc_paging(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
         """Finish allocating a paging domain (page table root already in dom). 0 or -errno."""

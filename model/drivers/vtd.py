@@ -27,7 +27,7 @@ legacy (non-scalable) mode, interrupt remapping.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import errno
@@ -86,6 +86,10 @@ class DevInfo:
     dir_pages: int
     rid_domain: int | None = None  # info->domain (None: blocked)
     iopf_refcount: int = 0
+    #: info->ats_enabled: set in probe_finalize, after the default domain's attach
+    #: (scalable mode, since 4f1492efb495 reverted the probe-time enable); the
+    #: DEVTLB cache tags follow it, not the capability
+    ats_enabled: bool = False
 
 
 def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
@@ -109,7 +113,7 @@ def _canon_by_domain(st: "VtdState", v: dict[int, Any], ren: Any) -> Any:
 
 def _canon_info(st: "VtdState", v: dict[str, "DevInfo"], ren: Any) -> Any:
     return tuple([(n, i.pasid_dir, i.dir_pages, None if i.rid_domain is None else ren.dom(i.rid_domain),
-                   i.iopf_refcount) for n, i in sorted(v.items())])
+                   i.iopf_refcount, i.ats_enabled) for n, i in sorted(v.items())])
 
 
 class VtdState(Declared):
@@ -177,6 +181,31 @@ class VtdDriver(Driver):
         return VtdState(hw.VtdUnit(k.mem), self.ndoms)
 
     # ------------------------------------------------------------------ probe
+    def probe_finalize(self, k: "Kernel", dev: Device) -> None:
+        """intel_iommu_probe_finalize: ATS is enabled now, after the default domain was
+        attached, so that attach assigned no DEVTLB tag: 25b1b75bbaf9 assigns it here
+        for the RID's domain (cache_tag_assign with CACHE_TAG_DEVTLB)."""
+        s = _st(k)
+        info = s.info[dev.name]
+        if not dev.ats or info.ats_enabled:
+            return
+        s.info[dev.name] = replace(info, ats_enabled=True)
+        dom = k.domains.get(info.rid_domain) if info.rid_domain is not None else None
+        if dom is None or dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
+            return
+        if k.design.has("vtd.ats_late_no_devtlb_tag"):
+            return  # 4f1492efb495 .. 25b1b75bbaf9: the RID domain's DEVTLB tag is missing
+        did = self.domain_id(k, dom)
+        tags = list(s.tags.get(dom.id, ()))
+        t = CacheTag("DEVTLB", did, IOMMU_NO_PASID, dev.name)
+        for i, cur in enumerate(tags):
+            if cur.matches(t):
+                tags[i] = CacheTag(cur.type, cur.did, cur.pasid, cur.dev, cur.users + 1)
+                break
+        else:
+            tags.append(t)
+        s.tags[dom.id] = tuple(tags)
+
     def probe_device(self, k: "Kernel", dev: Device) -> None:
         """intel_pasid_alloc_table + intel_pasid_setup_sm_context (A.3, A.4)."""
         s = _st(k)
@@ -253,10 +282,10 @@ class VtdDriver(Driver):
         if dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
             return
         did = self.domain_id(k, dom)
-        wanted = [CacheTag("IOTLB", did, pasid, None)]
-        if dev.ats:
-            wanted.append(CacheTag("DEVTLB", did, pasid, dev.name))
         s = _st(k)
+        wanted = [CacheTag("IOTLB", did, pasid, None)]
+        if s.info[dev.name].ats_enabled:
+            wanted.append(CacheTag("DEVTLB", did, pasid, dev.name))
         tags = list(s.tags.get(dom.id, ()))
         for t in wanted:
             for i, cur in enumerate(tags):
@@ -277,7 +306,10 @@ class VtdDriver(Driver):
                                      f"the domain's tag list was freed")
             return
         tags = list(s.tags.get(dom.id, ()))
-        for t in (CacheTag("IOTLB", did, pasid, None), CacheTag("DEVTLB", did, pasid, dev.name)):
+        gone = [CacheTag("IOTLB", did, pasid, None)]
+        if s.info[dev.name].ats_enabled:  # removed, like added, only while ATS is on
+            gone.append(CacheTag("DEVTLB", did, pasid, dev.name))
+        for t in gone:
             for i, cur in enumerate(tags):
                 if cur.matches(t):
                     if cur.users > 1:
@@ -377,7 +409,8 @@ class VtdDriver(Driver):
             self._submit(k, hw.qi_desc_piotlb_all(did, pasid))
         else:
             self._submit(k, hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI))
-        if dev.ats and not k.design.has("vtd.teardown_skip_devtlb") and self._device_present(k, dev):
+        if s.info[dev.name].ats_enabled and not k.design.has("vtd.teardown_skip_devtlb") \
+                and self._device_present(k, dev):
             if pasid == IOMMU_NO_PASID:
                 self._submit(k, hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH))
             else:
@@ -424,7 +457,7 @@ class VtdDriver(Driver):
         if old is not None:
             self._tag_unassign(k, old, dev, IOMMU_NO_PASID)
         self.tear_down_entry(k, dev, IOMMU_NO_PASID, False)
-        s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, None, info.iopf_refcount)
+        s.info[dev.name] = replace(info, rid_domain=None)
         if old is not None:
             self._detach_iommu(k, old)
 
@@ -447,7 +480,7 @@ class VtdDriver(Driver):
             self._tag_assign(k, dom, dev, IOMMU_NO_PASID)
         if ret == 0:
             info = s.info[dev.name]
-            s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, dom.id, info.iopf_refcount)
+            s.info[dev.name] = replace(info, rid_domain=dom.id)
         return ret
 
     # ----------------------------------------------------------- PASID attach
@@ -485,8 +518,7 @@ class VtdDriver(Driver):
         IOMMU's iopf queue, the last one removes it (iopf_queue_remove_device)."""
         s = _st(k)
         info = s.info[dev.name]
-        s.info[dev.name] = DevInfo(info.pasid_dir, info.dir_pages, info.rid_domain,
-                                   max(0, info.iopf_refcount + delta))
+        s.info[dev.name] = replace(info, iopf_refcount=max(0, info.iopf_refcount + delta))
         if delta < 0 and info.iopf_refcount == 1:
             k.iopf_queue_remove_device(dev.name)
 
@@ -692,7 +724,7 @@ class VtdDriver(Driver):
             for dev_name, pasid in att.get(dom_id, ()):
                 key: tuple[str, int, int, str | None] = ("IOTLB", did, pasid, None)
                 want[key] = want.get(key, 0) + 1
-                if k.devices[dev_name].ats:
+                if s.info[dev_name].ats_enabled:
                     key = ("DEVTLB", did, pasid, dev_name)
                     want[key] = want.get(key, 0) + 1
             have = {(t.type, t.did, t.pasid, t.dev): t.users for t in s.tags.get(dom_id, ())}

@@ -144,6 +144,9 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("vtd-sva-unbind-after-mm-exit", "vtd", "iopf-drained"): ("T0", 5),
     ("vtd-iopf-disable-before-teardown", "vtd", "iopf-drained"): ("T0", 4),
     ("vtd-page-response-failure-code", "vtd", "prg-response-valid"): ("T0", 4),
+    # ATS as driver state: the drift is there from boot (a trace of no call)
+    ("vtd-ats-enable-without-devtlb-tag", "vtd", "refcount-matches"): ("T1", 0),
+    ("vtd-ats-enable-without-devtlb-tag", "vtd", "no-stale-translation"): ("T1", 3),
     # identity default domains (check_bounds passthrough=1)
     ("smmu-identity-rid-drops-cd-table", "smmuv3", "no-stale-translation"): ("T1", 6),
 }
@@ -180,4 +183,6 @@ def test_expected_break_is_reached_alone(design: str, hw: str, invariant: str) -
     listing = "\n".join(r.trace.listing(with_hw=False))
     assert r.violated == invariant
     assert len(r.trace) == length, listing
-    assert {s.action for s in r.trace.steps} & set(d.changed_calls), listing
+    # a design that changes boot itself ("boot" in changed_calls) may break with no call
+    assert {s.action for s in r.trace.steps} & set(d.changed_calls) or (
+        length == 0 and "boot" in d.changed_calls), listing

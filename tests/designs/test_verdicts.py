@@ -35,7 +35,8 @@ def test_design_breaks_as_expected(name: str, hw: str) -> None:
     assert r.trace is not None, f"{name} on {hw}: {r.extra.get('summary')}"
     assert r.violated in d.breaks_on(hw), (r.violated, d.breaks_on(hw))
     assert len(r.trace) <= 8, r.trace.listing()
-    assert {s.action for s in r.trace.steps} & set(d.changed_calls), r.trace.listing()
+    assert {s.action for s in r.trace.steps} & set(d.changed_calls) or (
+        len(r.trace) == 0 and "boot" in d.changed_calls), r.trace.listing()
 
 
 @pytest.mark.parametrize("name,hw", HOLDS, ids=[f"{n}-{h}" for n, h in HOLDS])

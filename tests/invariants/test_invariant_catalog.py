@@ -53,7 +53,8 @@ def test_design_is_documented_and_consistent(name: str) -> None:
     for hw, ids in d.expect_breaks:
         assert hw in d.hw
         assert set(ids) <= set(BY_ID), ids
-    assert set(d.changed_calls) <= set(ACTIONS_BY_NAME), d.changed_calls
+    # "boot": the design changes boot itself (vtd-ats-enable-without-devtlb-tag)
+    assert set(d.changed_calls) - {"boot"} <= set(ACTIONS_BY_NAME), d.changed_calls
     assert d.changed_calls or d.name == "upstream"
 
 
