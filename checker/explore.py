@@ -372,16 +372,21 @@ class Explorer:
     def _key(self, k: Kernel, choices: tuple[int, ...]) -> tuple[Any, list[int]]:
         """The canonical key with tie groups ordered by `choices`, and the tie groups met."""
         mem = k.mem
-        if len(mem.allocated) != self._boot_pages + len(mem.pagetables):
-            raise SymmetryUnsupported(
-                "a page other than a page-table root was allocated after boot "
-                "(e.g. a second-level PASID table): page addresses are not pure names")
-        pages = self._table_pages
-        for addr in mem.words:
-            if addr & ~0xFFF not in pages:
-                raise SymmetryUnsupported(f"a word at {addr:#x} lies outside the boot-time tables")
+        pages, pointer_words = self._table_pages, self._pointer_words
+        if len(mem.allocated) != self._boot_pages + len(mem.pagetables) or any(
+                addr & ~0xFFF not in pages for addr in mem.words):
+            # The hardware tables are not where boot put them (a table page allocated
+            # later, e.g. a second-level PASID table, or a device released and probed
+            # again): this state's own table pages and root fields are used. Table
+            # addresses stay as they are in the key (not renamed), so states that differ
+            # by them stay apart: less reduction, never a wrong merge.
+            pages = frozenset(mem.allocated) - frozenset(mem.pagetables)
+            for addr in mem.words:
+                if addr & ~0xFFF not in pages:
+                    raise SymmetryUnsupported(f"a word at {addr:#x} lies outside every table page")
+            pointer_words = k.drv.root_pointer_words(mem)  # type: ignore[attr-defined]
         labels = Labels(mem.pagetables, self._phys, choices)
-        return k.canonical_key(labels, self._pointer_words), labels.ties
+        return k.canonical_key(labels, pointer_words), labels.ties
 
     def fingerprint(self, k: Kernel) -> int:
         """hash() of the canonical key. Objects that nothing tells apart but their

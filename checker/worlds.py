@@ -75,6 +75,10 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "small1 with identity (pass-through) default domains: the RID bypasses while PASIDs "
           "translate (VT-d pass-through entry, SMMUv3 CD table with S1DSS=BYPASS)",
           (947, 2_109)),
+    World("reprobe1", f"devices=1,processes=0,paging_domains=1,reprobe=1,{_ONE}",
+          "paging1 where the device may be released (iommu_release_device) and hot-added "
+          "again (iommu_probe_device)",
+          (834, 176)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

@@ -1021,8 +1021,21 @@ RESET_PREPARE = Contract(
 )
 
 
+PROBE_DEVICE = Contract(
+    "iommu_probe_device",
+    "drivers/iommu/iommu.c:iommu_probe_device / __iommu_probe_device (model/core/reset.py)",
+    (
+        Clause(SUCCESS, lambda k, a, hw: _group(k, a[0]) is not None,
+               "the device is in a group already: nothing to do",
+               "iommu.c:__iommu_probe_device"),
+    ),
+    "probe_device and the default domain's allocation succeed (no fault point on this path)",
+    "0; the device in its group, on a fresh default domain if the group is new",
+)
+
+
 CONTRACTS: dict[str, Contract] = {c.call: c for c in (
-    RESET_PREPARE,
+    RESET_PREPARE, PROBE_DEVICE,
     PAGING_DOMAIN_ALLOC, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
@@ -1039,6 +1052,7 @@ VOID_CALLS: dict[str, str] = {
     "iommu_aux_detach_device": "void",
     "iommu_sva_unbind_device": "void: drops one reference; the last one detaches",
     "pci_dev_reset_iommu_done": "void: a failed re-attach WARNs",
+    "iommu_release_device": "void: the last device of an owned group WARNs",
 }
 
 

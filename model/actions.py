@@ -291,6 +291,17 @@ def _can_bind(k: Kernel, b: Bounds, a: Args) -> bool:
     return bool(m.sva_domains) or sum(n.mm == mm for n in k.notifiers.values()) < MAX_NOTIFIERS_PER_MM
 
 
+def _may_release(k: Kernel, b: Bounds, a: Args) -> bool:
+    """A correct removal: the device's driver (DMA API or VFIO) is unbound and has undone
+    what it attached (every PASID of the group detached, SVA bonds unbound, the group back
+    on its default domain); not in the middle of a reset."""
+    g = k.group_of(a[0])
+    if g is None or a[0] in k.resetting:
+        return False
+    return (not g.owner_cnt and g.owner is None and not g.pasid_array
+            and g.domain == g.default_domain)
+
+
 def _may_page_request(k: Kernel, b: Bounds, a: Args) -> bool:
     """A device sends page requests only with PRI (the model's ATS devices), only for a
     PASID its driver bound to a live process (it stops before unbind: the PASID Stop
@@ -299,7 +310,7 @@ def _may_page_request(k: Kernel, b: Bounds, a: Args) -> bool:
     dev, pasid, _ = a
     if pasid is None or not k.driver.page_requests or not k.devices[dev].ats:
         return False
-    if dev in k.disconnected or dev in k.resetting or k.prq or k.iopf_groups:
+    if dev in k.disconnected or dev in k.resetting or dev in k.released or k.prq or k.iopf_groups:
         return False
     g = k.group_of(dev)
     e = g.pasid_entry(pasid) if g is not None else None
@@ -471,11 +482,13 @@ ACTIONS: tuple[Action, ...] = (
            "the process exits: mmu notifier release, page table freed, mmdrop"),
     Action("enqcmd", "event", (Param("mm", Kind.MM), Param("dev", Kind.PASID_DEV), Param("iova", Kind.IOVA)),
            _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID",
-           requires=lambda k, b, a: a[1] not in k.disconnected, needs="enqcmd"),
+           requires=lambda k, b, a: a[1] not in k.disconnected and a[1] not in k.released,
+           needs="enqcmd"),
     # -- hardware and deferred work ---------------------------------------------------------
     Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),
            _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",
-           requires=lambda k, b, a: a[0] not in k.disconnected, after_unload=True),
+           requires=lambda k, b, a: a[0] not in k.disconnected and a[0] not in k.released,
+           after_unload=True),
     Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
            "an SRCU grace period ends: deferred free_notifier callbacks run",
            requires=lambda k, b, a: k.pending_free_notifiers(), after_unload=True),
@@ -488,8 +501,8 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.pci_dev_reset_iommu_prepare(a[0]),
            "the PCI core is about to reset the function (FLR, PM or bus reset): the IOMMU "
            "blocks its RID and PASIDs and keeps what the core records",
-           requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.resetting,
-           bound="pci_reset"),
+           requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.resetting
+           and a[0] not in k.released, bound="pci_reset"),
     Action("pci_dev_reset_iommu_done", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.pci_dev_reset_iommu_done(a[0]),
            "the reset is over: the IOMMU re-attaches the domains the core records",
@@ -499,7 +512,17 @@ ACTIONS: tuple[Action, ...] = (
            "the function disappears from the bus (hot-unplug, link down): no more DMA from it, "
            "and it answers no ATS invalidation",
            requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.disconnected
-           and a[0] not in k.resetting, bound="hotplug"),
+           and a[0] not in k.resetting and a[0] not in k.released, bound="hotplug"),
+    # -- release and hot-add (bound reprobe) --------------------------------------------------
+    Action("iommu_release_device", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_release_device(a[0]),
+           "the device is removed (BUS_NOTIFY_REMOVED_DEVICE) after its driver's remove(): "
+           "release domain, release_device, and with the group's last device the default domain",
+           requires=_may_release, bound="reprobe"),
+    Action("iommu_probe_device", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_probe_device(a[0]),
+           "a function is hot-added in the released device's slot (same RID) and probed",
+           requires=lambda k, b, a: a[0] in k.released, bound="reprobe"),
     # -- I/O page faults (bound pri) ----------------------------------------------------------
     Action("device_page_request", "event",
            (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),

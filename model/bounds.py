@@ -24,7 +24,7 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug", "pri", "passthrough"})
+                   "hotplug", "pri", "passthrough", "reprobe"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -75,6 +75,9 @@ class Bounds:
     #: iommu.passthrough=1: every group's default domain is the identity domain (RID in
     #: bypass, the DMA API is dma-direct); off by default: a DMA default domain
     passthrough: bool = False
+    #: a device with no driver bound may be released (iommu_release_device) and probed
+    #: again (iommu_probe_device: a hot-add in the same slot); off by default
+    reprobe: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

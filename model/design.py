@@ -70,6 +70,10 @@ KNOBS: dict[str, str] = {
                                    "while PASIDs use the CD table",
     "vtd.ats_late_no_devtlb_tag": "VT-d enables ATS in probe_finalize without assigning the RID "
                                   "domain's DEVTLB cache tag (before 25b1b75bbaf9)",
+    "vtd.release_keeps_pasid_table": "VT-d release_device leaves the PASID table and the device "
+                                     "info allocated",
+    "core.release_without_release_domain": "the core calls release_device without attaching the "
+                                           "release (blocking) domain first",
     "vtd.drain_on_zero_entry": "VT-d PASID teardown drains the PRQ also when it finds the entry "
                                "already zeroed (a proposed fix: SVA unbind after mm exit)",
     "vtd.iopf_disable_before_teardown": "VT-d's blocking set_dev_pasid disables IOPF before the "

@@ -117,6 +117,12 @@ _SITES = (
              "WARN_ON(re-attaching group->domain or a PASID's domain failed)", B,
              "pci_dev_reset_iommu_done: "),
     # -- mm, mmu notifiers, iommu-sva.c ------------------------------------------------------
+    WarnSite("release_group_busy", "iommu_release_device",
+             "WARN_ON(owner_cnt || group->domain != default_domain) as the last device leaves", M,
+             "iommu_release_device: "),
+    WarnSite("vtd_release_iopf", "intel_iommu_release_device",
+             "WARN_ON(info->iopf_refcount): released with IOPF still enabled", B,
+             "intel_iommu_release_device: "),
     WarnSite("iopf_freed_handle", "iommu_sva_iopf_handler (iopf workqueue)",
              "an iopf group runs its handler through an attach handle already freed", U,
              "use-after-free: "),

@@ -88,6 +88,9 @@ class KernelBase(Declared):
                    "devices between pci_dev_reset_iommu_prepare and _done (gdev->blocked)"),
         StateField("disconnected", Role.VALUE,
                    "devices gone from the bus (pci_dev_is_disconnected, !pci_device_is_present)"),
+        StateField("released", Role.VALUE,
+                   "devices iommu_release_device removed (no group, no driver state) until "
+                   "iommu_probe_device probes them again"),
         StateField("prq", Role.VALUE,
                    "the IOMMU's page request queue: PRI requests no interrupt thread has read "
                    "yet (VT-d PRQ), oldest first"),
@@ -128,6 +131,7 @@ class KernelBase(Declared):
     module_loaded: bool
     resetting: frozenset[str]
     disconnected: frozenset[str]
+    released: frozenset[str]
     prq: tuple[PageRequest, ...]
     iopf_groups: tuple[IopfGroup, ...]
     injected: dict[str, int]
@@ -161,6 +165,7 @@ class KernelBase(Declared):
         self.module_loaded = True
         self.resetting = frozenset()
         self.disconnected = frozenset()
+        self.released = frozenset()
         self.prq = ()
         self.iopf_groups = ()
         self.injected = {}
@@ -225,8 +230,9 @@ class KernelBase(Declared):
         return i
 
     def group_of(self, dev: str) -> Group | None:
+        """dev->iommu_group: None for a device no IOMMU probed, or one released since."""
         d = self.devices[dev]
-        return None if d.group is None else self.groups[d.group]
+        return None if d.group is None or dev in self.released else self.groups[d.group]
 
     def _set_group(self, g: Group, **changes: Any) -> Group:
         g = replace(g, **changes)

@@ -64,8 +64,8 @@ class IommuCore(MmLifetime):
     def iommu_paging_domain_alloc(self, dev: str) -> int | ErrPtr:
         """iommu_paging_domain_alloc(dev): an UNMANAGED paging domain of dev's driver."""
         d = self.devices[dev]
-        if d.group is None:
-            return ErrPtr(-errno.ENODEV)
+        if self.group_of(dev) is None:
+            return ErrPtr(-errno.ENODEV)  # no dev->iommu: never probed, or released
         return self._alloc_paging(d, DomainType.UNMANAGED)
 
     def alloc_foreign_domain(self, owner: str = "other-iommu") -> int:

@@ -1,5 +1,6 @@
 """A PCI function's life after boot: reset staging (pci_dev_reset_iommu_prepare /
-pci_dev_reset_iommu_done) and surprise removal.
+pci_dev_reset_iommu_done), surprise removal, release (iommu_release_device) and
+probing again (iommu_probe_device, a hot-add).
 
 A PCI function reset (FLR, PM reset, bus reset) must not overlap an ATS
 invalidation: a function in reset does not answer one, and the IOMMU times out
@@ -34,6 +35,8 @@ nested (0d5fd7a9's reset_depth counts nesting; the model does not nest).
 """
 
 from __future__ import annotations
+
+import errno
 
 from model.core.base import BLOCKED_DOMAIN_ID
 from model.core.iopf import Iopf
@@ -102,3 +105,43 @@ class PciReset(Iopf):
         modelled: the device stays probed, silent."""
         self.disconnected = self.disconnected | {dev}
         self.driver.device_gone(self._k, self.devices[dev])
+
+    # ------------------------------------------------------ release and hot-add
+    def iommu_release_device(self, dev: str) -> None:
+        """The device leaves (BUS_NOTIFY_REMOVED_DEVICE, after its driver's remove()):
+        out of group->devices first, then the release domain attached to it (the
+        blocking domain: ops->release_domain), then ops->release_device. The group's
+        last device takes the default domain with it, and the group goes. The core
+        WARNs only when that last device leaves with the group owned or off its default
+        domain; nothing checks for PASIDs still attached (helper's reading, iommu.c
+        __iommu_group_remove_device / iommu_deinit_device, late 2025)."""
+        d = self.devices[dev]
+        g = self.group_of(dev)
+        if g is None:
+            return
+        if len(g.devices) == 1 and (g.owner_cnt or g.owner is not None or g.domain != g.default_domain):
+            self.warn("release_group_busy", f"{dev}: the group's last device leaves while it is "
+                      f"owned or off its default domain")
+        g = self._set_group(g, devices=tuple(n for n in g.devices if n != dev))
+        old = self.domains.get(g.domain) if g.domain is not None else None
+        if not self.design.has("core.release_without_release_domain"):
+            self.driver.attach_dev(self._k, self.domains[BLOCKED_DOMAIN_ID], d, old)
+        self.driver.release_device(self._k, d)
+        self.released = self.released | {dev}
+        self.resetting = self.resetting - {dev}
+        if not g.devices:
+            del self.groups[g.name]
+            dd = g.default_domain
+            if dd is not None and dd in self.domains and not self.domains[dd].static:
+                self.iommu_domain_free(dd)
+
+    def iommu_probe_device(self, dev: str) -> int:
+        """A hot-added function in the slot the released one had (same RID): probed as
+        at boot, with fresh driver state, joining its group or making a new one with a
+        fresh default domain."""
+        if dev not in self.released:
+            return 0  # already in a group: nothing to do
+        self.released = self.released - {dev}
+        self.disconnected = self.disconnected - {dev}
+        self._probe(self.devices[dev])
+        return 0

@@ -39,6 +39,8 @@ PRI1 = "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pas
 PRI1_NOMEM = PRI1 + ",faults=1"
 #: the pt1 world: small1 with identity (pass-through) default domains
 PT1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,passthrough=1"
+#: the reprobe1 world: paging1 where the device may be released and probed again
+REPROBE1 = "devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,reprobe=1"
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -721,6 +723,41 @@ _VARIANTS = (
         hw=("vtd",),
         check_bounds=PRI1_NOMEM,
         changed_calls=("prq_event_thread_nomem",),
+    ),
+    # -- release and hot-add (check_bounds reprobe=1) -----------------------------------------
+    Design(
+        name="vtd-release-keeps-pasid-table",
+        summary="VT-d release_device leaves the PASID table and the device info allocated",
+        rationale="intel_iommu_release_device ends with intel_pasid_free_table (every leaf "
+                  "table, then the directory) and frees the device_domain_info; a release "
+                  "that stops after clearing the context entry leaks them on every unplug, "
+                  "and a hot-add in the same slot allocates a second table.",
+        history="The leak class of the release path; the table has been freed at release "
+                "since scalable mode came (intel_pasid_free_table).",
+        knobs=frozenset({"vtd.release_keeps_pasid_table"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=REPROBE1,
+        expect_breaks=(("vtd", ("no-leak",)),),
+        changed_calls=("iommu_release_device",),
+    ),
+    Design(
+        name="core-release-without-release-domain",
+        summary="the core releases a VT-d device without attaching the release domain first",
+        rationale="Since v6.8 the VT-d driver leaves the teardown of the RID to "
+                  "ops->release_domain (the blocking domain), which the core attaches before "
+                  "ops->release_device. A core path that skips it - the deferred-attach case "
+                  "(kdump) skips the attach - frees the PASID table under a present RID entry "
+                  "and never drops the default domain's DID or cache tags: the DID leaks when "
+                  "the group's default domain goes.",
+        history="'iommu/vt-d: Use ops->release_domain to manage data' (v6.8); 81e921fd3216 "
+                "fixed the NULL-domain crash of release under deferred attach.",
+        knobs=frozenset({"core.release_without_release_domain"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=REPROBE1,
+        expect_breaks=(("vtd", ("no-leak",)),),
+        changed_calls=("iommu_release_device",),
     ),
     # -- ATS as driver state ----------------------------------------------------------------
     Design(

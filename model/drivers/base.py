@@ -46,6 +46,9 @@ class Driver:
     def probe_finalize(self, k: "Kernel", dev: "Device") -> None:
         """ops->probe_finalize: after the default domain's first attach."""
 
+    def release_device(self, k: "Kernel", dev: "Device") -> None:
+        """ops->release_device: after the release domain was attached; free what probe made."""
+
     # -- domain allocation -------------------------------------------------
     def domain_alloc_paging(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
         """Finish allocating a paging domain (page table root already in dom). 0 or -errno."""

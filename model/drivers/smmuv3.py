@@ -39,6 +39,7 @@ from hwspec.memory import PAGE_SHIFT
 from hwspec.outcome import Access, Outcome
 from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
+from model.core.base import BLOCKED_DOMAIN_ID
 from model.drivers.base import Driver
 from model.state import Declared, Role, StateField
 from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
@@ -165,6 +166,22 @@ class SmmuV3Driver(Driver):
         table = k.mem.alloc_page(max(1, -(-(ncds * CD_SIZE) // 4096)))
         s.masters[dev.name] = Master(cd_table=table, s1cdmax=ssid_bits)
         self._write_ste(k, dev, hw.make_abort_ste())
+
+    def release_device(self, k: "Kernel", dev: Device) -> None:
+        """arm_smmu_release_device: the STE stays as the release (blocked) domain left it
+        (abort); the CD table is freed and the master's streams removed."""
+        s = _st(k)
+        m = s.masters.get(dev.name)
+        if m is None:
+            return
+        rid = k.domains.get(m.rid_domain) if m.rid_domain is not None else None
+        if rid is not None and rid.type is not DomainType.BLOCKED:
+            # no release domain was attached (deferred attach): v6.11-6.18 blocked the STE
+            # in release_device itself, and so does the model
+            self.attach_dev(k, k.domains[BLOCKED_DOMAIN_ID], dev, rid)
+        m = s.masters.pop(dev.name)
+        ncds = 1 << m.s1cdmax
+        k.mem.free_page(m.cd_table, max(1, -(-(ncds * CD_SIZE) // 4096)))
 
     # ------------------------------------------------------------------- ASIDs
     def _alloc_asid(self, k: "Kernel") -> int | None:

@@ -181,6 +181,32 @@ class VtdDriver(Driver):
         return VtdState(hw.VtdUnit(k.mem), self.ndoms)
 
     # ------------------------------------------------------------------ probe
+    def release_device(self, k: "Kernel", dev: Device) -> None:
+        """intel_iommu_release_device in scalable mode, after the release (blocking)
+        domain tore the RID's entry down: WARN on a live IOPF user, PRI / ATS / PASID off,
+        the SM context entry cleared and flushed (intel_pasid_teardown_sm_context), the
+        PASID table freed (intel_pasid_free_table: every leaf, then the directory)."""
+        s = _st(k)
+        info = s.info.get(dev.name)
+        if info is None:
+            return
+        if info.iopf_refcount:
+            k.warn("vtd_release_iopf", f"{dev.name} released with IOPF still enabled "
+                                       f"({info.iopf_refcount} users)")
+        ctx = s.unit.context_entry_addr(k.mem, dev.sid)
+        if ctx is not None:
+            k.mem.write(ctx, CONTEXT_ENTRY.zero())
+            self._submit(k, hw.qi_desc_context(0, dev.sid, 0, hw.CcGran.DEVICE))
+        if k.design.has("vtd.release_keeps_pasid_table"):
+            s.info[dev.name] = replace(info, ats_enabled=False, rid_domain=None)
+            return  # broken variant: the PASID table and the device info stay allocated
+        for slot in range(info.dir_pages * 512):
+            pde = k.mem.read(info.pasid_dir + 8 * slot, 1)
+            if PASID_DIR_ENTRY.get(pde, "p"):
+                k.mem.free_page(hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr")))
+        k.mem.free_page(info.pasid_dir, info.dir_pages)
+        del s.info[dev.name]
+
     def probe_finalize(self, k: "Kernel", dev: Device) -> None:
         """intel_iommu_probe_finalize: ATS is enabled now, after the default domain was
         attached, so that attach assigned no DEVTLB tag: 25b1b75bbaf9 assigns it here
@@ -738,6 +764,8 @@ class VtdDriver(Driver):
         s = _st(k)
         out = [f"DID {did} is held for d{d}, which was freed (nobody can ida_free it)"
                for d, (did, _) in sorted(s.dids.items()) if d not in k.domains]
+        out += [f"the PASID table of {n} stays allocated after iommu_release_device"
+                for n in sorted(s.info) if n in k.released]
         out += [f"cache tags of freed d{d} are still on its list" for d, t in sorted(s.tags.items())
                 if t and d not in k.domains]
         return out

@@ -144,6 +144,9 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("vtd-sva-unbind-after-mm-exit", "vtd", "iopf-drained"): ("T0", 5),
     ("vtd-iopf-disable-before-teardown", "vtd", "iopf-drained"): ("T0", 4),
     ("vtd-page-response-failure-code", "vtd", "prg-response-valid"): ("T0", 4),
+    # release and hot-add (check_bounds reprobe=1)
+    ("vtd-release-keeps-pasid-table", "vtd", "no-leak"): ("T1", 2),
+    ("core-release-without-release-domain", "vtd", "no-leak"): ("T1", 2),
     # ATS as driver state: the drift is there from boot (a trace of no call)
     ("vtd-ats-enable-without-devtlb-tag", "vtd", "refcount-matches"): ("T1", 0),
     ("vtd-ats-enable-without-devtlb-tag", "vtd", "no-stale-translation"): ("T1", 3),
