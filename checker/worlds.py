@@ -79,6 +79,10 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "paging1 where the device may be released (iommu_release_device) and hot-added "
           "again (iommu_probe_device)",
           (834, 176)),
+    World("alias1", f"devices=0,alias_device=1,processes=0,paging_domains=1,reprobe=1,{_ONE}",
+          "devB, a conventional PCI function behind a PCIe-to-PCI bridge: its DMA carries the "
+          "bridge's requester ID (a DMA alias); released and probed again",
+          (153, 64)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

@@ -24,7 +24,7 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug", "pri", "passthrough", "reprobe"})
+                   "hotplug", "pri", "passthrough", "reprobe", "alias_device"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -78,6 +78,9 @@ class Bounds:
     #: a device with no driver bound may be released (iommu_release_device) and probed
     #: again (iommu_probe_device: a hot-add in the same slot); off by default
     reprobe: bool = False
+    #: add devB: a conventional PCI function behind a PCIe-to-PCI bridge (no PASID, no
+    #: ATS) whose DMA carries the bridge's requester ID 0xB8 (a DMA alias); off by default
+    alias_device: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -110,7 +113,7 @@ class Bounds:
     def groups(self) -> int:
         """How many IOMMU groups the world boots (each with its own default domain)."""
         return (self.devices + int(self.shared_group) + int(self.no_pasid_device)
-                + int(self.mixed_group))
+                + int(self.mixed_group) + int(self.alias_device))
 
     def device_list(self) -> tuple[Device, ...]:
         devs = []
@@ -131,6 +134,9 @@ class Bounds:
                                ats=self.shared_ats, identity=bool(self.passthrough)))
             devs.append(Device("devM1", sid=0xA1, group="gM", max_pasids=0,
                                identity=bool(self.passthrough)))
+        if self.alias_device:
+            devs.append(Device("devB", sid=0xB0, group="gB", max_pasids=0,
+                               identity=bool(self.passthrough), alias_sid=0xB8))
         return tuple(devs)
 
     def iovas(self) -> tuple[int, ...]:

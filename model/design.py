@@ -74,6 +74,10 @@ KNOBS: dict[str, str] = {
                                      "info allocated",
     "core.release_without_release_domain": "the core calls release_device without attaching the "
                                            "release (blocking) domain first",
+    "vtd.context_own_rid_only": "VT-d sets up the SM context entry for the device's own RID, "
+                                "not for its DMA aliases",
+    "smmu.ste_first_stream_only": "SMMUv3 installs the STE in the master's first stream only, "
+                                  "not in a DMA alias's",
     "vtd.drain_on_zero_entry": "VT-d PASID teardown drains the PRQ also when it finds the entry "
                                "already zeroed (a proposed fix: SVA unbind after mm exit)",
     "vtd.iopf_disable_before_teardown": "VT-d's blocking set_dev_pasid disables IOPF before the "

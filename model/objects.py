@@ -84,6 +84,20 @@ class Device:
     #: the default domain type is IOMMU_DOMAIN_IDENTITY (iommu.passthrough=1, or the
     #: driver's def_domain_type): the RID bypasses translation, the DMA API is dma-direct
     identity: bool = False
+    #: the requester ID its DMA carries when that is not its own: a conventional PCI
+    #: function behind a PCIe-to-PCI bridge is seen as the bridge (pci_for_each_dma_alias);
+    #: the drivers program its own RID and the alias alike
+    alias_sid: int | None = None
+
+    @property
+    def rids(self) -> tuple[int, ...]:
+        """Every requester ID the drivers program for it (pci_for_each_dma_alias)."""
+        return (self.sid,) if self.alias_sid is None else (self.sid, self.alias_sid)
+
+    @property
+    def wire_sid(self) -> int:
+        """The requester ID on its DMA."""
+        return self.sid if self.alias_sid is None else self.alias_sid
 
 
 @dataclass(frozen=True)

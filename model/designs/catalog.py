@@ -41,6 +41,10 @@ PRI1_NOMEM = PRI1 + ",faults=1"
 PT1 = "devices=1,processes=1,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,passthrough=1"
 #: the reprobe1 world: paging1 where the device may be released and probed again
 REPROBE1 = "devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,reprobe=1"
+#: the alias1 world: a conventional PCI function behind a PCIe-to-PCI bridge, whose DMA
+#: carries the bridge's requester ID, with one paging domain; released and probed again
+ALIAS1 = ("devices=0,alias_device=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,"
+          "max_pasids=2,reprobe=1")
 #: calls whose driver path tears a PASID (or RID) entry down
 TEARDOWN_CALLS = ("iommu_attach_device", "iommu_detach_device", "iommu_device_claim_dma_owner",
                   "iommu_device_release_dma_owner", "iommu_detach_device_pasid",
@@ -758,6 +762,42 @@ _VARIANTS = (
         check_bounds=REPROBE1,
         expect_breaks=(("vtd", ("no-leak",)),),
         changed_calls=("iommu_release_device",),
+    ),
+    # -- DMA aliases (check_bounds alias_device=1) ---------------------------------------------
+    Design(
+        name="vtd-context-own-rid-only",
+        summary="VT-d sets up the scalable-mode context entry for the device's own RID only, "
+                "not for its DMA alias",
+        rationale="A function behind a PCIe-to-PCI bridge issues its DMA with the bridge's "
+                  "requester ID. intel_pasid_setup_sm_context walks pci_for_each_dma_alias so "
+                  "that every ID the DMA may carry finds the device's PASID table; without the "
+                  "alias entry the device's DMA finds no context entry at all, whatever "
+                  "domain the core attached.",
+        history="Context setup has walked the PCI DMA aliases since the alias interface "
+                "(2014); before it the driver searched for the upstream bridge itself.",
+        knobs=frozenset({"vtd.context_own_rid_only"}),
+        kind="variant",
+        hw=("vtd",),
+        check_bounds=ALIAS1,
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        changed_calls=("dma_map_page", "iommu_map", "iommu_attach_device"),
+    ),
+    Design(
+        name="smmu-ste-first-stream-only",
+        summary="SMMUv3 installs a master's STE in its first stream only, not in a DMA alias's",
+        rationale="IORT gives a PCI device one StreamID per DMA alias, so a master can have "
+                  "several streams, and arm_smmu_install_ste_for_dev writes the same STE (and "
+                  "its CFGI_STE) for each. Writing the first alone leaves the alias's STE as it "
+                  "was - invalid at boot, the previous domain's later - and the device's DMA, "
+                  "which carries the alias, goes through it.",
+        history="arm_smmu_install_ste_for_dev loops over master->streams (skipping duplicate "
+                "StreamIDs).",
+        knobs=frozenset({"smmu.ste_first_stream_only"}),
+        kind="variant",
+        hw=("smmuv3",),
+        check_bounds=ALIAS1,
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        changed_calls=("dma_map_page", "iommu_map", "iommu_attach_device"),
     ),
     # -- ATS as driver state ----------------------------------------------------------------
     Design(

@@ -245,16 +245,20 @@ class SmmuV3Driver(Driver):
 
     # --------------------------------------------------------- entry writes
     def _write_ste(self, k: "Kernel", dev: Device, target: tuple[int, ...]) -> None:
+        """arm_smmu_install_ste_for_dev: the same STE for every stream of the master (a
+        PCI DMA alias is a stream of its own: IORT maps each alias's RID)."""
         s = _st(k)
-        cur = s.unit.read_ste(k.mem, dev.sid)
-        result = hw.write_ste(s.unit, k.mem, dev.sid, target)
-        self._check_hitless(k, STE_WRITER, cur, target, result, f"STE of {dev.name}")
+        streams = dev.rids[:1] if k.design.has("smmu.ste_first_stream_only") else dev.rids
+        for sid in streams:
+            cur = s.unit.read_ste(k.mem, sid)
+            result = hw.write_ste(s.unit, k.mem, sid, target)
+            self._check_hitless(k, STE_WRITER, cur, target, result, f"STE of {dev.name} (sid {sid:#x})")
 
     def _write_cd(self, k: "Kernel", dev: Device, ssid: int, target: tuple[int, ...]) -> None:
         s = _st(k)
         addr = s.masters[dev.name].cd_table + CD_SIZE * ssid
         cur = k.mem.read(addr, 8)
-        result = hw.write_cd(s.unit, k.mem, addr, [dev.sid], ssid, target)
+        result = hw.write_cd(s.unit, k.mem, addr, list(dev.rids), ssid, target)
         self._check_hitless(k, CD_WRITER, cur, target, result, f"CD {ssid} of {dev.name}")
 
     def _check_hitless(self, k: "Kernel", writer: Any, cur: tuple[int, ...], target: tuple[int, ...],
@@ -460,10 +464,10 @@ class SmmuV3Driver(Driver):
     # --------------------------------------------------------------- hardware
     def translate(self, k: "Kernel", dev: Device, pasid: int | None, iova: int,
                   access: Access) -> frozenset[Outcome]:
-        return hw.translate(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+        return hw.translate(_st(k).unit, k.mem, dev.wire_sid, pasid, iova, access)
 
     def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
-        hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+        hw.fill(_st(k).unit, k.mem, dev.wire_sid, pasid, iova, access)
 
     def device_gone(self, k: "Kernel", dev: Device) -> None:
         _st(k).unit.device_gone(dev.sid)

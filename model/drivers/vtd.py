@@ -193,10 +193,11 @@ class VtdDriver(Driver):
         if info.iopf_refcount:
             k.warn("vtd_release_iopf", f"{dev.name} released with IOPF still enabled "
                                        f"({info.iopf_refcount} users)")
-        ctx = s.unit.context_entry_addr(k.mem, dev.sid)
-        if ctx is not None:
-            k.mem.write(ctx, CONTEXT_ENTRY.zero())
-            self._submit(k, hw.qi_desc_context(0, dev.sid, 0, hw.CcGran.DEVICE))
+        for rid in dev.rids:  # intel_pasid_teardown_sm_context: every DMA alias
+            ctx = s.unit.context_entry_addr(k.mem, rid)
+            if ctx is not None and CONTEXT_ENTRY.get(k.mem.read(ctx, CONTEXT_ENTRY.words), "p"):
+                k.mem.write(ctx, CONTEXT_ENTRY.zero())
+                self._submit(k, hw.qi_desc_context(0, rid, 0, hw.CcGran.DEVICE))
         if k.design.has("vtd.release_keeps_pasid_table"):
             s.info[dev.name] = replace(info, ats_enabled=False, rid_domain=None)
             return  # broken variant: the PASID table and the device info stay allocated
@@ -239,14 +240,23 @@ class VtdDriver(Driver):
         # kernel allocates, even for devices without PASID support.
         pdir = k.mem.alloc_page()
         s.info[dev.name] = DevInfo(pasid_dir=pdir, dir_pages=1)
-        bus, devfn = dev.sid >> 8, dev.sid & 0xFF
+        # pci_for_each_dma_alias: the same PASID table behind every requester ID the
+        # device's DMA may carry (a DMA alias is programmed like its own RID)
+        rids = dev.rids[:1] if k.design.has("vtd.context_own_rid_only") else dev.rids
+        for rid in rids:
+            self._setup_sm_context(k, dev, rid, pdir)
+
+    def _setup_sm_context(self, k: "Kernel", dev: Device, rid: int, pdir: int) -> None:
+        """intel_pasid_setup_sm_context for one requester ID."""
+        s = _st(k)
+        bus, devfn = rid >> 8, rid & 0xFF
         re_addr = s.unit.root_entry_addr(bus)
         root = k.mem.read(re_addr, ROOT_ENTRY.words)
         present, ptr = hw.context_half(devfn)
         if not ROOT_ENTRY.get(root, present):
             table = k.mem.alloc_page()
             k.mem.write(re_addr, ROOT_ENTRY.set(root, **{present: 1, ptr: table >> PAGE_SHIFT}))
-        ctx_addr = s.unit.context_entry_addr(k.mem, dev.sid)
+        ctx_addr = s.unit.context_entry_addr(k.mem, rid)
         assert ctx_addr is not None
         words = CONTEXT_ENTRY.encode(
             pasiddirptr=pdir >> PAGE_SHIFT,
@@ -668,10 +678,10 @@ class VtdDriver(Driver):
     # ------------------------------------------------------------ hardware
     def translate(self, k: "Kernel", dev: Device, pasid: int | None, iova: int,
                   access: Access) -> frozenset[Outcome]:
-        return hw.translate(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+        return hw.translate(_st(k).unit, k.mem, dev.wire_sid, pasid, iova, access)
 
     def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
-        hw.fill(_st(k).unit, k.mem, dev.sid, pasid, iova, access)
+        hw.fill(_st(k).unit, k.mem, dev.wire_sid, pasid, iova, access)
 
     # ------------------------------------------------------- introspection
     def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:

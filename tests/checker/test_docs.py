@@ -54,7 +54,9 @@ def test_found_verdicts_agree_with_the_expected_ones() -> None:
         if not expected:
             assert not found, (c["design"], c["hw"], found)
         for inv, trace in c["broken"].items():
-            assert 1 <= len(trace["steps"]) <= 16, (c["design"], c["hw"], inv)
+            # a design that changes boot ("boot" in changed_calls) may break with no call
+            least = 0 if "boot" in DESIGNS[c["design"]].changed_calls else 1
+            assert least <= len(trace["steps"]) <= 16, (c["design"], c["hw"], inv)
             assert c["found_in"][inv]
         assert c["coverage"]
     text = (DOCS / "invariants.md").read_text() + (DOCS / "designs.md").read_text()

@@ -147,6 +147,9 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     # release and hot-add (check_bounds reprobe=1)
     ("vtd-release-keeps-pasid-table", "vtd", "no-leak"): ("T1", 2),
     ("core-release-without-release-domain", "vtd", "no-leak"): ("T1", 2),
+    # DMA aliases (check_bounds alias_device=1)
+    ("vtd-context-own-rid-only", "vtd", "no-stale-translation"): ("T1", 1),
+    ("smmu-ste-first-stream-only", "smmuv3", "no-stale-translation"): ("T1", 1),
     # ATS as driver state: the drift is there from boot (a trace of no call)
     ("vtd-ats-enable-without-devtlb-tag", "vtd", "refcount-matches"): ("T1", 0),
     ("vtd-ats-enable-without-devtlb-tag", "vtd", "no-stale-translation"): ("T1", 3),
