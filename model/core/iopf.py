@@ -35,6 +35,8 @@ reaches the SMMUv3 model: `Driver.page_requests`).
 
 from __future__ import annotations
 
+import errno
+
 from hwspec.memory import PAGE_SHIFT
 
 from model.core.dma import DmaApi
@@ -81,7 +83,7 @@ class Iopf(DmaApi):
             # no fault data, no attach handle, or a domain without iopf_handler
             # (b58b133e680b: the core answers, or the device would wait forever)
             self.iommu_page_response(req, PageResp.INVALID)
-            return -22  # -EINVAL
+            return -errno.EINVAL
         if nomem:
             self.iommu_page_response(req, PageResp.FAILURE)  # iopf_group allocation failed
             return 0

@@ -101,8 +101,8 @@ class PciReset(Iopf):
         !pci_device_is_present() hold from now on. It issues no more DMA and answers no
         ATS invalidation: VT-d reports an Invalidation Time-out Error for a device-TLB
         descriptor sent to it (hwspec's queue; the driver decides what happens next,
-        model/drivers/vtd.py `_submit`). Its release (iommu_release_device) is not
-        modelled: the device stays probed, silent."""
+        model/drivers/vtd.py `_submit`). Its release is a call of its own
+        (iommu_release_device, bound reprobe); until then it stays probed, silent."""
         self.disconnected = self.disconnected | {dev}
         self.driver.device_gone(self._k, self.devices[dev])
 
