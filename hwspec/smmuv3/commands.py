@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Mapping, Sequence, Self
 
+from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
 from ..memory import PAGE_SHIFT
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry
@@ -368,8 +369,10 @@ class ATC_INV(Command):
 
     The span is 2**size pages starting at addr aligned down to the span (the
     driver aligns it, `arm_smmu_atc_inv_to_cmd`); size 52 is everything. SSV=1:
-    only entries of `ssid`. SSV=0: the PCIe message carries no PASID prefix and
-    invalidates every entry in the span, PASID-tagged ones included (B.5).
+    only entries of `ssid` (G, Global Invalidate, drops nothing more: the model has no
+    global entries). SSV=0: the PCIe message carries no PASID prefix and invalidates
+    every entry in the span, PASID-tagged ones included (B.5; hwspec/ats.py has the
+    reading and its sources).
     """
 
     sid: int
@@ -423,7 +426,7 @@ class ATC_INV(Command):
     def covers(self, entry: CacheEntry) -> bool:
         if not isinstance(entry, AtcEntry) or entry.sid != self.sid:
             return False
-        if self.ssv and entry.ssid != self.ssid:
+        if not ats.removes(self.ssid if self.ssv else None, self.global_, entry.ssid):
             return False
         return entry.iova_pfn in self.pages
 

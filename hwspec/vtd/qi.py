@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self, Sequence
 
 from dataclasses import dataclass
 
+from .. import ats
 from ..layout import Layout, LayoutError, fields
 from ..memory import PAGE_SHIFT
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry
@@ -381,7 +382,8 @@ class QiDiotlb(_PfsidMixin):
 
     Covers (spec 6.5.2.5, PCIe ATS): the device-TLB entries of `sid` whose page is in
     the range (`devtlb_pages`), WHATEVER their PASID: an invalidation without PASID
-    prefix hits every PASID's translations. QDEP/PFSID only steer the message.
+    prefix hits every PASID's translations (hwspec/ats.py has the reading and its
+    sources). QDEP/PFSID only steer the message.
     """
 
     TYPE: ClassVar[int] = QI_DIOTLB_TYPE
@@ -414,6 +416,7 @@ class QiDiotlb(_PfsidMixin):
         return (
             isinstance(entry, DevTlbEntry)
             and entry.sid == self.sid
+            and ats.removes(None, False, entry.pasid)
             and entry.iova_pfn in self.pages
         )
 
@@ -427,7 +430,7 @@ class QiDeiotlb(_PfsidMixin):
 
     Covers (spec 6.5.2.6): the device-TLB entries of `sid` tagged `pasid` whose page is
     in the range (`devtlb_pages`, S at qw1 bit 11). Entries obtained without PASID
-    (pasid None) are not covered.
+    (pasid None) are not covered (hwspec/ats.py).
     """
 
     TYPE: ClassVar[int] = QI_DEIOTLB_TYPE
@@ -462,8 +465,7 @@ class QiDeiotlb(_PfsidMixin):
         return (
             isinstance(entry, DevTlbEntry)
             and entry.sid == self.sid
-            and entry.pasid is not None
-            and entry.pasid == self.pasid
+            and ats.removes(self.pasid, False, entry.pasid)
             and entry.iova_pfn in self.pages
         )
 
