@@ -6,9 +6,10 @@ endpoint one request removes. Declared once; VT-d's device-TLB descriptors
 The reading (issue 17 item 6), with where each part comes from:
 
 * **A request without a PASID TLP prefix** removes every ATC entry of the function in
-  its range, those obtained with a PASID included (PCIe r6.0 sec 10.3.8 with the PASID
-  prefix rules of sec 6.20; VT-d 6.5.2.5: the device-TLB invalidate descriptor carries
-  no PASID; the SMMUv3 driver's own statement in arm_smmu_atc_inv_to_cmd: "all ATC
+  its range, those obtained with a PASID included (PCIe ATS, Invalidate Request, sec
+  10.3.1, with the PASID prefix rules of sec 6.20: section numbers from memory, the
+  PCIe text was not at hand; VT-d 6.5.2.5: the device-TLB invalidate descriptor
+  carries no PASID; the SMMUv3 driver's own statement in arm_smmu_atc_inv_to_cmd: "all ATC
   entries within the address range are invalidated, including those that were
   requested with a PASID! There is no way to invalidate only entries without PASID").
   The drivers depend on it: SMMUv3 invalidates S1DSS=SSID0 traffic with SSV=0 and
