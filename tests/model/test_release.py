@@ -87,3 +87,12 @@ def test_upstream_holds_in_the_reprobe_world(hwkind: str, index: int) -> None:
     _, out = explore(UPSTREAM, hwkind, B, tuple(CATALOG), saturate=True)
     assert out.violation is None and out.complete
     assert out.states == WORLDS["reprobe1"].states[index]
+
+
+@pytest.mark.deep
+@pytest.mark.parametrize("hwkind,states", [("vtd", 14_153), ("smmuv3", 4_407)])
+def test_upstream_holds_in_small1_with_reprobe(hwkind: str, states: int) -> None:
+    b = WORLDS["small1"].to_bounds().override("reprobe=1")
+    _, out = explore(UPSTREAM, hwkind, b, tuple(CATALOG), saturate=True)
+    assert out.violation is None and out.complete
+    assert out.states == states
