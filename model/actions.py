@@ -291,6 +291,11 @@ def _can_bind(k: Kernel, b: Bounds, a: Args) -> bool:
     return bool(m.sva_domains) or sum(n.mm == mm for n in k.notifiers.values()) < MAX_NOTIFIERS_PER_MM
 
 
+def _on_bus(k: Kernel, dev: str) -> bool:
+    """The function is there and probed: not surprise-removed, not released."""
+    return dev not in k.disconnected and dev not in k.released
+
+
 def _may_release(k: Kernel, b: Bounds, a: Args) -> bool:
     """A correct removal: the device's driver (DMA API or VFIO) is unbound and has undone
     what it attached (every PASID of the group detached, SVA bonds unbound, the group back
@@ -310,7 +315,7 @@ def _may_page_request(k: Kernel, b: Bounds, a: Args) -> bool:
     dev, pasid, _ = a
     if pasid is None or not k.driver.page_requests or not k.devices[dev].ats:
         return False
-    if dev in k.disconnected or dev in k.resetting or dev in k.released or k.prq or k.iopf_groups:
+    if not _on_bus(k, dev) or dev in k.resetting or k.prq or k.iopf_groups:
         return False
     g = k.group_of(dev)
     e = g.pasid_entry(pasid) if g is not None else None
@@ -482,12 +487,12 @@ ACTIONS: tuple[Action, ...] = (
            "the process exits: mmu notifier release, page table freed, mmdrop"),
     Action("enqcmd", "event", (Param("mm", Kind.MM), Param("dev", Kind.PASID_DEV), Param("iova", Kind.IOVA)),
            _enqcmd, "the process submits work with ENQCMD: the device DMAs with IA32_PASID",
-           requires=lambda k, b, a: a[1] not in k.disconnected and a[1] not in k.released,
+           requires=lambda k, b, a: _on_bus(k, a[1]),
            needs="enqcmd"),
     # -- hardware and deferred work ---------------------------------------------------------
     Action("dma", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID), Param("iova", Kind.IOVA)),
            _dma, "the device issues a DMA; the IOMMU (and the ATC) may cache what the walk finds",
-           requires=lambda k, b, a: a[0] not in k.disconnected and a[0] not in k.released,
+           requires=lambda k, b, a: _on_bus(k, a[0]),
            after_unload=True),
     Action("srcu_grace_period", "event", (), lambda k, a: k.srcu_grace_period(),
            "an SRCU grace period ends: deferred free_notifier callbacks run",
@@ -511,8 +516,8 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.pci_surprise_removal(a[0]),
            "the function disappears from the bus (hot-unplug, link down): no more DMA from it, "
            "and it answers no ATS invalidation",
-           requires=lambda k, b, a: k.devices[a[0]].ats and a[0] not in k.disconnected
-           and a[0] not in k.resetting and a[0] not in k.released, bound="hotplug"),
+           requires=lambda k, b, a: k.devices[a[0]].ats and _on_bus(k, a[0])
+           and a[0] not in k.resetting, bound="hotplug"),
     # -- release and hot-add (bound reprobe) --------------------------------------------------
     Action("iommu_release_device", "call", (Param("dev", Kind.DEV),),
            lambda k, a: k.iommu_release_device(a[0]),

@@ -63,14 +63,14 @@ def expected_effect(k: Kernel, dev: str, pasid: int | None, iova: int, access: A
     return (Kind.TRANSLATED, (pte.pfn << PAGE_SHIFT) | (iova & ((1 << PAGE_SHIFT) - 1)))
 
 
-def effect_of(o: Outcome, iova: int | None = None) -> Effect:
+def effect_of(o: Outcome, iova: int) -> Effect:
     """What a hardware outcome does, as `expected_effect` says it: faults compare by
     kind, not by reason or path. An identity translation of `iova` is what bypass
     does: an ATS Translation Completion for a bypassed stream (SMMUv3 S1DSS=BYPASS
     with EATS) returns pa = iova, and the ATC caches it as a translation."""
     if o.kind is Kind.FAULT:
         return FAULT
-    if o.kind is Kind.TRANSLATED and iova is not None and o.pa == iova:
+    if o.kind is Kind.TRANSLATED and o.pa == iova:
         return BYPASS
     return o.effect
 

@@ -519,7 +519,8 @@ class QiIwd(QiDesc):
 QI_RESP_SUCCESS = 0x0
 QI_RESP_INVALID = 0x1
 QI_RESP_FAILURE = 0xF
-PRG_RESPONSE_CODES = frozenset({QI_RESP_SUCCESS, QI_RESP_INVALID, QI_RESP_FAILURE})
+_RESP_NAMES = {QI_RESP_SUCCESS: "SUCCESS", QI_RESP_INVALID: "INVALID", QI_RESP_FAILURE: "FAILURE"}
+PRG_RESPONSE_CODES = frozenset(_RESP_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,8 +559,7 @@ class QiPgrpResp(QiDesc):
         return False
 
     def __str__(self) -> str:
-        code = {QI_RESP_SUCCESS: "SUCCESS", QI_RESP_INVALID: "INVALID", QI_RESP_FAILURE: "FAILURE"}
-        shown = code.get(self.resp_code, f"reserved code {self.resp_code:#x}")
+        shown = _RESP_NAMES.get(self.resp_code, f"reserved code {self.resp_code:#x}")
         where = f" pasid={self.pasid}" if self.pasid_p else ""
         return f"QI_PGRP_RESP rid={self.rid:#06x}{where} {shown}"
 

@@ -72,14 +72,11 @@ class Iopf(DmaApi):
     # ----------------------------------------------------------------- core
     def iommu_report_device_fault(self, req: PageRequest, nomem: bool = False) -> int:
         """Find the handler, queue the group; answer at once where there is none."""
-        d = self.devices[req.dev]
         g = self.group_of(req.dev)
         e = g.pasid_entry(req.pasid) if g is not None else None
-        dom = None
-        if e is not None and e.handle is not None and e.handle in self.handles:
-            dom = self.domains.get(e.domain)
-        if not self.driver.iopf_enabled(self._k, d) or e is None or e.handle is None \
-                or dom is None or dom.type is not DomainType.SVA:
+        dom = self.domains.get(e.domain) if e is not None and e.handle in self.handles else None
+        if not self.driver.iopf_enabled(self._k, self.devices[req.dev]) or e is None \
+                or e.handle is None or dom is None or dom.type is not DomainType.SVA:
             # no fault data, no attach handle, or a domain without iopf_handler
             # (b58b133e680b: the core answers, or the device would wait forever)
             self.iommu_page_response(req, PageResp.INVALID)

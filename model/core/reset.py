@@ -128,7 +128,6 @@ class PciReset(Iopf):
             self.driver.attach_dev(self._k, self.domains[BLOCKED_DOMAIN_ID], d, old)
         self.driver.release_device(self._k, d)
         self.released = self.released | {dev}
-        self.resetting = self.resetting - {dev}
         if not g.devices:
             del self.groups[g.name]
             dd = g.default_domain

@@ -137,6 +137,11 @@ class SmmuState(Declared):
         return set(self.asids.values()) | set(self.cpu_asids.values())
 
 
+def _cd_table_pages(ssid_bits: int) -> int:
+    """Pages of a linear CD table of 2^ssid_bits CDs (arm_smmu_alloc_cd_tables)."""
+    return max(1, -(-((1 << ssid_bits) * CD_SIZE) // 4096))
+
+
 def _st(k: "Kernel") -> SmmuState:
     s = k.drv
     assert isinstance(s, SmmuState)
@@ -162,8 +167,7 @@ class SmmuV3Driver(Driver):
         s = _st(k)
         # Linear CD tables only: ssid_bits capped at CTXDESC_LINEAR_CDMAX (B.3).
         ssid_bits = min(max(dev.max_pasids - 1, 0).bit_length(), CTXDESC_LINEAR_CDMAX)
-        ncds = 1 << ssid_bits
-        table = k.mem.alloc_page(max(1, -(-(ncds * CD_SIZE) // 4096)))
+        table = k.mem.alloc_page(_cd_table_pages(ssid_bits))
         s.masters[dev.name] = Master(cd_table=table, s1cdmax=ssid_bits)
         self._write_ste(k, dev, hw.make_abort_ste())
 
@@ -180,8 +184,7 @@ class SmmuV3Driver(Driver):
             # in release_device itself, and so does the model
             self.attach_dev(k, k.domains[BLOCKED_DOMAIN_ID], dev, rid)
         m = s.masters.pop(dev.name)
-        ncds = 1 << m.s1cdmax
-        k.mem.free_page(m.cd_table, max(1, -(-(ncds * CD_SIZE) // 4096)))
+        k.mem.free_page(m.cd_table, _cd_table_pages(m.s1cdmax))
 
     # ------------------------------------------------------------------- ASIDs
     def _alloc_asid(self, k: "Kernel") -> int | None:

@@ -92,6 +92,19 @@ class DevInfo:
     ats_enabled: bool = False
 
 
+#: the proposed fix's translation of enum iommu_page_response_code into PCIe PRG codes
+_PCIE_CODE = {PageResp.SUCCESS: hw.QI_RESP_SUCCESS, PageResp.INVALID: hw.QI_RESP_INVALID,
+              PageResp.FAILURE: hw.QI_RESP_FAILURE}
+
+
+def _leaf_tables(mem: Any, info: DevInfo) -> list[int]:
+    """The leaf PASID tables the device's directory points at (present entries only)."""
+    words = mem.words
+    base, end = info.pasid_dir, info.pasid_dir + 4096 * info.dir_pages
+    return [PASID_DIR_ENTRY["smptblptr"].extract((words[a],)) << PAGE_SHIFT
+            for a in words if base <= a < end and words[a] & 1]  # directory entry P
+
+
 def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
     pfn = ren.pfn
     return (
@@ -152,13 +165,8 @@ class VtdState(Declared):
         PASID table a device's PASID directory points at (the explorer renames roots).
         """
         out: dict[int, tuple[int, int, int]] = {}
-        words = mem.words
         for info in self.info.values():
-            base, end = info.pasid_dir, info.pasid_dir + 4096 * info.dir_pages
-            for addr in [a for a in words if base <= a < end]:
-                if not words[addr] & 1:  # PASID directory entry P
-                    continue
-                table = PASID_DIR_ENTRY["smptblptr"].extract((words[addr],)) << PAGE_SHIFT
+            for table in _leaf_tables(mem, info):
                 for slot in range(table, table + 4096, PASID_ENTRY.words * 8):
                     for qword, f in _PE_ROOT_FIELDS.items():
                         out[slot + 8 * qword] = f
@@ -201,10 +209,8 @@ class VtdDriver(Driver):
         if k.design.has("vtd.release_keeps_pasid_table"):
             s.info[dev.name] = replace(info, ats_enabled=False, rid_domain=None)
             return  # broken variant: the PASID table and the device info stay allocated
-        for slot in range(info.dir_pages * 512):
-            pde = k.mem.read(info.pasid_dir + 8 * slot, 1)
-            if PASID_DIR_ENTRY.get(pde, "p"):
-                k.mem.free_page(hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr")))
+        for table in _leaf_tables(k.mem, info):
+            k.mem.free_page(table)
         k.mem.free_page(info.pasid_dir, info.dir_pages)
         del s.info[dev.name]
 
@@ -222,16 +228,7 @@ class VtdDriver(Driver):
             return
         if k.design.has("vtd.ats_late_no_devtlb_tag"):
             return  # 4f1492efb495 .. 25b1b75bbaf9: the RID domain's DEVTLB tag is missing
-        did = self.domain_id(k, dom)
-        tags = list(s.tags.get(dom.id, ()))
-        t = CacheTag("DEVTLB", did, IOMMU_NO_PASID, dev.name)
-        for i, cur in enumerate(tags):
-            if cur.matches(t):
-                tags[i] = CacheTag(cur.type, cur.did, cur.pasid, cur.dev, cur.users + 1)
-                break
-        else:
-            tags.append(t)
-        s.tags[dom.id] = tuple(tags)
+        self._add_tags(k, dom, [CacheTag("DEVTLB", self.domain_id(k, dom), IOMMU_NO_PASID, dev.name)])
 
     def probe_device(self, k: "Kernel", dev: Device) -> None:
         """intel_pasid_alloc_table + intel_pasid_setup_sm_context (A.3, A.4)."""
@@ -322,6 +319,11 @@ class VtdDriver(Driver):
         wanted = [CacheTag("IOTLB", did, pasid, None)]
         if s.info[dev.name].ats_enabled:
             wanted.append(CacheTag("DEVTLB", did, pasid, dev.name))
+        self._add_tags(k, dom, wanted)
+
+    def _add_tags(self, k: "Kernel", dom: Domain, wanted: list[CacheTag]) -> None:
+        """cache_tag_assign: a matching tag gains a user, a new one joins the list."""
+        s = _st(k)
         tags = list(s.tags.get(dom.id, ()))
         for t in wanted:
             for i, cur in enumerate(tags):
@@ -567,10 +569,7 @@ class VtdDriver(Driver):
         msg->code (enum iommu_page_response_code: SUCCESS 0, INVALID 1, FAILURE 2) into
         the 4-bit response code field as it is, and the PCIe code for Response Failure
         is 0xF (QI_RESP_FAILURE): FAILURE goes out as the reserved code 2."""
-        raw = code.value
-        if k.design.has("vtd.page_response_pcie_codes"):
-            raw = {PageResp.SUCCESS: hw.QI_RESP_SUCCESS, PageResp.INVALID: hw.QI_RESP_INVALID,
-                   PageResp.FAILURE: hw.QI_RESP_FAILURE}[code]
+        raw = _PCIE_CODE[code] if k.design.has("vtd.page_response_pcie_codes") else code.value
         self._submit(k, hw.qi_desc_page_response(dev.sid, pasid, raw))
 
     def prg_responses(self, k: "Kernel") -> list[tuple[int, str, int]]:
@@ -581,14 +580,12 @@ class VtdDriver(Driver):
     ) -> int:
         if dom.type is DomainType.BLOCKED:
             # blocking_domain_set_dev_pasid: tear down (and drain), then disable IOPF
-            if k.design.has("vtd.iopf_disable_before_teardown") and old is not None \
-                    and old.type is DomainType.SVA:
+            sva = old is not None and old.type is DomainType.SVA
+            early = sva and k.design.has("vtd.iopf_disable_before_teardown")
+            if early:
                 self._iopf(k, dev, -1)  # broken variant: the drain then finds IOPF off
-                self.tear_down_entry(k, dev, pasid, False)
-                self._remove_dev_pasid(k, old, dev, pasid)
-                return 0
             self.tear_down_entry(k, dev, pasid, False)
-            if old is not None and old.type is DomainType.SVA:
+            if sva and not early:
                 self._iopf(k, dev, -1)
             self._remove_dev_pasid(k, old, dev, pasid)
             return 0
