@@ -389,7 +389,7 @@ def _callback_warnings(step: Step, b: Bounds) -> Violation | None:
 
 def _hitless_entry_update(step: Step, b: Bounds) -> Violation | None:
     for w in step.new_warnings:
-        if _site_of(w) == "smmu_torn_entry":
+        if _site_of(w) in ("smmu_torn_entry", "vtd_torn_entry"):
             return Violation("hitless-entry-update", w)
     return None
 
@@ -534,11 +534,17 @@ CATALOG: tuple[Invariant, ...] = (
     ),
     Invariant(
         "hitless-entry-update",
-        "Every entry value hardware can read during an update (after any 64-bit store) is "
-        "the old entry, the new entry (on the bits each uses), or invalid.",
-        "SMMUv3 updates STEs and CDs live, qword by qword (arm_smmu_write_entry); VT-d clears "
-        "P before touching the rest of a PASID entry (75ed00055c05). A mixed entry would "
-        "translate with half of each configuration.",
+        "Every entry value hardware can read during an update is the old entry, the new "
+        "entry (on the bits each uses), or invalid: SMMUv3 STEs and CDs after any 64-bit "
+        "store; VT-d PASID and context entries as a multi-transaction fetch may assemble "
+        "them from the values each qword held since the last covering invalidation "
+        "(hwspec/vtd/writer.py).",
+        "SMMUv3 updates STEs and CDs live, qword by qword (arm_smmu_write_entry). VT-d "
+        "hardware may fetch a 64-byte PASID entry in several transactions: the driver must "
+        "clear P, invalidate the PASID cache, and only then rewrite the rest (75ed00055c05); "
+        "the in-place replace helpers were removed for the same hazard (c3b1edea3791, "
+        "CVE-2026-45945). A mixed entry translates with half of each configuration. Seed "
+        "000's set_dev_pasid replaces the domain of a live PASID: the replace is where it tears.",
         (S000,), Layer.HW, check_step=_hitless_entry_update,
     ),
     ERRNO_CONTRACT,

@@ -166,6 +166,9 @@ _SITES = (
              "the domain's ASID was released already", U, "use-after-free: "),
     WarnSite("smmu_torn_entry", "arm_smmu_write_entry",
              "a store sequence lets hardware read a mix of the old and new entry", T, "torn entry: "),
+    WarnSite("vtd_torn_entry", "intel_pasid_* / context entry writers",
+             "a store sequence lets a multi-transaction fetch assemble a present entry that mixes "
+             "two configurations (75ed00055c05, c3b1edea3791)", T, "torn entry: "),
 )
 
 SITES: dict[str, WarnSite] = {s.id: s for s in _SITES}

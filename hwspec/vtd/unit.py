@@ -66,6 +66,7 @@ from .entries import (
     sid_devfn,
 )
 from .qi import QiDesc, qi_desc_wait
+from .writer import FetchWindow
 
 Words = tuple[int, ...]
 
@@ -92,10 +93,11 @@ class VtdUnit:
 
     `key()`/`__eq__` cover hardware state only (rtaddr and caches); `qi_log` is the
     history of executed descriptors (waits included), for driver-sequence tests and
-    traces, and is copied but not compared.
+    traces, and is copied but not compared; so are the fetch `windows` of entries
+    being rewritten (writer.py).
     """
 
-    __slots__ = ("seq_id", "rtaddr", "context_cache", "pasid_cache", "iotlb", "devtlb", "qi_log")
+    __slots__ = ("seq_id", "rtaddr", "context_cache", "pasid_cache", "iotlb", "devtlb", "qi_log", "windows")
 
     def __init__(self, mem: Memory, seq_id: int = 0) -> None:
         self.seq_id = seq_id
@@ -105,6 +107,10 @@ class VtdUnit:
         self.iotlb: set[IotlbEntry] = set()
         self.devtlb: set[DevTlbEntry] = set()
         self.qi_log: list[QiDesc] = []
+        #: entry address -> the values it held since the last covering invalidation
+        #: (writer.py); a fetch does not outlive a step, so the driver empties it with
+        #: the log and it is neither compared nor part of the key
+        self.windows: dict[int, FetchWindow] = {}
 
     # -- state ------------------------------------------------------------------
     def copy(self) -> "VtdUnit":
@@ -116,6 +122,8 @@ class VtdUnit:
         u.iotlb = set(self.iotlb)
         u.devtlb = set(self.devtlb)
         u.qi_log = list(self.qi_log)
+        u.windows = {a: FetchWindow(w.what, w.probe, list(w.values), w.reported)
+                     for a, w in self.windows.items()}
         return u
 
     def key(self) -> tuple[object, ...]:
@@ -158,6 +166,9 @@ class VtdUnit:
             cache: set[CacheEntry] = getattr(self, attr)
             dead = [e for e in cache if desc.covers(e)]
             cache.difference_update(dead)
+        for w in self.windows.values():
+            if w.ended_by(desc):
+                w.restart()  # fetches begun before it have completed (writer.py rule 3)
         self.qi_log.append(desc)
 
     def qi_submit_sync(self, *descs: QiDesc, drain: bool = False) -> None:

@@ -374,10 +374,12 @@ _VARIANTS = (
         name="vtd-teardown-no-pasid-cache-flush",
         summary="VT-d PASID teardown without the PASID-cache invalidation",
         rationale="Skips step 6 of intel_pasid_tear_down_entry (hw-tables A.8.2): hardware "
-                  "may keep using the cached PASID entry after the detach.",
+                  "may keep using the cached PASID entry after the detach, and a fetch begun "
+                  "before P was cleared may still be reading when the entry is zeroed (a "
+                  "torn read).",
         knobs=frozenset({"vtd.teardown_skip_pasid_cache"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("no-stale-translation", "detached-pasid-blocked",)),),
+        expect_breaks=(("vtd", ("hitless-entry-update", "no-stale-translation", "detached-pasid-blocked",)),),
         check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
@@ -385,10 +387,12 @@ _VARIANTS = (
         name="vtd-teardown-did-after-clear",
         summary="VT-d teardown flushing with the DID read after the entry was cleared",
         rationale="Reads the DID once the PASID entry is zero, so every flush targets DID 0: "
-                  "the right granularity with the wrong tag (hw-tables A.8.2, step 3).",
+                  "the right granularity with the wrong tag (hw-tables A.8.2, step 3). The "
+                  "PASID-cache invalidation by DID 0 does not cover the entry, so the zeroing "
+                  "after it can also race a fetch (a torn read).",
         knobs=frozenset({"vtd.did_from_cleared_entry"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("no-stale-translation", "asid-known-at-detach", "detached-pasid-blocked", "mm-exit-stops-dma",)),),
+        expect_breaks=(("vtd", ("hitless-entry-update", "no-stale-translation", "asid-known-at-detach", "detached-pasid-blocked", "mm-exit-stops-dma",)),),
         check_bounds="sva1",  # the smallest world where its breaks show
         changed_calls=TEARDOWN_CALLS,
     ),
@@ -402,6 +406,35 @@ _VARIANTS = (
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation", "mm-exit-stops-dma", "detached-pasid-blocked",)),),
         check_bounds="sva1",  # the smallest world where its breaks show
+        changed_calls=TEARDOWN_CALLS,
+    ),
+    Design(
+        name="vtd-pasid-replace-in-place",
+        summary="VT-d PASID replace by copying the new entry over the live one",
+        rationale="The v6.13-v6.19 intel_pasid_replace_* helpers (7543ee63e811): a 64-byte "
+                  "struct copy over a present entry, then intel_pasid_flush_present with the "
+                  "old DID. A fetch in several transactions may read the new q0 with the old "
+                  "DID or page-table pointer: c3b1edea3791 removed them (CVE-2026-45945) and "
+                  "made replace break-before-make (hw-tables A.8.3). Seed 000's set_dev_pasid "
+                  "replace is the call that reaches it.",
+        knobs=frozenset({"vtd.pasid_replace_in_place"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("hitless-entry-update",)),),
+        check_bounds="small1",
+        changed_calls=("iommu_replace_device_pasid", "iommu_sva_bind_device"),
+    ),
+    Design(
+        name="vtd-teardown-zero-present-entry",
+        summary="VT-d PASID teardown zeroing the live entry before the flushes",
+        rationale="intel_pasid_tear_down_entry before 75ed00055c05 (v7.0-rc1, backported "
+                  "to 6.12-6.19): intel_pasid_clear_entry wrote zeros over the present "
+                  "entry, qword by qword, and only then invalidated the PASID cache. A fetch "
+                  "that read the old q0 (P=1) may read a zeroed DID or pointer after it "
+                  "(spec 6.5.3.3: clear P, invalidate, then the rest).",
+        knobs=frozenset({"vtd.teardown_zero_present_entry"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("hitless-entry-update",)),),
+        check_bounds="small1",
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(

@@ -15,6 +15,9 @@ What it does, call by call (hw-tables.md A.8-A.12, v7.0-era code):
 * setup refuses a present entry (-EBUSY); teardown is A.8.2: clear P, PASID-cache
   by DID+PASID, IOTLB (P_IOTLB for first-stage / pass-through), device-TLB, clear
   the entry, drain page requests when IOPF is on; replace is break-before-make.
+* every PASID and context entry is written store by store (`hwspec.vtd.writer`), with
+  a fetch window per entry: a present mix of two configurations a multi-transaction
+  fetch could read is a TORN WARN (the hitless-entry-update invariant).
 * unmap and mmu-notifier invalidation walk the domain's cache tags
   (`cache_tag_flush_range`): P_IOTLB page-selective by (DID, PASID) for first-stage
   domains, then device-TLB by SID(+PASID).
@@ -48,6 +51,9 @@ from hwspec.vtd import (
     Pgtt,
     QiDesc,
 )
+from hwspec.vtd import writer
+from hwspec.vtd.caches import CacheEntry, ContextCacheEntry, PasidCacheEntry
+from hwspec.layout import Layout
 
 from model.drivers.base import Driver
 from model.state import Declared, Role, StateField
@@ -204,7 +210,9 @@ class VtdDriver(Driver):
         for rid in dev.rids:  # intel_pasid_teardown_sm_context: every DMA alias
             ctx = s.unit.context_entry_addr(k.mem, rid)
             if ctx is not None and CONTEXT_ENTRY.get(k.mem.read(ctx, CONTEXT_ENTRY.words), "p"):
-                k.mem.write(ctx, CONTEXT_ENTRY.zero())
+                # device_pasid_table_teardown: context_clear_entry on the live entry
+                # (P is not cleared first, A.3 OBSERVATION; every field it uses is in q0)
+                self._store_context(k, rid, ctx, writer.clear_stores(CONTEXT_ENTRY.words, 0))
                 self._submit(k, hw.qi_desc_context(0, rid, 0, hw.CcGran.DEVICE))
         if k.design.has("vtd.release_keeps_pasid_table"):
             s.info[dev.name] = replace(info, ats_enabled=False, rid_domain=None)
@@ -264,8 +272,8 @@ class VtdDriver(Driver):
             pre=int(dev.ats),  # PRI with ATS in the model (SVA needs both)
         )
         # Clear, write the fields, set P last (dma_wmb before it).
-        k.mem.write(ctx_addr, words)
-        k.mem.write64(ctx_addr, CONTEXT_ENTRY.set(words, p=1)[0])
+        self._store_context(k, rid, ctx_addr, writer.clear_stores(CONTEXT_ENTRY.words, 0)
+                            + writer.setup_stores(CONTEXT_ENTRY.set(words, p=1), _clear_p))
 
     # ------------------------------------------------------------- DIDs, tags
     def domain_id(self, k: "Kernel", dom: Domain) -> int:
@@ -374,17 +382,64 @@ class VtdDriver(Driver):
         return hw.pasid_entry_addr_in_table(hw.page_addr(PASID_DIR_ENTRY.get(pde, "smptblptr")), pasid)
 
     def _setup_entry(self, k: "Kernel", dev: Device, pasid: int, words: tuple[int, ...]) -> int:
-        """intel_pasid_setup_*: -EBUSY on a present entry; fields first, P last (A.8.1)."""
+        """intel_pasid_setup_*: -EBUSY on a present entry; clear it, fields first, P last
+        (A.8.1)."""
         addr = self._get_entry(k, dev, pasid)
         if addr is None:
             return -errno.ENODEV  # intel_pasid_setup_*: no entry -> -ENODEV, not -ENOMEM
         cur = k.mem.read(addr, PASID_ENTRY.words)
         if PASID_ENTRY.get(cur, "p"):
+            if k.design.has("vtd.pasid_replace_in_place"):
+                return self._replace_in_place(k, dev, pasid, addr, cur, words)
             return -errno.EBUSY
-        k.mem.write(addr, PASID_ENTRY.set(words, p=0))
-        k.mem.write64(addr, PASID_ENTRY.set(words, p=1)[0])  # pasid_set_present
+        self._store_pasid(k, dev, pasid, addr, writer.clear_stores(PASID_ENTRY.words, 0)
+                          + writer.setup_stores(PASID_ENTRY.set(words, p=1), _clear_p))
         # pasid_flush_caches: not caching mode -> iommu_flush_write_buffer, no descriptor.
         return 0
+
+    def _replace_in_place(self, k: "Kernel", dev: Device, pasid: int, addr: int,
+                          cur: tuple[int, ...], words: tuple[int, ...]) -> int:
+        """Broken variant vtd.pasid_replace_in_place: the v6.13-v6.19
+        intel_pasid_replace_* helpers (7543ee63e811, removed by c3b1edea3791,
+        CVE-2026-45945): the new entry copied over the live one, then
+        intel_pasid_flush_present with the old DID, then the PRQ drain."""
+        old_did, pgtt = PASID_ENTRY.get(cur, "did"), PASID_ENTRY.get(cur, "pgtt")
+        self._store_pasid(k, dev, pasid, addr, writer.copy_stores(PASID_ENTRY.set(words, p=1)))
+        self._submit(k, hw.qi_desc_pasid_cache(old_did, PcGran.PASID_SEL, pasid))
+        self._flush_entry_tlbs(k, dev, pasid, old_did, pgtt)
+        self._drain_prq(k, dev, pasid)
+        return 0
+
+    def _store_pasid(self, k: "Kernel", dev: Device, pasid: int, addr: int,
+                     stores: list[tuple[int, int]]) -> None:
+        def probe(words: tuple[int, ...]) -> CacheEntry:
+            return PasidCacheEntry(dev.sid, PASID_ENTRY.get(words, "did"), pasid, words)
+        self._store(k, addr, PASID_ENTRY, stores, f"PASID entry {pasid} of {dev.name}", probe)
+
+    def _store_context(self, k: "Kernel", rid: int, addr: int, stores: list[tuple[int, int]]) -> None:
+        def probe(words: tuple[int, ...]) -> CacheEntry:
+            return ContextCacheEntry(rid, words)
+        self._store(k, addr, CONTEXT_ENTRY, stores, f"context entry of {hw.bdf(rid)}", probe)
+
+    def _store(self, k: "Kernel", addr: int, layout: Layout, stores: list[tuple[int, int]],
+               what: str, probe: Any) -> None:
+        """Run a store program on an entry, 64 bits at a time, keeping its fetch window;
+        the first present mix a fetch may assemble is a TORN WARN (writer.py)."""
+        unit = _st(k).unit
+        w = unit.windows.get(addr)
+        if w is None:
+            w = unit.windows[addr] = writer.FetchWindow(what, probe, [k.mem.read(addr, layout.words)])
+        for i, v in stores:
+            k.mem.write64(addr + 8 * i, v)
+            w.record(k.mem.read(addr, layout.words))
+        if w.reported:
+            return
+        torn = writer.first_torn(w.values)
+        if torn is not None:
+            w.reported = True
+            k.warn("vtd_torn_entry", f"{what}: a fetch may read [{layout.dump(torn)}], present and "
+                                     f"never the whole entry, while it changes from "
+                                     f"[{layout.dump(w.values[0])}] to [{layout.dump(w.values[-1])}]")
 
     def _first_level(self, k: "Kernel", dev: Device, pasid: int, did: int, root: int) -> int:
         """pasid_pte_config_first_level (SVA also sets PWSNP; the model sets it for both)."""
@@ -426,7 +481,7 @@ class VtdDriver(Driver):
         pte = k.mem.read(addr, PASID_ENTRY.words)
         if not PASID_ENTRY.get(pte, "p"):
             if PASID_ENTRY.get(pte, "fpd"):
-                k.mem.write(addr, PASID_ENTRY.zero())
+                self._store_pasid(k, dev, pasid, addr, writer.clear_stores(PASID_ENTRY.words, 0))
                 self._drain_prq(k, dev, pasid)
             elif pte[0]:
                 k.warn("vtd_teardown_not_present", f"{dev.name} pasid {pasid} not present but q0 != 0")
@@ -440,25 +495,35 @@ class VtdDriver(Driver):
         pgtt = PASID_ENTRY.get(pte, "pgtt")
         if k.design.has("vtd.did_from_cleared_entry"):
             did = 0  # broken variant: the DID read after the entry was cleared
-        k.mem.write64(addr, PASID_ENTRY.set(pte, p=0)[0])  # pasid_clear_present, dma_wmb
+        if k.design.has("vtd.teardown_zero_present_entry"):
+            # broken variant: before 75ed00055c05 the live entry was zeroed whole
+            # (intel_pasid_clear_entry) and flushed after
+            self._store_pasid(k, dev, pasid, addr, writer.clear_stores(PASID_ENTRY.words, 0))
+        else:  # pasid_clear_present, dma_wmb
+            self._store_pasid(k, dev, pasid, addr, writer.clear_present_stores(pte[0], _clear_p))
         if not k.design.has("vtd.teardown_skip_pasid_cache"):
             self._submit(k, hw.qi_desc_pasid_cache(did, PcGran.PASID_SEL, pasid))
+        self._flush_entry_tlbs(k, dev, pasid, did, pgtt)
+        # intel_pasid_clear_entry: the entry is no longer present, so it is zeroed whole.
+        if not k.design.has("vtd.teardown_skip_clear_entry"):
+            self._store_pasid(k, dev, pasid, addr, writer.clear_stores(PASID_ENTRY.words, 0))
+        if not fault_ignore:
+            self._drain_prq(k, dev, pasid)
+
+    def _flush_entry_tlbs(self, k: "Kernel", dev: Device, pasid: int, did: int, pgtt: int) -> None:
+        """The IOTLB and device-TLB steps of a PASID entry's teardown (A.8.2 steps 7-8),
+        also intel_pasid_flush_present's after an in-place change."""
         if pgtt in (Pgtt.PT, Pgtt.FL_ONLY):
             self._submit(k, hw.qi_desc_piotlb_all(did, pasid))
         else:
             self._submit(k, hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI))
-        if s.info[dev.name].ats_enabled and not k.design.has("vtd.teardown_skip_devtlb") \
+        if _st(k).info[dev.name].ats_enabled and not k.design.has("vtd.teardown_skip_devtlb") \
                 and self._device_present(k, dev):
             if pasid == IOMMU_NO_PASID:
                 self._submit(k, hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH))
             else:
                 self._submit(k, hw.qi_desc_dev_iotlb_pasid(
                     dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0, size_order=MAX_AGAW_PFN_WIDTH))
-        # intel_pasid_clear_entry: the entry is no longer present, so it is zeroed whole.
-        if not k.design.has("vtd.teardown_skip_clear_entry"):
-            k.mem.write(addr, PASID_ENTRY.zero())
-        if not fault_ignore:
-            self._drain_prq(k, dev, pasid)
 
     def _drain_prq(self, k: "Kernel", dev: Device, pasid: int) -> None:
         """intel_iommu_drain_pasid_prq: only with IOPF enabled on the device (prq.c)."""
@@ -589,8 +654,9 @@ class VtdDriver(Driver):
                 self._iopf(k, dev, -1)
             self._remove_dev_pasid(k, old, dev, pasid)
             return 0
+        in_place = k.design.has("vtd.pasid_replace_in_place")
         if dom.type is DomainType.IDENTITY:
-            if old is not None:
+            if old is not None and not in_place:
                 self.tear_down_entry(k, dev, pasid, False)
             ret = self._pass_through(k, dev, pasid)
             if ret:
@@ -618,7 +684,7 @@ class VtdDriver(Driver):
                 self._remove_dev_pasid(k, dom, dev, pasid)
                 return -errno.ENODEV
             self._iopf(k, dev, +1)
-        if old is not None:
+        if old is not None and not in_place:
             self.tear_down_entry(k, dev, pasid, False)
         ret = self._first_level(k, dev, pasid, self.domain_id(k, dom), root)
         if ret:
@@ -798,10 +864,15 @@ class VtdDriver(Driver):
         unit = _st(k).unit
         out = [str(d) for d in unit.qi_log]
         unit.qi_log.clear()
+        unit.windows.clear()  # a fetch does not outlive a step (writer.py rule 4)
         return out
 
     def dump(self, k: "Kernel") -> list[str]:
         return hw.dump(_st(k).unit, k.mem)
+
+
+def _clear_p(q0: int) -> int:
+    return q0 & ~writer.PRESENT
 
 
 # -- canonical form helpers (explorer) ------------------------------------------------------
