@@ -1,7 +1,7 @@
 """Every proof, by stable name (DESIGN.md section 7).
 
 Order: SMMUv3 hitless update (hw-tables.md PART C), VT-d teardown and DID sharing
-(PART A.6-A.9), global PASID consistency (kernel-core-api.md 3, 6), bounded model
+(PART A.6-A.9), VT-d entry writes store by store (A.8), global PASID consistency (kernel-core-api.md 3, 6), bounded model
 checking of the PASID lifetime.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from proofs import bmc, pasid, smmu, vtd
+from proofs import bmc, pasid, smmu, vtd, vtd_writes
 from proofs.base import Proof, ProofResult
 
-PROOFS: tuple[Proof, ...] = smmu.PROOFS + vtd.PROOFS + pasid.PROOFS + bmc.PROOFS
+PROOFS: tuple[Proof, ...] = smmu.PROOFS + vtd.PROOFS + vtd_writes.PROOFS + pasid.PROOFS + bmc.PROOFS
 BY_NAME: dict[str, Proof] = {p.name: p for p in PROOFS}
 assert len(BY_NAME) == len(PROOFS), "proof names are unique"
 

@@ -122,7 +122,7 @@ class VtdUnit:
         u.iotlb = set(self.iotlb)
         u.devtlb = set(self.devtlb)
         u.qi_log = list(self.qi_log)
-        u.windows = {a: FetchWindow(w.what, w.probe, list(w.values), w.reported)
+        u.windows = {a: FetchWindow(w.what, w.probe, list(w.values), w.reported, list(w.events))
                      for a, w in self.windows.items()}
         return u
 

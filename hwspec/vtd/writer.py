@@ -113,15 +113,22 @@ class FetchWindow:
     probe: Callable[[Words], CacheEntry]
     values: list[Words] = field(default_factory=list)
     reported: bool = False  # one WARN per window: the first torn mix names the bug
+    #: every value stored and every covering invalidation (None) since the entry was
+    #: first written this step: what the z3 proofs check the driver against
+    events: list[Words | None] = field(default_factory=list)
 
     def record(self, words: Words) -> None:
+        self.events.append(words)
         if words != self.values[-1]:
             self.values.append(words)
 
     def ended_by(self, desc: Any) -> bool:
-        return all(desc.covers(self.probe(v)) for v in self.values if v[0] & PRESENT)
+        """A window with no present value has no fetch to end: it is left alone."""
+        present = [v for v in self.values if v[0] & PRESENT]
+        return bool(present) and all(desc.covers(self.probe(v)) for v in present)
 
     def restart(self) -> None:
+        self.events.append(None)
         self.values = [self.values[-1]]
 
 

@@ -420,8 +420,8 @@ _VARIANTS = (
         knobs=frozenset({"vtd.pasid_replace_in_place"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("hitless-entry-update",)),),
-        check_bounds="small1",
-        changed_calls=("iommu_replace_device_pasid", "iommu_sva_bind_device"),
+        check_bounds="paging_domains=2",  # a live PASID replaced by a second paging domain
+        changed_calls=("iommu_replace_device_pasid",),
     ),
     Design(
         name="vtd-teardown-zero-present-entry",
@@ -434,7 +434,7 @@ _VARIANTS = (
         knobs=frozenset({"vtd.teardown_zero_present_entry"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("hitless-entry-update",)),),
-        check_bounds="small1",
+        check_bounds="sva1",
         changed_calls=TEARDOWN_CALLS,
     ),
     Design(

@@ -505,7 +505,8 @@ class VtdDriver(Driver):
             self._submit(k, hw.qi_desc_pasid_cache(did, PcGran.PASID_SEL, pasid))
         self._flush_entry_tlbs(k, dev, pasid, did, pgtt)
         # intel_pasid_clear_entry: the entry is no longer present, so it is zeroed whole.
-        if not k.design.has("vtd.teardown_skip_clear_entry"):
+        if not k.design.has("vtd.teardown_skip_clear_entry") \
+                and not k.design.has("vtd.teardown_zero_present_entry"):  # zeroed already
             self._store_pasid(k, dev, pasid, addr, writer.clear_stores(PASID_ENTRY.words, 0))
         if not fault_ignore:
             self._drain_prq(k, dev, pasid)

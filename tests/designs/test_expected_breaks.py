@@ -64,6 +64,12 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("notifier-put-no-sync", "smmuv3", "no-callback-after-module-unload"): ("T0", 4),
     ("notifier-kfree-early", "vtd", "domain-outlives-notifier"): ("T0", 3),
     ("notifier-kfree-early", "smmuv3", "domain-outlives-notifier"): ("T0", 3),
+    # VT-d entry writes store by store: the zeroing after a P clear the PASID cache was not
+    # told of (or was told of under DID 0) races a fetch of the old entry
+    ("vtd-teardown-no-pasid-cache-flush", "vtd", "hitless-entry-update"): ("T0", 2),
+    ("vtd-teardown-did-after-clear", "vtd", "hitless-entry-update"): ("T0", 2),
+    ("vtd-teardown-zero-present-entry", "vtd", "hitless-entry-update"): ("T1", 2),
+    ("vtd-pasid-replace-in-place", "vtd", "hitless-entry-update"): ("T1", 5),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),
