@@ -93,6 +93,10 @@ KNOBS: dict[str, str] = {
     "vtd.teardown_skip_pasid_cache": "VT-d teardown skips the PASID-cache invalidation",
     "vtd.teardown_skip_devtlb": "VT-d teardown skips the device-TLB invalidation",
     "vtd.teardown_skip_clear_entry": "VT-d teardown leaves the PASID entry present",
+    "vtd.teardown_zero_present_entry": "VT-d teardown zeroes the live PASID entry before the "
+                                        "flushes (before 75ed00055c05)",
+    "vtd.pasid_replace_in_place": "VT-d replaces a live PASID entry by copying the new one over "
+                                  "it (the v6.13-v6.19 intel_pasid_replace_* helpers)",
 }
 
 #: what `Design.kind` may be

@@ -27,7 +27,7 @@ from hwspec.layout import Layout
 from hwspec.vtd import CONTEXT_ENTRY, PASID_ENTRY, IOMMU_NO_PASID
 from hwspec.vtd import writer
 
-from proofs.base import Outcome, Proof, as_int, solver, unknown
+from proofs.base import QUERY_TIMEOUT_MS, Outcome, Proof, as_int, unknown
 
 Term: TypeAlias = z3.BitVecRef
 #: one step of a sequence: a 64-bit store (qword, value), or BARRIER (a covering
@@ -44,7 +44,11 @@ class Values:
     clear_p: Callable[[Any], Any]
 
 
-SYMBOLIC = Values(z3.BitVecVal(0, 64), lambda q: q & z3.BitVecVal(~writer.PRESENT & (2**64 - 1), 64))
+def symbolic(ctx: z3.Context) -> Values:
+    mask = z3.BitVecVal(~writer.PRESENT & (2**64 - 1), 64, ctx)
+    return Values(z3.BitVecVal(0, 64, ctx), lambda q: q & mask)
+
+
 CONCRETE = Values(0, lambda q: q & ~writer.PRESENT)
 
 
@@ -142,17 +146,22 @@ def _present(q0: Term) -> z3.BoolRef:
 def check_update(u: Update) -> Outcome:
     """Is there, for some old and new entry, a fetch in some window that reads a present
     entry the entry never held whole?"""
-    old = u.layout.z3_words("old")
-    new = u.layout.z3_words("new") if u.uses_new else old
+    # A context of its own: terms made in z3's global context change how later, unrelated
+    # queries of the session search (the PASID induction's counterexample query timed out
+    # after these proofs had run in the same context).
+    ctx = z3.Context()
+    old = tuple(z3.BitVec(f"old_q{i}", 64, ctx) for i in range(u.layout.words))
+    new = tuple(z3.BitVec(f"new_q{i}", 64, ctx) for i in range(u.layout.words)) if u.uses_new else old
     declared = u.layout.mask(*u.layout.names)
     base = [_present(old[0]), _present(new[0]), *u.assume(old, new),
             *[e[q] & ~declared[q] & (2**64 - 1) == 0 for e in (old, new) for q in range(u.layout.words)]]
-    for w, snaps in enumerate(windows(old, u.sequence(old, new, SYMBOLIC))):
+    for w, snaps in enumerate(windows(old, u.sequence(old, new, symbolic(ctx)))):
         n = len(snaps)
-        a = z3.Int("a")
-        bs = [z3.Int(f"b{q}") for q in range(1, u.layout.words)]
+        a = z3.Int("a", ctx)
+        bs = [z3.Int(f"b{q}", ctx) for q in range(1, u.layout.words)]
         mix = (_select(snaps, a, 0), *[_select(snaps, b, q) for q, b in enumerate(bs, 1)])
-        s = solver()
+        s = z3.Solver(ctx=ctx)
+        s.set("timeout", QUERY_TIMEOUT_MS)
         s.add(*base, 0 <= a, a < n, *[z3.And(a <= b, b < n) for b in bs])
         s.add(_present(mix[0]))
         for snap in snaps:
@@ -171,6 +180,8 @@ def check_update(u: Update) -> Outcome:
                 f"new: {u.layout.dump(t)}",
                 f"a fetch may read: {u.layout.dump(seen)}",
             ), {"window": w, "old": o, "new": t, "seen": seen,
+                "whole": [u.layout.from_model(m, v) for v in snaps
+                          if as_int(m, z3.Extract(0, 0, v[0]))],
                 "from_old": [q for q in range(u.layout.words) if seen[q] == o[q] != t[q]],
                 "from_new": [q for q in range(u.layout.words) if seen[q] == t[q] != o[q]]})
     return Outcome("proved", (f"{u.name}: no present mix in any window, for every old and new entry",))

@@ -34,7 +34,7 @@ class StaleMsrRules(Rules):
 
 def test_wrong_rule_is_not_proved() -> None:
     out = check_inductive("upstream", StaleMsrRules(PasidAlloc.GLOBAL))
-    assert out.status == "counterexample"
+    assert out.status == "counterexample", out.details
     assert out.details[0].startswith("enqcmd preserves the invariant: FAILS")
 
 

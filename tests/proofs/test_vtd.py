@@ -140,8 +140,13 @@ def test_pasid_cache_last_refills(result: Callable[[str], ProofResult]) -> None:
 ])
 def test_variant_counterexamples(name: str, cache: str | None,
                                  result: Callable[[str], ProofResult]) -> None:
-    w = result(name).witness
-    if cache is not None:
+    r = result(name)
+    w = r.witness
+    if cache == "pasid":
+        # the stale PASID-cache entry itself, or an IOTLB / ATC entry refilled through it:
+        # which one z3 returns depends on what the session asked z3 before
+        assert w["cache"] == "pasid" or "through a stale PASID-cache entry" in r.details[-1], r.details
+    elif cache is not None:
         assert w["cache"] == cache
     else:  # every flush went to DID 0: the stale entry is tagged with the real, non-zero DID
         assert w["did"] != 0 and w["entry"].did == w["did"]
