@@ -83,6 +83,21 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "devB, a conventional PCI function behind a PCIe-to-PCI bridge: its DMA carries the "
           "bridge's requester ID (a DMA alias); released and probed again",
           (153, 64)),
+    World("range1", "devices=1,processes=0,paging_domains=1,iova_pages=3,phys_pages=1,max_pasids=2,"
+                    "range_pages=2",
+          "paging1 with three IOVA pages and two-page iommu_map / iommu_unmap at any "
+          "alignment, and iommu_flush_iotlb_all: the range arithmetic of the invalidations",
+          (8_784, 8_368)),
+    World("rangeR1", "devices=1,processes=0,paging_domains=1,iova_pages=3,phys_pages=1,max_pasids=2,"
+                     "range_pages=2,smmu_range_inv=1",
+          "range1 on an SMMU with range invalidation (TLBI by VA with TG / SCALE / NUM); "
+          "the same world as range1 on vtd",
+          (8_784, 8_368)),
+    World("rangeSva1", "devices=1,processes=1,paging_domains=0,iova_pages=3,phys_pages=1,max_pasids=2,"
+                       "range_pages=2",
+          "sva1 with three IOVA pages: a process's two-page munmap reaches the SVA domain's "
+          "notifier as one range (arch_invalidate_secondary_tlbs)",
+          (4_568, 4_568)),
 )}
 
 #: the name of a design's own world (bounds text in its check_bounds) in verdicts and JSON

@@ -44,6 +44,7 @@ class Kind(Enum):
     IOVA = "IOVA"
     PHYS = "physical page"
     FAULT_NTH = "fault point number"  # which fault point of the next call fails (fail_nth)
+    PAGES = "size in pages"  # of a ranged call: 2 .. range_pages
 
 
 BUNDLE_KINDS = (Kind.DOMAIN, Kind.MM, Kind.SVA)
@@ -166,6 +167,8 @@ def values(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
         return list(b.phys())
     if kind is Kind.FAULT_NTH:
         return list(range(1, MAX_FAULT_POINTS + 1))
+    if kind is Kind.PAGES:
+        return list(range(2, b.range_pages + 1))
     raise AssertionError(kind)
 
 
@@ -458,6 +461,23 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.iommu_unmap(a[0], a[1]),
            "unmap one mapped page; the driver flushes IOTLB and ATC before returning",
            requires=lambda k, b, a: _mapped(k, k.domains[a[0]].pgtable, a[1])),
+    # -- ranges (bound range_pages): the same calls with a size of 2 .. range_pages pages
+    Action("iommu_map_range", "call",
+           (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS),
+            Param("pages", Kind.PAGES)),
+           lambda k, a: k.iommu_map(a[0], a[1], a[2], size=a[3] << 12),
+           "iommu_map of `pages` pages at any IOVA page (consecutive physical pages)",
+           requires=lambda k, b, a: (a[1] >> 12) + a[3] <= b.iova_pages, bound="range_pages"),
+    Action("iommu_unmap_range", "call",
+           (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pages", Kind.PAGES)),
+           lambda k, a: k.iommu_unmap(a[0], a[1], a[2] << 12),
+           "iommu_unmap of `pages` mapped pages: one gather, one iotlb_sync",
+           requires=lambda k, b, a: all(_mapped(k, k.domains[a[0]].pgtable, a[1] + (i << 12))
+                                        for i in range(a[2])), bound="range_pages"),
+    Action("iommu_flush_iotlb_all", "call", (Param("domain", Kind.DOMAIN),),
+           lambda k, a: k.iommu_flush_iotlb_all(a[0]),
+           "flush everything the domain's translations may be cached as (ops->flush_iotlb_all)",
+           bound="range_pages"),
     Action("dma_map_page", "call",
            (Param("dev", Kind.DEV), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS)),
            lambda k, a: k.dma_map_page(a[0], a[1], a[2]),
@@ -482,6 +502,12 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.cpu_munmap(a[0], a[1]),
            "the process unmaps memory: mmu notifier invalidate_secondary_tlbs",
            requires=lambda k, b, a: _mapped(k, k.mms[a[0]].pgd, a[1])),
+    Action("cpu_munmap_range", "event",
+           (Param("mm", Kind.MM), Param("iova", Kind.IOVA), Param("pages", Kind.PAGES)),
+           lambda k, a: k.cpu_munmap(a[0], a[1], a[2] << 12),
+           "the process unmaps `pages` pages: one notifier call over the cleared range",
+           requires=lambda k, b, a: (a[1] >> 12) + a[2] <= b.iova_pages
+           and _mapped(k, k.mms[a[0]].pgd, a[1]), bound="range_pages"),
     Action("process_exit", "event", (Param("mm", Kind.MM, consumes=True),),
            lambda k, a: k.process_exit(a[0]),
            "the process exits: mmu notifier release, page table freed, mmdrop"),
@@ -602,6 +628,7 @@ def show_call(k: Kernel, action: Action, args: Args, result: Any, before: Kernel
     if action.produces is not None and isinstance(result, int):
         return f"{head} -> {show_value(k, result, action.produces)}"
     if isinstance(result, int) and action.name not in (
-            "iommu_unmap", "dma_unmap_page", "iommu_alloc_global_pasid", "enqcmd"):
+            "iommu_unmap", "iommu_unmap_range", "dma_unmap_page", "iommu_alloc_global_pasid",
+            "enqcmd"):
         return f"{head} -> {errname(result)}"
     return f"{head} -> {show_value(k, result)}"

@@ -24,7 +24,7 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug", "pri", "passthrough", "reprobe", "alias_device"})
+                   "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -43,6 +43,8 @@ LIMITS: dict[str, tuple[int, int, str]] = {
     "ndoms": (3, 1 << 16, "VT-d cap_ndoms: DIDs 0 and 1 are reserved; ND=6 gives 2^16 at most"),
     "asid_bits": (1, 16, "SMMUv3 IDR0.ASID16: 8 or 16 ASID bits at most"),
     "faults": (0, MAX_FAULTS, "each injected failure multiplies the state space"),
+    "range_pages": (0, 64, "every size from 2 pages to range_pages is an argument of the ranged "
+                           "map, unmap and munmap at every IOVA"),
 }
 
 
@@ -81,6 +83,12 @@ class Bounds:
     #: add devB: a conventional PCI function behind a PCIe-to-PCI bridge (no PASID, no
     #: ATS) whose DMA carries the bridge's requester ID 0xB8 (a DMA alias); off by default
     alias_device: bool = False
+    #: ranged calls: iommu_map / iommu_unmap / a CPU munmap of 2..range_pages pages at any
+    #: IOVA page, and iommu_flush_iotlb_all; 0 (the default): single pages only
+    range_pages: int = 0
+    #: the SMMU has range invalidation (IDR3.RIL, ARM_SMMU_FEAT_RANGE_INV): TLBI by VA with
+    #: TG / SCALE / NUM instead of one command per page; a hardware feature, no new call
+    smmu_range_inv: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -96,6 +104,9 @@ class Bounds:
                 raise BoundsError(f"bound {f.name}={v}: {lo}..{hi} ({why})")
         if self.groups() == 0:
             raise BoundsError("bounds leave no device to check")
+        if self.range_pages > self.iova_pages:
+            raise BoundsError(f"bound range_pages={self.range_pages} is larger than the IOVA space "
+                              f"(iova_pages={self.iova_pages}): raise iova_pages")
         if self.shared_ats and not (self.shared_group or self.mixed_group):
             raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
         # Every group's default DMA domain takes a DID (VT-d) and an ASID (SMMUv3) at boot,

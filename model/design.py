@@ -95,6 +95,11 @@ KNOBS: dict[str, str] = {
     "vtd.teardown_skip_clear_entry": "VT-d teardown leaves the PASID entry present",
     "vtd.teardown_zero_present_entry": "VT-d teardown zeroes the live PASID entry before the "
                                         "flushes (before 75ed00055c05)",
+    "vtd.psi_mask_from_page_count": "VT-d takes the invalidation mask from the page count alone "
+                                    "and aligns the address down (an unaligned range loses its "
+                                    "tail)",
+    "smmu.iotlb_sync_exclusive_end": "SMMUv3 iotlb_sync reads the gather's inclusive end as "
+                                     "exclusive (size end - start)",
     "vtd.pasid_replace_in_place": "VT-d replaces a live PASID entry by copying the new one over "
                                   "it (the v6.13-v6.19 intel_pasid_replace_* helpers)",
 }

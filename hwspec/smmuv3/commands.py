@@ -557,25 +557,30 @@ def tlbi_nh_va_cmds(
     """
     if size == 0:
         return []
-    if iova % granule or size % granule:
-        raise ValueError(f"TLBI range {iova:#x}+{size:#x} is not {granule:#x}-aligned")
     out: list[TLBI_NH_VA] = []
     end = iova + size
     if not range_inv:
         while iova < end:
-            out.append(TLBI_NH_VA(asid=asid, vmid=vmid, addr=iova, leaf=leaf))
+            # the ADDR field holds VA[63:12]: the driver masks, the SMMU reads the page
+            out.append(TLBI_NH_VA(asid=asid, vmid=vmid, addr=iova & ~_PAGE_MASK, leaf=leaf))
             iova += granule
         return out
     tg_shift = PAGE_SHIFT
     tg = (tg_shift - 10) // 2
     ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg_shift - 3)) if leaf else 0
     num_pages = size >> tg_shift
+    if not leaf and num_pages & TLBI_RANGE_NUM_MAX == 1:
+        # eb6c97647be2: NUM = SCALE = TTL = 0 with TG set is reserved for a non-leaf
+        # command; one page more keeps the range encodable
+        num_pages += 1
     while iova < end:
+        if num_pages == 0:
+            break  # a size that is no multiple of the granule: the kernel's __ffs(0) is undefined
         scale = (num_pages & -num_pages).bit_length() - 1
         num = (num_pages >> scale) & TLBI_RANGE_NUM_MAX
         out.append(
             TLBI_NH_VA(
-                asid=asid, vmid=vmid, addr=iova, leaf=leaf,
+                asid=asid, vmid=vmid, addr=iova & ~_PAGE_MASK, leaf=leaf,
                 num=num - 1, scale=scale, ttl=ttl, tg=tg,
             )
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 
-from hwspec.memory import PAGE_SHIFT, Prot, Pte
+from hwspec.memory import PAGE_SHIFT, PAGE_SIZE, Prot, Pte
 from hwspec.outcome import Access, Outcome
 
 from model.core.sva import SvaCore
@@ -14,28 +14,52 @@ from model.core.sva import SvaCore
 
 class DmaApi(SvaCore):
     # ------------------------------------------------------------------- maps
-    def iommu_map(self, domain: int, iova: int, pa: int, prot: Prot = Prot.RW) -> int:
-        """iommu_map of one page into a paging domain, then the driver's iotlb_sync_map."""
+    def iommu_map(self, domain: int, iova: int, pa: int, prot: Prot = Prot.RW,
+                  size: int = PAGE_SIZE) -> int:
+        """iommu_map: `size` bytes at `iova` to consecutive pages from `pa`, then the driver's
+        iotlb_sync_map. Every address and the size must be aligned to the smallest page
+        size (pgsize_bitmap is 4 KiB only in the model): -EINVAL; a page already mapped:
+        -EEXIST with nothing mapped (the page table refuses to overwrite a live PTE and
+        iommu_map unmaps what it mapped before failing)."""
         dom = self.domains.get(domain)
         if dom is None or not dom.type.is_paging or dom.pgtable is None:
             return -errno.EINVAL
-        if (iova | pa) & ((1 << PAGE_SHIFT) - 1):
+        if (iova | pa | size) & (PAGE_SIZE - 1) or size == 0:
             return -errno.EINVAL
-        if self.mem.walk(dom.pgtable, iova >> PAGE_SHIFT) is not None:
+        first, n = iova >> PAGE_SHIFT, size >> PAGE_SHIFT
+        if any(self.mem.walk(dom.pgtable, first + i) is not None for i in range(n)):
             return -errno.EEXIST
-        self.mem.map(dom.pgtable, iova >> PAGE_SHIFT, Pte(pa >> PAGE_SHIFT, prot))
-        self.driver.iotlb_sync_map(self._k, dom, iova >> PAGE_SHIFT)
+        for i in range(n):
+            self.mem.map(dom.pgtable, first + i, Pte((pa >> PAGE_SHIFT) + i, prot))
+        self.driver.iotlb_sync_map(self._k, dom, first)
         return 0
 
-    def iommu_unmap(self, domain: int, iova: int, size: int = 1 << PAGE_SHIFT) -> int:
-        """iommu_unmap: returns the bytes unmapped; the driver flushes before returning."""
+    def iommu_unmap(self, domain: int, iova: int, size: int = PAGE_SIZE) -> int:
+        """iommu_unmap: the bytes unmapped. __iommu_unmap clears page by page and stops at
+        the first hole (a zero return of the page-table op ends its loop), each cleared page
+        goes into the iotlb_gather (start, inclusive end), and iommu_iotlb_sync hands that
+        range to the driver's iotlb_sync before the call returns. An iova or size not
+        aligned to the smallest page size unmaps nothing (pr_err, 0)."""
         dom = self.domains.get(domain)
         if dom is None or not dom.type.is_paging or dom.pgtable is None:
             return 0
-        if self.mem.unmap(dom.pgtable, iova >> PAGE_SHIFT) is None:
+        if (iova | size) & (PAGE_SIZE - 1):
             return 0
-        self.driver.unmap_flush(self._k, dom, iova >> PAGE_SHIFT)
-        return size
+        first, unmapped = iova >> PAGE_SHIFT, 0
+        while unmapped < size >> PAGE_SHIFT:
+            if self.mem.unmap(dom.pgtable, first + unmapped) is None:
+                break
+            unmapped += 1
+        if not unmapped:
+            return 0
+        self.driver.iotlb_sync(self._k, dom, iova, iova + (unmapped << PAGE_SHIFT) - 1)
+        return unmapped << PAGE_SHIFT
+
+    def iommu_flush_iotlb_all(self, domain: int) -> None:
+        """iommu_flush_iotlb_all: ops->flush_iotlb_all (what dma-iommu's flush queue runs)."""
+        dom = self.domains.get(domain)
+        if dom is not None and dom.type.is_paging:
+            self.driver.flush_iotlb_all(self._k, dom)
 
     def dma_map_page(self, dev: str, iova: int, pa: int) -> int:
         """The DMA API (dma-iommu) maps a page into dev's default domain.

@@ -39,14 +39,19 @@ class MmLifetime(PasidAllocator):
         self.mem.map(m.pgd, iova >> PAGE_SHIFT, Pte(pa >> PAGE_SHIFT, prot))
         return 0
 
-    def cpu_munmap(self, mm: int, iova: int) -> int:
-        """munmap: clear the CPU page table, then mmu_notifier invalidate (secondary TLBs)."""
+    def cpu_munmap(self, mm: int, iova: int, size: int = 1 << PAGE_SHIFT) -> int:
+        """munmap: clear the CPU page table, then one mmu_notifier
+        arch_invalidate_secondary_tlbs(mm, start, end) over the range of PTEs it cleared
+        (the mmu_gather's range; `end` exclusive, as flush_tlb_mm_range passes it)."""
         m = self.mms[mm]
         if m.exited:
             return -errno.EFAULT
-        if self.mem.unmap(m.pgd, iova >> PAGE_SHIFT) is None:
+        cleared = [pfn for pfn in range(iova >> PAGE_SHIFT, (iova + size) >> PAGE_SHIFT)
+                   if self.mem.unmap(m.pgd, pfn) is not None]
+        if not cleared:
             return 0
-        self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, iova >> PAGE_SHIFT))
+        start, end = cleared[0] << PAGE_SHIFT, (cleared[-1] + 1) << PAGE_SHIFT
+        self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))
         return 0
 
     def _notify(self, mm: int, call: Callable[[Domain], None], release: bool = False) -> None:

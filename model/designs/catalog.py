@@ -424,6 +424,37 @@ _VARIANTS = (
         changed_calls=("iommu_replace_device_pasid",),
     ),
     Design(
+        name="vtd-psi-mask-from-page-count",
+        summary="VT-d range invalidation with the mask from the page count only",
+        rationale="cache_tag_flush_range needs one naturally aligned power-of-two span that "
+                  "covers [start, end]: calculate_psi_aligned_address widens the mask until "
+                  "the first and the last page agree above it. Taking ilog2 of the rounded "
+                  "page count and aligning the address down (what qi_desc_piotlb did with an "
+                  "unaligned address: WARN_ON_ONCE, align down) covers pages 0-1 for an unmap "
+                  "of pages 1-2: page 2 stays in the IOTLB and the ATC (range1).",
+        knobs=frozenset({"vtd.psi_mask_from_page_count"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        check_bounds="range1",
+        changed_calls=("iommu_unmap_range", "cpu_munmap_range"),
+    ),
+    Design(
+        name="smmu-iotlb-sync-exclusive-end",
+        summary="SMMUv3 iotlb_sync reading the gather's end as exclusive",
+        rationale="struct iommu_iotlb_gather's end is inclusive; arm_smmu_iotlb_sync passes "
+                  "end - start + 1. One byte short, the size still reaches the last page when "
+                  "the SMMU takes one TLBI per page, and ATC_INV's span still covers it; but a "
+                  "range TLBI (RIL) counts whole pages, size >> 12, and drops the last one "
+                  "(a one-page gather gives 0 pages, where the kernel's __ffs(0) is undefined: "
+                  "the model issues no TLBI). Caught only in rangeR1, on range-invalidation "
+                  "hardware.",
+        knobs=frozenset({"smmu.iotlb_sync_exclusive_end"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        check_bounds="rangeR1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range", "dma_unmap_page"),
+    ),
+    Design(
         name="vtd-teardown-zero-present-entry",
         summary="VT-d PASID teardown zeroing the live entry before the flushes",
         rationale="intel_pasid_tear_down_entry before 75ed00055c05 (v7.0-rc1, backported "

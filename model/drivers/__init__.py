@@ -30,7 +30,8 @@ def make_driver(hw: str, bounds: "Bounds | None" = None) -> Driver:
     if hw == "smmuv3":
         from model.drivers.smmuv3 import SmmuV3Driver
 
-        return SmmuV3Driver() if bounds is None else SmmuV3Driver(asid_bits=bounds.asid_bits)
+        return SmmuV3Driver() if bounds is None else SmmuV3Driver(
+            asid_bits=bounds.asid_bits, range_inv=bool(bounds.smmu_range_inv))
     if hw == "mock":
         from model.drivers.mock import MockDriver
 

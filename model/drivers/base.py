@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hwspec.memory import PAGE_SHIFT
 from hwspec.outcome import Access, Outcome
+
+#: include/linux/limits.h ULONG_MAX on a 64-bit kernel: (0, ULONG_MAX) is "every address"
+ULONG_MAX = (1 << 64) - 1
 
 if TYPE_CHECKING:
     from model.objects import PageResp
@@ -85,15 +89,24 @@ class Driver:
     def iotlb_sync_map(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
         """After a new mapping (VT-d caching mode / write buffer; SMMUv3 nothing)."""
 
+    def iotlb_sync(self, k: "Kernel", dom: "Domain", start: int, end: int) -> None:
+        """ops->iotlb_sync after an unmap: invalidate what may cache the gathered range
+        [start, end] (bytes, `end` inclusive, as struct iommu_iotlb_gather holds it)."""
+
     def unmap_flush(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
-        """iotlb_gather + iotlb_sync after an unmap: invalidate what may cache iova_pfn."""
+        """The iotlb_sync of one unmapped page (what iommu_unmap of one page runs)."""
+        self.iotlb_sync(k, dom, iova_pfn << PAGE_SHIFT, ((iova_pfn + 1) << PAGE_SHIFT) - 1)
+
+    def flush_iotlb_all(self, k: "Kernel", dom: "Domain") -> None:
+        """ops->flush_iotlb_all: everything the domain's translations may be cached as."""
 
     # -- mmu notifier callbacks (SVA) ----------------------------------------
     def mm_release(self, k: "Kernel", dom: "Domain") -> None:
         """mmu_notifier_ops.release: the address space is going away (exit_mmap)."""
 
-    def invalidate_secondary_tlbs(self, k: "Kernel", dom: "Domain", iova_pfn: int | None) -> None:
-        """arch_invalidate_secondary_tlbs: CPU changed the mm's page table (None = whole range)."""
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: "Domain", start: int, end: int) -> None:
+        """arch_invalidate_secondary_tlbs(mm, start, end): the CPU changed [start, end) of
+        the mm's page table (`end` exclusive; 0, ULONG_MAX: all of it)."""
 
     # -- hardware ---------------------------------------------------------
     def translate(

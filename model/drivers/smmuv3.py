@@ -39,8 +39,12 @@ from hwspec.memory import PAGE_SHIFT
 from hwspec.outcome import Access, Outcome
 from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
+#: arm-smmu-v3.h: the most single TLBI commands the SVA notifier issues before it
+#: invalidates the whole ASID instead (without range invalidation; d5afb4b47e13)
+CMDQ_MAX_TLBI_OPS = 1 << (PAGE_SHIFT - 3)
+
 from model.core.base import BLOCKED_DOMAIN_ID
-from model.drivers.base import Driver
+from model.drivers.base import ULONG_MAX, Driver
 from model.state import Declared, Role, StateField
 from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
 
@@ -156,8 +160,10 @@ class SmmuV3Driver(Driver):
     #: reaches IOPF, so the model lets them send none.
     page_requests = False
 
-    def __init__(self, asid_bits: int = 16) -> None:
+    def __init__(self, asid_bits: int = 16, range_inv: bool = False) -> None:
         self.asid_bits = asid_bits
+        #: ARM_SMMU_FEAT_RANGE_INV (IDR3.RIL): TLBI by VA with TG / SCALE / NUM
+        self.range_inv = range_inv
 
     def new_state(self, k: "Kernel") -> SmmuState:
         return SmmuState(hw.SmmuUnit(k.mem), self.asid_bits)
@@ -242,7 +248,7 @@ class SmmuV3Driver(Driver):
             asid = s.asids[dom.id]
             s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
             if dom.type.is_paging:
-                self._atc_inv_domain(k, dom, None)
+                self._atc_inv_domain(k, dom, 0, 0)
             del s.asids[dom.id]
         s.master_domains.pop(dom.id, None)
 
@@ -328,15 +334,14 @@ class SmmuV3Driver(Driver):
         cmd = hw.atc_inv_cmd(dev.sid, None if ssid == IOMMU_NO_PASID else ssid, 0, 0)
         _st(k).unit.issue_cmdlist([cmd])
 
-    def _atc_inv_domain(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
-        """arm_smmu_atc_inv_domain: one ATC_INV per ATS master_domain, one batch, one sync."""
+    def _atc_inv_domain(self, k: "Kernel", dom: Domain, iova: int, size: int) -> None:
+        """arm_smmu_atc_inv_domain(domain, iova, size): one ATC_INV per ATS master_domain,
+        one batch, one sync; size 0 is the whole address space."""
         s = _st(k)
         cmds = []
         for name, ssid in s.master_domains.get(dom.id, ()):
             if not s.masters[name].ats_enabled:
                 continue
-            size = 0 if iova_pfn is None else 1 << PAGE_SHIFT
-            iova = 0 if iova_pfn is None else iova_pfn << PAGE_SHIFT
             cmds.append(hw.atc_inv_cmd(k.devices[name].sid,
                                        None if ssid == IOMMU_NO_PASID else ssid, iova, size))
         if cmds:
@@ -438,22 +443,46 @@ class SmmuV3Driver(Driver):
         return 0
 
     # ---------------------------------------------------------------- flushes
-    def unmap_flush(self, k: "Kernel", dom: Domain, iova_pfn: int) -> None:
-        """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC, then the ATCs."""
-        s = _st(k)
-        cmds = hw.tlbi_nh_va_cmds(self.asid_of(k, dom), 0, iova_pfn << PAGE_SHIFT, 1 << PAGE_SHIFT)
-        s.unit.issue_cmdlist(cmds)
-        self._atc_inv_domain(k, dom, iova_pfn)
+    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+        """arm_smmu_iotlb_sync: the gather's inclusive end becomes a size,
+        arm_smmu_tlb_inv_range_domain(start, end - start + 1, pgsize, leaf)."""
+        size = end - start + 1
+        if k.design.has("smmu.iotlb_sync_exclusive_end"):
+            size = end - start  # broken variant: the inclusive end read as exclusive
+        self._tlb_inv_range_domain(k, dom, start, size, leaf=True)
 
-    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
+    def _tlb_inv_range_domain(self, k: "Kernel", dom: Domain, iova: int, size: int, leaf: bool) -> None:
+        """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:
+        __arm_smmu_tlb_inv_range returns early), then arm_smmu_atc_inv_domain(iova, size),
+        whose size 0 means everything."""
+        cmds = hw.tlbi_nh_va_cmds(self.asid_of(k, dom), 0, iova, size, leaf=leaf,
+                                  range_inv=self.range_inv)
+        if cmds:
+            _st(k).unit.issue_cmdlist(cmds)
+        self._atc_inv_domain(k, dom, iova, size)
+
+    def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
+        """arm_smmu_flush_iotlb_all -> arm_smmu_tlb_inv_context: TLBI by ASID + SYNC, then
+        the whole ATC of every master."""
+        _st(k).unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=self.asid_of(k, dom), vmid=0))
+        self._atc_inv_domain(k, dom, 0, 0)
+
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+        """arm_smmu_mm_arch_invalidate_secondary_tlbs: size = end - start (end exclusive).
+        Without range invalidation a size of CMDQ_MAX_TLBI_OPS pages or more, with it
+        ULONG_MAX, becomes 0: TLBI by ASID. Otherwise a non-leaf TLBI by VA (the CPU may
+        have freed page-table pages). Then the ATCs over the same size (0: all)."""
         s = _st(k)
         asid = self.asid_of(k, dom)
-        if iova_pfn is None:
+        size = end - start
+        if (not self.range_inv and size >= CMDQ_MAX_TLBI_OPS << PAGE_SHIFT) or size == ULONG_MAX:
+            size = 0
+        if size == 0:
             s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
         else:
-            s.unit.issue_cmdlist(hw.tlbi_nh_va_cmds(asid, 0, iova_pfn << PAGE_SHIFT, 1 << PAGE_SHIFT,
-                                                    leaf=False))
-        self._atc_inv_domain(k, dom, iova_pfn)
+            s.unit.issue_cmdlist(hw.tlbi_nh_va_cmds(asid, 0, start, size, leaf=False,
+                                                    range_inv=self.range_inv))
+        self._atc_inv_domain(k, dom, start, size)
 
     def mm_release(self, k: "Kernel", dom: Domain) -> None:
         """arm_smmu_mm_release: EPD0 CDs (kept valid, hitless), TLBI by ASID, ATC_INV."""
@@ -462,7 +491,7 @@ class SmmuV3Driver(Driver):
         for name, ssid in s.master_domains.get(dom.id, ()):
             self._write_cd(k, k.devices[name], ssid, hw.make_sva_cd(asid, None))
         s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=asid, vmid=0))
-        self._atc_inv_domain(k, dom, None)
+        self._atc_inv_domain(k, dom, 0, 0)
 
     # --------------------------------------------------------------- hardware
     def translate(self, k: "Kernel", dev: Device, pasid: int | None, iova: int,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import errno
 
 from hwspec import vtd as hw
-from hwspec.memory import PAGE_SHIFT
+from hwspec.memory import PAGE_SHIFT, PAGE_SIZE
 from hwspec.outcome import Access, Outcome
 from hwspec.vtd import (
     CONTEXT_ENTRY,
@@ -55,7 +55,7 @@ from hwspec.vtd import writer
 from hwspec.vtd.caches import CacheEntry, ContextCacheEntry, PasidCacheEntry
 from hwspec.layout import Layout
 
-from model.drivers.base import Driver
+from model.drivers.base import ULONG_MAX, Driver
 from model.state import Declared, Role, StateField
 from model.objects import Device, Domain, DomainType, PageResp
 
@@ -699,11 +699,18 @@ class VtdDriver(Driver):
         return 0
 
     # ------------------------------------------------------------ flushes
-    def _flush_range(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
-        """cache_tag_flush_range over the domain's tags; None = cache_tag_flush_all."""
+    def _flush_range(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+        """cache_tag_flush_range(domain, start, end): `end` inclusive; (0, ULONG_MAX) is
+        cache_tag_flush_all. One (address, mask) for every tag, from
+        calculate_psi_aligned_address; first-stage IOTLB tags take P_IOTLB
+        page-selective, or all of the PASID when the mask reaches 52."""
         descs: list[QiDesc] = []
-        order = MAX_AGAW_PFN_WIDTH if iova_pfn is None else 0
-        addr = 0 if iova_pfn is None else iova_pfn << PAGE_SHIFT
+        if start == 0 and end == ULONG_MAX:
+            addr, order = 0, MAX_AGAW_PFN_WIDTH
+        elif k.design.has("vtd.psi_mask_from_page_count"):
+            addr, order = _psi_from_page_count(start, end)
+        else:
+            addr, order = calculate_psi_aligned_address(start, end)
         for t in _st(k).tags.get(dom.id, ()):
             if t.type == "IOTLB":
                 # first-stage users flush by (DID, PASID): intel_domain_use_piotlb
@@ -722,12 +729,21 @@ class VtdDriver(Driver):
         if descs:
             self._submit(k, *descs)
 
-    def unmap_flush(self, k: "Kernel", dom: Domain, iova_pfn: int) -> None:
-        self._flush_range(k, dom, iova_pfn)
+    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+        """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive)."""
+        self._flush_range(k, dom, start, end)
 
-    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, iova_pfn: int | None) -> None:
-        """intel_arch_invalidate_secondary_tlbs: P_IOTLB by (DID 1, PASID) + device-TLB."""
-        self._flush_range(k, dom, iova_pfn)
+    def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
+        """intel_flush_iotlb_all: cache_tag_flush_all."""
+        self._flush_range(k, dom, 0, ULONG_MAX)
+
+    def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+        """intel_arch_invalidate_secondary_tlbs: (0, ULONG_MAX) flushes all, otherwise
+        cache_tag_flush_range(start, end - 1): the mm's end is exclusive."""
+        if start == 0 and end == ULONG_MAX:
+            self._flush_range(k, dom, 0, ULONG_MAX)
+        else:
+            self._flush_range(k, dom, start, end - 1)
 
     def mm_release(self, k: "Kernel", dom: Domain) -> None:
         """intel_mm_release: tear every (dev, PASID) of the SVA domain down, faults ignored."""
@@ -874,6 +890,38 @@ class VtdDriver(Driver):
 
 def _clear_p(q0: int) -> int:
     return q0 & ~writer.PRESENT
+
+
+_U64 = (1 << 64) - 1
+
+
+def calculate_psi_aligned_address(start: int, end: int) -> tuple[int, int]:
+    """cache.c calculate_psi_aligned_address: the naturally aligned power-of-two span of
+    pages that covers [start, end] (end inclusive), as (address, mask = log2 pages).
+    The page count rounds up to a power of two; when the start is not aligned to it, the
+    mask grows to the lowest bit above it in which the first and last page agree (52,
+    the whole address space, if none): an unaligned range may need a span much wider
+    than its length."""
+    pages = (((start & (PAGE_SIZE - 1)) + (end - start + 1) + PAGE_SIZE - 1) >> PAGE_SHIFT)
+    aligned = 1 << (pages - 1).bit_length()  # __roundup_pow_of_two
+    bitmask = aligned - 1
+    mask = aligned.bit_length() - 1
+    pfn = start >> PAGE_SHIFT
+    if pfn & bitmask:
+        end_pfn = pfn + pages - 1
+        shared = ~(pfn ^ end_pfn) & ~bitmask & _U64
+        mask = (shared & -shared).bit_length() - 1 if shared else MAX_AGAW_PFN_WIDTH
+    return start & ~((PAGE_SIZE << mask) - 1) & _U64, mask
+
+
+def _psi_from_page_count(start: int, end: int) -> tuple[int, int]:
+    """Broken variant vtd.psi_mask_from_page_count: the mask from the page count alone and
+    the address aligned down to it (what qi_desc_piotlb did with an unaligned address
+    before calculate_psi_aligned_address: WARN_ON_ONCE, then align down), so a range
+    that crosses a boundary of its own size loses its tail."""
+    pages = ((end >> PAGE_SHIFT) - (start >> PAGE_SHIFT)) + 1
+    mask = ((1 << (pages - 1).bit_length())).bit_length() - 1
+    return start & ~((PAGE_SIZE << mask) - 1), mask
 
 
 # -- canonical form helpers (explorer) ------------------------------------------------------

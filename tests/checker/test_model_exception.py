@@ -77,10 +77,10 @@ from model.drivers.vtd import VtdDriver
 from model.objects import DomainType
 
 class FlushRaises(VtdDriver):
-    def unmap_flush(self, k, dom, iova_pfn):
+    def iotlb_sync(self, k, dom, start, end):
         if k.mms and dom.type is DomainType.UNMANAGED:
             raise KeyError("flush")
-        super().unmap_flush(k, dom, iova_pfn)
+        super().iotlb_sync(k, dom, start, end)
 
 DESIGN = replace(get_design("notifier-kfree-early"), name="test-both", hw=("vtd",), kind="user",
                  driver_factory=lambda hw, b: FlushRaises(ndoms=b.ndoms))

@@ -31,7 +31,13 @@ T0 = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1
 T1 = Bounds(devices=1, processes=1, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2)
 #: Two devices, two processes: what needs a second RID or a second address space.
 S = Bounds(devices=2, processes=2, paging_domains=1, iova_pages=1, phys_pages=2, max_pasids=3)
-WORLDS = {"T0": T0, "T1": T1, "S": S}
+#: Ranges: paging1 with three IOVA pages and two-page map / unmap (the range1 world);
+#: RR the same on an SMMU with range invalidation (rangeR1).
+R = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=3, phys_pages=1, max_pasids=2,
+           range_pages=2)
+RR = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=3, phys_pages=1, max_pasids=2,
+            range_pages=2, smmu_range_inv=True)
+WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR}
 MAX_STATES = 60_000
 
 #: (design, hw, invariant) -> (world, length of the shortest counterexample there).
@@ -70,6 +76,10 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("vtd-teardown-did-after-clear", "vtd", "hitless-entry-update"): ("T0", 2),
     ("vtd-teardown-zero-present-entry", "vtd", "hitless-entry-update"): ("T1", 2),
     ("vtd-pasid-replace-in-place", "vtd", "hitless-entry-update"): ("T1", 5),
+    # ranges: an unaligned two-page unmap whose span loses its tail (VT-d); the gather's
+    # inclusive end read as exclusive on range-invalidation hardware (SMMUv3)
+    ("vtd-psi-mask-from-page-count", "vtd", "no-stale-translation"): ("R", 5),
+    ("smmu-iotlb-sync-exclusive-end", "smmuv3", "no-stale-translation"): ("RR", 3),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),
