@@ -93,6 +93,9 @@ class Contract:
     #: IOMMU_PASID_INVALID), "bytes" (bytes unmapped, 0 for none)
     kind: str = "errno"
     ok: str = "0"  # the success result, as the message names it
+    #: "bytes" with a size argument: the index of the argument giving the pages asked for
+    #: (success is all of them); None: one page
+    pages_arg: int | None = None
     #: the state facts behind "the contract says it succeeds" (for the message)
     facts: Callable[[Kernel, Args], str] | None = None
     #: extra checks of a success: (before, args, result, after) -> complaint or None
@@ -926,6 +929,39 @@ IOMMU_UNMAP = Contract(
 )
 
 
+def _range_mapped(k: Kernel, a: Args) -> bool:
+    return any(_mapped(k, a[0], a[1] + i * PAGE_SIZE) for i in range(a[3]))
+
+
+IOMMU_MAP_RANGE = Contract(
+    "iommu_map_range",
+    "drivers/iommu/iommu.c:iommu_map (size = pages * 4 KiB)",
+    (
+        Clause(-errno.EINVAL, lambda k, a, hw: _map_dom(k, a[0]), "the domain is not a live paging domain", MAP),
+        Clause(-errno.EINVAL, lambda k, a, hw: _unaligned(a),
+               "iova or pa is not aligned to the smallest page size", MAP),
+        Clause(-errno.EEXIST, lambda k, a, hw: _range_mapped(k, a),
+               "a page of the range is already mapped (nothing is mapped)", MAP),
+    ),
+    "a paging domain, aligned addresses, an unmapped range",
+    "0; every page is mapped and iotlb_sync_map ran",
+)
+
+IOMMU_UNMAP_RANGE = Contract(
+    "iommu_unmap_range",
+    "drivers/iommu/iommu.c:iommu_unmap (size = pages * 4 KiB)",
+    (
+        Clause(0, lambda k, a, hw: _map_dom(k, a[0]), "the domain is not a live paging domain",
+               "iommu.c:__iommu_unmap"),
+        Clause(0, lambda k, a, hw: not _mapped(k, a[0], a[1]), "nothing is mapped at the IOVA",
+               "iommu.c:__iommu_unmap"),
+    ),
+    "every page of the range is mapped in a paging domain",
+    "the bytes unmapped (up to the first hole), after one iotlb_sync over the gather",
+    kind="bytes", ok="pages * 4096 bytes", pages_arg=2,
+)
+
+
 def _not_on_default(k: Kernel, a: Args, hw: str) -> bool:
     g = _group(k, a[0])
     return g is None or g.default_domain is None or g.domain != g.default_domain
@@ -985,6 +1021,13 @@ CPU_MUNMAP = Contract(
     "the process is live", "0; the page is gone and every secondary TLB was told",
 )
 
+CPU_MUNMAP_RANGE = Contract(
+    "cpu_munmap_range",
+    "mm/mmap.c: munmap of several pages, one mmu_notifier call over the cleared range (model event)",
+    (Clause(-errno.EFAULT, _exited, "the process has exited: it has no address space", "model event"),),
+    "the process is live", "0; the pages are gone and every secondary TLB was told of the range",
+)
+
 
 def _sva_in_use(k: Kernel, a: Args, hw: str) -> bool:
     for d in k.domains.values():
@@ -1039,6 +1082,7 @@ CONTRACTS: dict[str, Contract] = {c.call: c for c in (
     PAGING_DOMAIN_ALLOC, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
+    IOMMU_MAP_RANGE, IOMMU_UNMAP_RANGE, CPU_MUNMAP_RANGE,
 )}
 
 #: call actions that return void in the kernel (their result must be None)
@@ -1053,6 +1097,7 @@ VOID_CALLS: dict[str, str] = {
     "iommu_sva_unbind_device": "void: drops one reference; the last one detaches",
     "pci_dev_reset_iommu_done": "void: a failed re-attach WARNs",
     "iommu_release_device": "void: the last device of an owned group WARNs",
+    "iommu_flush_iotlb_all": "void: ops->flush_iotlb_all",
 }
 
 
@@ -1077,19 +1122,21 @@ def expected(c: Contract, k: Kernel, args: Args) -> Expected:
     return Expected(None, tuple(also))
 
 
-def _is_success(c: Contract, r: Any) -> bool:
+def _is_success(c: Contract, r: Any, args: Args = ()) -> bool:
     if c.kind == "errno":
         return bool(r == 0)
     if c.kind == "pointer":
         return isinstance(r, int) and not isinstance(r, bool)
     if c.kind == "pasid":
         return isinstance(r, int) and r != IOMMU_PASID_INVALID
+    if c.pages_arg is not None:
+        return bool(r == args[c.pages_arg] * PAGE_SIZE)
     return bool(r == PAGE_SIZE)
 
 
 def _matches(c: Contract, cl: Clause, k: Kernel, args: Args, r: Any) -> bool:
     if cl.result == SUCCESS:
-        return _is_success(c, r)
+        return _is_success(c, r, args)
     if cl.result == SAME_HANDLE:
         return bool(r == existing_sva_handle(k, args[0], args[1]))
     if c.kind == "pointer":
@@ -1147,7 +1194,7 @@ def judge(c: Contract, before: Kernel, args: Args, result: Any, after: Kernel | 
     """Why `result` breaks the contract (None: it keeps it). `injected`: the errnos of
     failures injected during the call (they, and -ENOMEM, are then also allowed)."""
     exp = expected(c, before, args)
-    ok = _matches(c, exp.clause, before, args, result) if exp.clause is not None else _is_success(c, result)
+    ok = _matches(c, exp.clause, before, args, result) if exp.clause is not None else _is_success(c, result, args)
     fresh = exp.clause is None or exp.clause.result == SUCCESS  # not the existing handle
     if ok and fresh and c.on_success is not None and after is not None:
         complaint = c.on_success(before, args, result, after)

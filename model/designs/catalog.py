@@ -435,7 +435,8 @@ _VARIANTS = (
         knobs=frozenset({"vtd.psi_mask_from_page_count"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation",)),),
-        check_bounds="range1",
+        check_bounds="devices=1,processes=0,paging_domains=1,iova_pages=3,phys_pages=1,"
+                     "max_pasids=2,range_pages=2",  # world range1
         changed_calls=("iommu_unmap_range", "cpu_munmap_range"),
     ),
     Design(
@@ -451,7 +452,8 @@ _VARIANTS = (
         knobs=frozenset({"smmu.iotlb_sync_exclusive_end"}),
         hw=("smmuv3",), kind="variant",
         expect_breaks=(("smmuv3", ("no-stale-translation",)),),
-        check_bounds="rangeR1",
+        check_bounds="devices=1,processes=0,paging_domains=1,iova_pages=3,phys_pages=1,"
+                     "max_pasids=2,range_pages=2,smmu_range_inv=1",  # world rangeR1
         changed_calls=("iommu_unmap", "iommu_unmap_range", "dma_unmap_page"),
     ),
     Design(

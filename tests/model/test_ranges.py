@@ -15,7 +15,10 @@ import random
 
 import pytest
 
+from checker.explore import explore
 from checker.worlds import WORLDS
+from invariants.catalog import CATALOG
+from model.design import UPSTREAM
 from hwspec import smmuv3
 from hwspec.vtd import QiDiotlb, QiEiotlb, devtlb_pages, psi_pages
 from model.core import Kernel
@@ -199,3 +202,17 @@ def test_smmu_variant_exclusive_end_drops_the_last_page_with_range_invalidation(
         if range_inv:
             assert cmds == ["CMD_TLBI_NH_VA asid=2 vmid=0 va=0x1000 pages=1 leaf"] or \
                 "pages=1" in cmds[0], cmds
+
+
+# ------------------------------------------------------------ upstream holds
+@pytest.mark.parametrize("world,hwkind,index", [
+    ("range1", "vtd", 0),
+    ("rangeSva1", "smmuv3", 1),
+    pytest.param("range1", "smmuv3", 1, marks=pytest.mark.deep),
+    pytest.param("rangeR1", "smmuv3", 1, marks=pytest.mark.deep),
+    pytest.param("rangeSva1", "vtd", 0, marks=pytest.mark.deep),
+])
+def test_upstream_holds_in_the_range_worlds(world: str, hwkind: str, index: int) -> None:
+    _, out = explore(UPSTREAM, hwkind, WORLDS[world].to_bounds(), tuple(CATALOG), saturate=True)
+    assert out.violation is None and out.complete
+    assert out.states == WORLDS[world].states[index]
