@@ -699,7 +699,7 @@ class VtdDriver(Driver):
         return 0
 
     # ------------------------------------------------------------ flushes
-    def _flush_range(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+    def _flush_range(self, k: "Kernel", dom: Domain, start: int, end: int, ih: int = 0) -> None:
         """cache_tag_flush_range(domain, start, end): `end` inclusive; (0, ULONG_MAX) is
         cache_tag_flush_all. One (address, mask) for every tag, from
         calculate_psi_aligned_address; first-stage IOTLB tags take P_IOTLB
@@ -717,7 +717,7 @@ class VtdDriver(Driver):
                 if order >= MAX_AGAW_PFN_WIDTH:
                     descs.append(hw.qi_desc_piotlb_all(t.did, t.pasid))
                 else:
-                    descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order))
+                    descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order, ih))
             else:
                 assert t.dev is not None
                 dev = k.devices[t.dev]
@@ -730,8 +730,10 @@ class VtdDriver(Driver):
             self._submit(k, *descs)
 
     def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
-        """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive)."""
-        self._flush_range(k, dom, start, end)
+        """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive), IH =
+        iommu_pages_list_empty(&gather->freelist): the model's unmap frees no page-table
+        page, so IH is 1 (leaf entries only; the paging-structure caches may keep theirs)."""
+        self._flush_range(k, dom, start, end, ih=1)
 
     def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
         """intel_flush_iotlb_all: cache_tag_flush_all."""

@@ -102,9 +102,9 @@ def piotlb_all(did: int, pasid: int) -> QiEiotlb:
     return QiEiotlb(gran=EiotlbGran.NONG_PASID, did=did, pasid=pasid, addr=0, ih=0, am=0)
 
 
-def piotlb_psi(did: int, pasid: int, iova: int, am: int = 0) -> QiEiotlb:
+def piotlb_psi(did: int, pasid: int, iova: int, am: int = 0, ih: int = 0) -> QiEiotlb:
     return QiEiotlb(gran=EiotlbGran.PSI_PASID, did=did, pasid=pasid, addr=iova >> PAGE_SHIFT,
-                    ih=0, am=am)
+                    ih=ih, am=am)
 
 
 def devtlb_all(sid: int) -> QiDiotlb:
@@ -381,7 +381,7 @@ def test_iommu_unmap_on_pasid_attached_domain_is_piotlb_psi_then_devtlb_then_one
     assert take(k) == []  # iotlb_sync_map: write-buffer flush only, no descriptor
     assert k.iommu_unmap(P, 0x1000) == 0x1000
     assert take(k) == [
-        piotlb_psi(4, pasid, 0x1000, am=0),
+        piotlb_psi(4, pasid, 0x1000, am=0, ih=1),  # intel_iommu_tlb_sync: no table freed
         QiDeiotlb(sid=DEV0_SID, pasid=pasid, pfsid=DEV0_SID, qdep=0, addr=1, s=0),
         W,
     ]
@@ -399,9 +399,9 @@ def test_unmap_of_domain_on_two_devices_is_one_batch_in_tag_order(k: Kernel) -> 
     take(k)
     assert k.iommu_unmap(P, 0x0) == 0x1000
     assert take(k) == [
-        piotlb_psi(4, p0, 0x0),
+        piotlb_psi(4, p0, 0x0, ih=1),
         QiDeiotlb(sid=DEV0_SID, pasid=p0, pfsid=DEV0_SID, qdep=0, addr=0, s=0),
-        piotlb_psi(4, p1, 0x0),
+        piotlb_psi(4, p1, 0x0, ih=1),
         W,
     ]
 
@@ -413,7 +413,7 @@ def test_dma_unmap_page_flushes_rid_tags(k: Kernel, dev: str, sid: int, ats: boo
     assert k.dma_map_page(dev, 0x1000, PA1) == 0
     assert take(k) == []
     assert k.dma_unmap_page(dev, 0x1000) == 0x1000
-    expected: list[QiDesc] = [piotlb_psi(did, 0, 0x1000)]
+    expected: list[QiDesc] = [piotlb_psi(did, 0, 0x1000, ih=1)]
     if ats:
         expected.append(QiDiotlb(sid=sid, pfsid=sid, qdep=0, addr=1, s=0))  # RID: non-PASID form
     expected.append(W)
