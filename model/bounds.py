@@ -104,6 +104,15 @@ class Bounds:
                 raise BoundsError(f"bound {f.name}={v}: {lo}..{hi} ({why})")
         if self.groups() == 0:
             raise BoundsError("bounds leave no device to check")
+        if self.range_pages == 1:
+            raise BoundsError("bound range_pages=1 gives no ranged call (sizes start at 2 pages): "
+                              "0 leaves them out, 2..64 puts them in")
+        if self.range_pages and self.phys_pages > 1:
+            # a ranged map targets consecutive physical pages, which the explorer's
+            # relabelling of physical pages (first seen, first named) does not preserve
+            raise BoundsError(f"bound range_pages={self.range_pages} needs phys_pages=1 "
+                              f"(got {self.phys_pages}): a ranged map's consecutive physical "
+                              f"pages and the explorer's physical-page symmetry do not mix")
         if self.range_pages > self.iova_pages:
             raise BoundsError(f"bound range_pages={self.range_pages} is larger than the IOVA space "
                               f"(iova_pages={self.iova_pages}): raise iova_pages")

@@ -5,8 +5,9 @@ no later than the others, and does not span an invalidation that covers the entr
 Here the old and the new entry are symbolic (every qword a free 64-bit value, P=1 in
 both) and a fetch is a symbolic choice of snapshot per qword (q0 at index a, every
 other qword at an index >= a, within one window). A proof asks z3 for a fetch that
-reads P=1 and is none of the present values the entry held whole; unsat means no
-such fetch exists for any pair of entries.
+reads P=1 and is none of the values the driver meant the entry to hold (its value
+when the window opened, or after a whole store program: writer.windows_of); unsat
+means no such fetch exists for any pair of entries.
 
 The store sequences are the writer's programs (`clear_stores`, `setup_stores`, ...)
 composed in the order the driver runs them; tests/proofs/test_vtd_writes.py runs the
@@ -32,8 +33,9 @@ from proofs.base import QUERY_TIMEOUT_MS, Outcome, Proof, as_int, unknown
 Term: TypeAlias = z3.BitVecRef
 #: one step of a sequence: a 64-bit store (qword, value), or BARRIER (a covering
 #: invalidation completed: fetches begun before it are over)
-Op: TypeAlias = "tuple[int, Any] | None"
-BARRIER: None = None
+Op: TypeAlias = "tuple[Any, ...] | None"
+BARRIER = writer.BARRIER
+END = writer.END  # the end of one store program: the driver means the entry to hold it
 
 
 @dataclass(frozen=True)
@@ -58,30 +60,30 @@ def pasid_replace(old: Sequence[Any], new: Sequence[Any], v: Values) -> list[Op]
     P; PASID-cache by the old DID; IOTLB, device-TLB; zero the entry), then
     intel_pasid_setup_* (clear, fields, P last)."""
     n = PASID_ENTRY.words
-    return [*writer.clear_present_stores(old[0], v.clear_p), BARRIER,
-            *writer.clear_stores(n, v.zero),
-            *writer.clear_stores(n, v.zero), *writer.setup_stores(new, v.clear_p)]
+    return [*writer.clear_present_stores(old[0], v.clear_p), END, BARRIER,
+            *writer.clear_stores(n, v.zero), END,
+            *writer.clear_stores(n, v.zero), *writer.setup_stores(new, v.clear_p), END]
 
 
 def pasid_replace_in_place(old: Sequence[Any], new: Sequence[Any], v: Values) -> list[Op]:
     """vtd-pasid-replace-in-place: the v6.13-v6.19 intel_pasid_replace_* helpers (a struct
     copy over the live entry, then intel_pasid_flush_present by the old DID). That flush
     is no BARRIER: it does not cover a fetch of the new entry (another DID)."""
-    return [*writer.copy_stores(new)]
+    return [*writer.copy_stores(new), END]
 
 
 def pasid_replace_zero_present(old: Sequence[Any], new: Sequence[Any], v: Values) -> list[Op]:
     """vtd-teardown-zero-present-entry: the teardown before 75ed00055c05 zeroed the live
     entry first and invalidated after, then the setup."""
     n = PASID_ENTRY.words
-    return [*writer.clear_stores(n, v.zero), BARRIER,
-            *writer.clear_stores(n, v.zero), *writer.setup_stores(new, v.clear_p)]
+    return [*writer.clear_stores(n, v.zero), END, BARRIER,
+            *writer.clear_stores(n, v.zero), *writer.setup_stores(new, v.clear_p), END]
 
 
 def context_teardown(old: Sequence[Any], new: Sequence[Any], v: Values) -> list[Op]:
     """device_pasid_table_teardown: context_clear_entry on the live SM context entry (P
     not cleared first, A.3 OBSERVATION), then the context-cache invalidation."""
-    return [*writer.clear_stores(CONTEXT_ENTRY.words, v.zero), BARRIER]
+    return [*writer.clear_stores(CONTEXT_ENTRY.words, v.zero), END, BARRIER]
 
 
 @dataclass(frozen=True)
@@ -106,32 +108,6 @@ def _kernel_context(old: Sequence[Term], new: Sequence[Term]) -> list[z3.BoolRef
 
 
 # -- the check ------------------------------------------------------------------------------
-def events(start: Sequence[int], ops: Sequence[Op]) -> list[tuple[int, ...] | None]:
-    """A concrete sequence as the driver's FetchWindow.events records it: the entry after
-    each store, None at each BARRIER."""
-    out: list[tuple[int, ...] | None] = []
-    cur = tuple(start)
-    for op in ops:
-        if op is None:
-            out.append(None)
-        else:
-            cur = writer.apply(cur, op)
-            out.append(cur)
-    return out
-
-
-def windows(start: Sequence[Term], ops: Sequence[Op]) -> list[list[tuple[Term, ...]]]:
-    """The snapshots of each window: a BARRIER closes one and opens the next with the
-    current value (writer.FetchWindow.restart)."""
-    out: list[list[tuple[Term, ...]]] = [[tuple(start)]]
-    for op in ops:
-        if op is None:
-            out.append([out[-1][-1]])
-        else:
-            out[-1].append(writer.apply(out[-1][-1], op))
-    return out
-
-
 def _select(snaps: Sequence[tuple[Term, ...]], idx: z3.ArithRef, q: int) -> Term:
     e = snaps[-1][q]
     for i in range(len(snaps) - 2, -1, -1):
@@ -155,8 +131,9 @@ def check_update(u: Update) -> Outcome:
     declared = u.layout.mask(*u.layout.names)
     base = [_present(old[0]), _present(new[0]), *u.assume(old, new),
             *[e[q] & ~declared[q] & (2**64 - 1) == 0 for e in (old, new) for q in range(u.layout.words)]]
-    for w, snaps in enumerate(windows(old, u.sequence(old, new, symbolic(ctx)))):
-        n = len(snaps)
+    ops = u.sequence(old, new, symbolic(ctx))
+    for w, win in enumerate(writer.windows_of(old, writer.events_of(old, ops), concrete=False)):
+        snaps, n = win.values, len(win.values)
         a = z3.Int("a", ctx)
         bs = [z3.Int(f"b{q}", ctx) for q in range(1, u.layout.words)]
         mix = (_select(snaps, a, 0), *[_select(snaps, b, q) for q, b in enumerate(bs, 1)])
@@ -164,8 +141,8 @@ def check_update(u: Update) -> Outcome:
         s.set("timeout", QUERY_TIMEOUT_MS)
         s.add(*base, 0 <= a, a < n, *[z3.And(a <= b, b < n) for b in bs])
         s.add(_present(mix[0]))
-        for snap in snaps:
-            s.add(z3.Implies(_present(snap[0]), z3.Or(*[m != x for m, x in zip(mix, snap)])))
+        for meant in win.whole:  # none of the values the driver meant the entry to hold
+            s.add(z3.Or(*[m != x for m, x in zip(mix, meant)]))
         r = s.check()
         if r == z3.unknown:
             return unknown(f"{u.name} window {w}")
@@ -180,8 +157,7 @@ def check_update(u: Update) -> Outcome:
                 f"new: {u.layout.dump(t)}",
                 f"a fetch may read: {u.layout.dump(seen)}",
             ), {"window": w, "old": o, "new": t, "seen": seen,
-                "whole": [u.layout.from_model(m, v) for v in snaps
-                          if as_int(m, z3.Extract(0, 0, v[0]))],
+                "whole": [u.layout.from_model(m, v) for v in win.whole],
                 "from_old": [q for q in range(u.layout.words) if seen[q] == o[q] != t[q]],
                 "from_new": [q for q in range(u.layout.words) if seen[q] == t[q] != o[q]]})
     return Outcome("proved", (f"{u.name}: no present mix in any window, for every old and new entry",))

@@ -66,7 +66,7 @@ from .entries import (
     sid_devfn,
 )
 from .qi import QiDesc, qi_desc_wait
-from .writer import FetchWindow
+from .writer import BARRIER, FetchWindow
 
 Words = tuple[int, ...]
 
@@ -122,7 +122,7 @@ class VtdUnit:
         u.iotlb = set(self.iotlb)
         u.devtlb = set(self.devtlb)
         u.qi_log = list(self.qi_log)
-        u.windows = {a: FetchWindow(w.what, w.probe, list(w.values), w.reported, list(w.events))
+        u.windows = {a: FetchWindow(w.what, w.probe, w.start, list(w.events), w.reported)
                      for a, w in self.windows.items()}
         return u
 
@@ -168,7 +168,7 @@ class VtdUnit:
             cache.difference_update(dead)
         for w in self.windows.values():
             if w.ended_by(desc):
-                w.restart()  # fetches begun before it have completed (writer.py rule 3)
+                w.events.append(BARRIER)  # fetches begun before it are over (writer.py rule 3)
         self.qi_log.append(desc)
 
     def qi_submit_sync(self, *descs: QiDesc, drain: bool = False) -> None:

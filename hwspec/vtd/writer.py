@@ -23,10 +23,12 @@ The fetch model (hw-tables.md A.8, PART D), stated as the kernel relies on it:
    as 75ed00055c05 cites it) buys.
 4. A fetch does not outlive one step of the model (one kernel call or event).
 
-A `FetchWindow` holds the values an entry held, store by store, since the last
-covering invalidation. `observable` lists every entry a fetch may assemble from
-them; `first_torn` the first one with P=1 that is not a value the entry held
-whole (a present snapshot): the hitless-entry-update violation. The store
+A `FetchWindow` records an entry's values, store by store, with the end of each store
+program (END) and each covering invalidation (BARRIER); `windows_of` splits them into
+windows. `observable` lists every entry a fetch may assemble from a window's values;
+`first_torn` the first one with P=1 that is not a value the driver meant the entry to
+hold (its value when the window opened, or after a whole program): the
+hitless-entry-update violation. The store
 programs (`setup_stores`, `clear_stores`, ...) are the driver's sequences, declared
 once here and run both by the model (`model/drivers/vtd.py`) and symbolically by
 the z3 proofs (`proofs/vtd_writes.py`).
@@ -81,27 +83,94 @@ def apply(words: Sequence[V], store: Store[V]) -> tuple[V, ...]:
     return tuple(out)
 
 
-def snapshots(start: Sequence[V], stores: Sequence[Store[V]]) -> list[tuple[V, ...]]:
-    """The entry after each store, `start` first."""
-    out = [tuple(start)]
-    for s in stores:
-        out.append(apply(out[-1], s))
+#: marks, in a recorded event list, the end of one store program (one driver write: the
+#: entry holds a value the driver meant it to hold)
+END: Words = ()
+#: marks a covering invalidation (fetches begun before it are over)
+BARRIER = None
+
+Event = Any  # a value after a store (a tuple of words), END, or BARRIER
+
+
+def events_of(start: Sequence[V], ops: Sequence[Any]) -> list[Event]:
+    """A sequence of stores, ENDs and BARRIERs as the events it records: the entry after
+    each store (values may be ints or z3 terms)."""
+    out: list[Event] = []
+    cur = tuple(start)
+    for op in ops:
+        if op is BARRIER or op == END:
+            out.append(op)
+        else:
+            cur = apply(cur, op)
+            out.append(cur)
     return out
 
 
-def mixes(n_snapshots: int, nwords: int) -> Iterator[tuple[int, ...]]:
-    """Every fetch a window of `n_snapshots` values allows, as the snapshot index each
-    qword is read from: q0 at index a, every other qword at an index >= a (rule 2)."""
-    for a in range(n_snapshots):
-        later = range(a, n_snapshots)
-        for rest in itertools.product(later, repeat=nwords - 1):
-            yield (a, *rest)
+@dataclass
+class Window:
+    """The values an entry held since the last covering invalidation (`values`, the
+    first being its value when the window opened), and those of them the driver meant
+    it to hold (`whole`: the value at the opening and after each complete program)."""
+
+    values: list[tuple[Any, ...]]
+    whole: list[tuple[Any, ...]]
+
+
+def windows_of(start: Sequence[Any], events: Sequence[Event], *, concrete: bool = True) -> list[Window]:
+    """Split recorded events into windows (a BARRIER closes one and opens the next with
+    the current value). With `concrete`, a store that changes nothing adds no value."""
+    cur = tuple(start)
+    out = [Window([cur], [cur])]
+    for e in events:
+        w = out[-1]
+        if e is BARRIER:
+            out.append(Window([cur], [cur]))
+        elif e == END:
+            if not concrete or cur not in w.whole:
+                w.whole.append(cur)
+        else:
+            cur = e
+            if not concrete or cur != w.values[-1]:
+                w.values.append(cur)
+    return out
+
+
+def _fetches(values: Sequence[Words], a: int) -> Iterator[Words]:
+    """Every entry a fetch may assemble that reads q0 at values[a] (rules 1-2)."""
+    later = values[a:]
+    choices = [sorted({v[i] for v in later}) for i in range(1, len(values[a]))]
+    for rest in itertools.product(*choices):
+        yield (values[a][0], *rest)
+
+
+def observable(values: Sequence[Words]) -> Iterator[Words]:
+    """Every entry a fetch may assemble from a window's values, each once."""
+    seen: set[Words] = set()
+    for a in range(len(values)):
+        for e in _fetches(values, a):
+            if e not in seen:
+                seen.add(e)
+                yield e
+
+
+def first_torn(values: Sequence[Words], whole: Sequence[Words]) -> Words | None:
+    """The first present entry a fetch may read that is not a value the driver meant the
+    entry to hold: a mix of two values, or an intermediate value with P=1 (which even a
+    fetch in one transaction may read)."""
+    meant = set(whole)
+    for a, first in enumerate(values):
+        if first[0] & PRESENT:
+            for e in _fetches(values, a):
+                if e not in meant:
+                    return e
+    return None
 
 
 # -- the concrete window the model keeps per entry ----------------------------------------
 @dataclass
 class FetchWindow:
-    """The values one entry held since the last invalidation that covers it.
+    """One entry being rewritten in this step: its value when first written (`start`)
+    and every store, program end and covering invalidation since (`events`).
 
     `probe(words)` is the cache entry a covering invalidation would drop for a fetch
     of `words`. An invalidation ends the window only if it covers every present value
@@ -111,52 +180,18 @@ class FetchWindow:
 
     what: str
     probe: Callable[[Words], CacheEntry]
-    values: list[Words] = field(default_factory=list)
+    start: Words
+    events: list[Event] = field(default_factory=list)
     reported: bool = False  # one WARN per window: the first torn mix names the bug
-    #: every value stored and every covering invalidation (None) since the entry was
-    #: first written this step: what the z3 proofs check the driver against
-    events: list[Words | None] = field(default_factory=list)
 
-    def record(self, words: Words) -> None:
-        self.events.append(words)
-        if words != self.values[-1]:
-            self.values.append(words)
+    def current(self) -> Window:
+        return windows_of(self.start, self.events)[-1]
 
     def ended_by(self, desc: Any) -> bool:
         """A window with no present value has no fetch to end: it is left alone."""
-        present = [v for v in self.values if v[0] & PRESENT]
+        present = [v for v in self.current().values if v[0] & PRESENT]
         return bool(present) and all(desc.covers(self.probe(v)) for v in present)
 
-    def restart(self) -> None:
-        self.events.append(None)
-        self.values = [self.values[-1]]
-
-
-def observable(values: Sequence[Words]) -> Iterator[Words]:
-    """Every entry a fetch may assemble from a window's values (rules 1-2), each once."""
-    seen: set[Words] = set()
-    for a, first in enumerate(values):
-        later = values[a:]
-        choices = [sorted({v[i] for v in later}) for i in range(1, len(first))]
-        for rest in itertools.product(*choices):
-            e = (first[0], *rest)
-            if e not in seen:
-                seen.add(e)
-                yield e
-
-
-def first_torn(values: Sequence[Words]) -> Words | None:
-    """The first present entry a fetch may read that the entry never held whole."""
-    whole = {v for v in values if v[0] & PRESENT}
-    for a, first in enumerate(values):
-        if not first[0] & PRESENT:
-            continue
-        later = values[a:]
-        choices = [sorted({v[i] for v in later}) for i in range(1, len(first))]
-        if all(len(c) == 1 for c in choices):
-            continue
-        for rest in itertools.product(*choices):
-            e = (first[0], *rest)
-            if e not in whole:
-                return e
-    return None
+    def torn(self) -> Words | None:
+        w = self.current()
+        return first_torn(w.values, w.whole)

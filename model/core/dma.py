@@ -39,7 +39,10 @@ class DmaApi(SvaCore):
         the first hole (a zero return of the page-table op ends its loop), each cleared page
         goes into the iotlb_gather (start, inclusive end), and iommu_iotlb_sync hands that
         range to the driver's iotlb_sync before the call returns. An iova or size not
-        aligned to the smallest page size unmaps nothing (pr_err, 0)."""
+        aligned to the smallest page size unmaps nothing (pr_err, 0). When nothing was
+        unmapped the kernel still syncs the empty gather (start ULONG_MAX, end 0: SMMUv3
+        returns on !pgsize; VT-d's reading is an open question, hw notes); the model
+        leaves that sync out."""
         dom = self.domains.get(domain)
         if dom is None or not dom.type.is_paging or dom.pgtable is None:
             return 0

@@ -15,6 +15,7 @@ from hwspec.memory import PAGE_SHIFT, Prot, Pte
 
 from model.core.pasid_alloc import PasidAllocator
 from model.design import PasidFree
+from model.drivers.base import ULONG_MAX
 from model.objects import Domain, Mm, Notifier, NotifierState
 
 import errno
@@ -42,7 +43,8 @@ class MmLifetime(PasidAllocator):
     def cpu_munmap(self, mm: int, iova: int, size: int = 1 << PAGE_SHIFT) -> int:
         """munmap: clear the CPU page table, then one mmu_notifier
         arch_invalidate_secondary_tlbs(mm, start, end) over the range of PTEs it cleared
-        (the mmu_gather's range; `end` exclusive, as flush_tlb_mm_range passes it)."""
+        (the mmu_gather's range; `end` exclusive, as flush_tlb_mm_range passes it; past
+        the architecture's single-page ceiling, every address)."""
         m = self.mms[mm]
         if m.exited:
             return -errno.EFAULT
@@ -51,6 +53,9 @@ class MmLifetime(PasidAllocator):
         if not cleared:
             return 0
         start, end = cleared[0] << PAGE_SHIFT, (cleared[-1] + 1) << PAGE_SHIFT
+        ceiling = self.driver.cpu_flush_ceiling
+        if ceiling is not None and (end - start) >> PAGE_SHIFT > ceiling:
+            start, end = 0, ULONG_MAX  # flush_tlb_mm_range: a full flush, so is the notifier's
         self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))
         return 0
 

@@ -429,9 +429,10 @@ _VARIANTS = (
         rationale="cache_tag_flush_range needs one naturally aligned power-of-two span that "
                   "covers [start, end]: calculate_psi_aligned_address widens the mask until "
                   "the first and the last page agree above it. Taking ilog2 of the rounded "
-                  "page count and aligning the address down (what qi_desc_piotlb did with an "
-                  "unaligned address: WARN_ON_ONCE, align down) covers pages 0-1 for an unmap "
-                  "of pages 1-2: page 2 stays in the IOTLB and the ATC (range1).",
+                  "page count and aligning the address down (the arithmetic of the v6.12 "
+                  "qi_desc_piotlb, which aligned an unaligned address down after a "
+                  "WARN_ON_ONCE; the variant has no WARN) covers pages 0-1 for an unmap of "
+                  "pages 1-2: page 2 stays in the IOTLB and the ATC (range1).",
         knobs=frozenset({"vtd.psi_mask_from_page_count"}),
         hw=("vtd",), kind="variant",
         expect_breaks=(("vtd", ("no-stale-translation",)),),

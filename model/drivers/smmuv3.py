@@ -39,10 +39,6 @@ from hwspec.memory import PAGE_SHIFT
 from hwspec.outcome import Access, Outcome
 from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
-#: arm-smmu-v3.h: the most single TLBI commands the SVA notifier issues before it
-#: invalidates the whole ASID instead (without range invalidation; d5afb4b47e13)
-CMDQ_MAX_TLBI_OPS = 1 << (PAGE_SHIFT - 3)
-
 from model.core.base import BLOCKED_DOMAIN_ID
 from model.drivers.base import ULONG_MAX, Driver
 from model.state import Declared, Role, StateField
@@ -50,6 +46,10 @@ from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType
 
 if TYPE_CHECKING:
     from model.core import Kernel
+
+#: arm-smmu-v3.h: the most single TLBI commands the SVA notifier issues before it
+#: invalidates the whole ASID instead (without range invalidation; d5afb4b47e13)
+CMDQ_MAX_TLBI_OPS = 1 << (PAGE_SHIFT - 3)
 
 CD_SIZE = 64
 CTXDESC_LINEAR_CDMAX = 10

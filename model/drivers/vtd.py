@@ -31,7 +31,7 @@ legacy (non-scalable) mode, interrupt remapping.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import errno
 
@@ -187,6 +187,10 @@ def _st(k: "Kernel") -> VtdState:
 
 class VtdDriver(Driver):
     name = "vtd"
+
+    #: x86 (arch/x86/mm/tlb.c tlb_single_page_flush_ceiling): a munmap of more pages
+    #: reaches intel_arch_invalidate_secondary_tlbs as (0, TLB_FLUSH_ALL)
+    cpu_flush_ceiling = 33
 
     def __init__(self, ndoms: int = 1 << 16) -> None:
         self.ndoms = ndoms
@@ -411,35 +415,38 @@ class VtdDriver(Driver):
         return 0
 
     def _store_pasid(self, k: "Kernel", dev: Device, pasid: int, addr: int,
-                     stores: list[tuple[int, int]]) -> None:
+                     stores: list[writer.Store[int]]) -> None:
         def probe(words: tuple[int, ...]) -> CacheEntry:
             return PasidCacheEntry(dev.sid, PASID_ENTRY.get(words, "did"), pasid, words)
         self._store(k, addr, PASID_ENTRY, stores, f"PASID entry {pasid} of {dev.name}", probe)
 
-    def _store_context(self, k: "Kernel", rid: int, addr: int, stores: list[tuple[int, int]]) -> None:
+    def _store_context(self, k: "Kernel", rid: int, addr: int, stores: list[writer.Store[int]]) -> None:
         def probe(words: tuple[int, ...]) -> CacheEntry:
             return ContextCacheEntry(rid, words)
         self._store(k, addr, CONTEXT_ENTRY, stores, f"context entry of {hw.bdf(rid)}", probe)
 
-    def _store(self, k: "Kernel", addr: int, layout: Layout, stores: list[tuple[int, int]],
-               what: str, probe: Any) -> None:
+    def _store(self, k: "Kernel", addr: int, layout: Layout, stores: list[writer.Store[int]],
+               what: str, probe: Callable[[tuple[int, ...]], CacheEntry]) -> None:
         """Run a store program on an entry, 64 bits at a time, keeping its fetch window;
         the first present mix a fetch may assemble is a TORN WARN (writer.py)."""
         unit = _st(k).unit
         w = unit.windows.get(addr)
         if w is None:
-            w = unit.windows[addr] = writer.FetchWindow(what, probe, [k.mem.read(addr, layout.words)])
+            w = unit.windows[addr] = writer.FetchWindow(what, probe, k.mem.read(addr, layout.words))
         for i, v in stores:
             k.mem.write64(addr + 8 * i, v)
-            w.record(k.mem.read(addr, layout.words))
+            w.events.append(k.mem.read(addr, layout.words))
+        w.events.append(writer.END)
         if w.reported:
             return
-        torn = writer.first_torn(w.values)
+        torn = w.torn()
         if torn is not None:
             w.reported = True
+            cur = w.current()
             k.warn("vtd_torn_entry", f"{what}: a fetch may read [{layout.dump(torn)}], present and "
-                                     f"never the whole entry, while it changes from "
-                                     f"[{layout.dump(w.values[0])}] to [{layout.dump(w.values[-1])}]")
+                                     f"not a value the driver meant it to hold, while it changes "
+                                     f"from [{layout.dump(cur.values[0])}] to "
+                                     f"[{layout.dump(cur.values[-1])}]")
 
     def _first_level(self, k: "Kernel", dev: Device, pasid: int, did: int, root: int) -> int:
         """pasid_pte_config_first_level (SVA also sets PWSNP; the model sets it for both)."""
@@ -520,11 +527,7 @@ class VtdDriver(Driver):
             self._submit(k, hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI))
         if _st(k).info[dev.name].ats_enabled and not k.design.has("vtd.teardown_skip_devtlb") \
                 and self._device_present(k, dev):
-            if pasid == IOMMU_NO_PASID:
-                self._submit(k, hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH))
-            else:
-                self._submit(k, hw.qi_desc_dev_iotlb_pasid(
-                    dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0, size_order=MAX_AGAW_PFN_WIDTH))
+            self._submit(k, _devtlb_desc(dev, pasid, 0, MAX_AGAW_PFN_WIDTH))
 
     def _drain_prq(self, k: "Kernel", dev: Device, pasid: int) -> None:
         """intel_iommu_drain_pasid_prq: only with IOPF enabled on the device (prq.c)."""
@@ -543,12 +546,9 @@ class VtdDriver(Driver):
         fence = hw.QiIwd(sw=0, fence=1, prq_drain=0, status_data=hw.QI_DONE, status_addr=0)
         if pasid == IOMMU_NO_PASID:
             iotlb: QiDesc = hw.qi_desc_iotlb(did, 0, 0, hw.IotlbGran.DSI)
-            devtlb: QiDesc = hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, 0, MAX_AGAW_PFN_WIDTH)
         else:
             iotlb = hw.qi_desc_piotlb_all(did, pasid)
-            devtlb = hw.qi_desc_dev_iotlb_pasid(dev.sid, dev.sid, pasid=pasid, qdep=0, addr=0,
-                                                size_order=MAX_AGAW_PFN_WIDTH)
-        self._submit(k, fence, iotlb, devtlb, drain=True)
+        self._submit(k, fence, iotlb, _devtlb_desc(dev, pasid, 0, MAX_AGAW_PFN_WIDTH), drain=True)
 
     # ------------------------------------------------------------ RID attach
     def _block_translation(self, k: "Kernel", dev: Device) -> None:
@@ -720,12 +720,7 @@ class VtdDriver(Driver):
                     descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order, ih))
             else:
                 assert t.dev is not None
-                dev = k.devices[t.dev]
-                if t.pasid == IOMMU_NO_PASID:
-                    descs.append(hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, addr, order))
-                else:
-                    descs.append(hw.qi_desc_dev_iotlb_pasid(
-                        dev.sid, dev.sid, pasid=t.pasid, qdep=0, addr=addr, size_order=order))
+                descs.append(_devtlb_desc(k.devices[t.dev], t.pasid, addr, order))
         if descs:
             self._submit(k, *descs)
 
@@ -894,7 +889,13 @@ def _clear_p(q0: int) -> int:
     return q0 & ~writer.PRESENT
 
 
-_U64 = (1 << 64) - 1
+def _devtlb_desc(dev: Device, pasid: int, addr: int, order: int) -> QiDesc:
+    """The device-TLB invalidation of (dev, pasid) over 2^order pages at addr: the
+    non-PASID form for IOMMU_NO_PASID (qi_flush_dev_iotlb), the PASID form otherwise."""
+    if pasid == IOMMU_NO_PASID:
+        return hw.qi_desc_dev_iotlb(dev.sid, dev.sid, 0, addr, order)
+    return hw.qi_desc_dev_iotlb_pasid(dev.sid, dev.sid, pasid=pasid, qdep=0, addr=addr,
+                                      size_order=order)
 
 
 def calculate_psi_aligned_address(start: int, end: int) -> tuple[int, int]:
@@ -911,9 +912,9 @@ def calculate_psi_aligned_address(start: int, end: int) -> tuple[int, int]:
     pfn = start >> PAGE_SHIFT
     if pfn & bitmask:
         end_pfn = pfn + pages - 1
-        shared = ~(pfn ^ end_pfn) & ~bitmask & _U64
+        shared = ~(pfn ^ end_pfn) & ~bitmask & ULONG_MAX
         mask = (shared & -shared).bit_length() - 1 if shared else MAX_AGAW_PFN_WIDTH
-    return start & ~((PAGE_SIZE << mask) - 1) & _U64, mask
+    return start & ~((PAGE_SIZE << mask) - 1) & ULONG_MAX, mask
 
 
 def _psi_from_page_count(start: int, end: int) -> tuple[int, int]:

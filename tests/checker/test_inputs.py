@@ -48,6 +48,9 @@ def test_readme_bounds_table_is_the_limits_table() -> None:
     ("devices=1,devices=2", "bound devices is given twice"),
     ("devices=5", "bounds give 5 groups but ndoms=6 has 4 DIDs"),
     ("devices=5,ndoms=7,asid_bits=2", "bounds give 5 groups but asid_bits=2 has 3 ASIDs"),
+    ("range_pages=1", "bound range_pages=1 gives no ranged call"),
+    ("iova_pages=3,phys_pages=2,range_pages=2", "bound range_pages=2 needs phys_pages=1"),
+    ("iova_pages=2,phys_pages=1,range_pages=3", "bound range_pages=3 is larger than the IOVA space"),
 ])
 def test_bounds_rules(text: str, message: str) -> None:
     with pytest.raises(BoundsError) as e:
