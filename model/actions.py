@@ -65,6 +65,17 @@ class Param:
 Args = tuple[Any, ...]
 
 
+def _one_step(run: Callable[[Kernel, Args], Any]) -> Callable[[Kernel, Args], Any]:
+    """Every call and event is one step: the driver forgets what only lasts a step (the
+    fetch windows of VT-d entries being rewritten: a fetch does not outlive a step) before
+    it runs, whether or not the caller took the hardware log after the last one."""
+    def step(k: Kernel, a: Args) -> Any:
+        k.driver.begin_step(k)
+        return run(k, a)
+    step.__doc__ = run.__doc__
+    return step
+
+
 def _one_call(run: Callable[[Kernel, Args], Any]) -> Callable[[Kernel, Args], Any]:
     def call(k: Kernel, a: Args) -> Any:
         if k.fail_nth is None:
@@ -103,6 +114,7 @@ class Action:
             # (the device, RCU callbacks, the process's own page faults) and neither consume
             # nor clear it: fail-nth is per task and per system call.
             object.__setattr__(self, "run", _one_call(self.run))
+        object.__setattr__(self, "run", _one_step(self.run))
 
     def exists(self, b: Bounds) -> bool:
         return self.bound is None or bool(getattr(b, self.bound))

@@ -163,6 +163,9 @@ class Driver:
         log, oldest first (read like ats_invalidations)."""
         return []
 
+    def begin_step(self, k: "Kernel") -> None:
+        """Before each call or event of the action table: drop what lasts one step only."""
+
     def take_hw_log(self, k: "Kernel") -> list[str]:
         """Descriptors / commands issued since the last call, as text; the log is emptied."""
         return []

@@ -874,6 +874,9 @@ class VtdDriver(Driver):
         """Device-TLB and PASID-based device-TLB descriptors (6.5.2.5, 6.5.2.6)."""
         return [(d.sid, str(d)) for d in _st(k).unit.qi_log if isinstance(d, (hw.QiDiotlb, hw.QiDeiotlb))]
 
+    def begin_step(self, k: "Kernel") -> None:
+        _st(k).unit.windows.clear()  # a fetch does not outlive a step (writer.py rule 4)
+
     def take_hw_log(self, k: "Kernel") -> list[str]:
         unit = _st(k).unit
         out = [str(d) for d in unit.qi_log]
