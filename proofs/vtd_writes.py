@@ -28,6 +28,8 @@ from hwspec.layout import Layout
 from hwspec.vtd import CONTEXT_ENTRY, PASID_ENTRY, IOMMU_NO_PASID
 from hwspec.vtd import writer
 
+from model.drivers.vtd import _clear_p
+
 from proofs.base import QUERY_TIMEOUT_MS, Outcome, Proof, as_int, unknown
 
 Term: TypeAlias = z3.BitVecRef
@@ -51,7 +53,9 @@ def symbolic(ctx: z3.Context) -> Values:
     return Values(z3.BitVecVal(0, 64, ctx), lambda q: q & mask)
 
 
-CONCRETE = Values(0, lambda q: q & ~writer.PRESENT)
+#: the driver's own "P off" for concrete words: the sequences the test replays are built
+#: with the very function the driver stores with
+CONCRETE = Values(0, _clear_p)
 
 
 # -- the driver's sequences, composed from the writer's programs --------------------------
