@@ -46,6 +46,7 @@ class Config:
         """Boot: probe every device, then bind a DMA-API driver to each (driver core)."""
         factory = self.design.kernel_factory or Kernel
         driver = make_driver(self.hw, self.bounds, self.design)
+        driver.walk_caches = bool(self.bounds.walk_caches)
         try:
             k = factory(self.hw, self.bounds.device_list(), design=self.design, driver=driver)
         except Exception:

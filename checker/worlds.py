@@ -93,6 +93,16 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "range1 on an SMMU with range invalidation (TLBI by VA with TG / SCALE / NUM); "
           "the same world as range1 on vtd",
           (8_784, 8_368)),
+    World("walk1", "devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,"
+                   "walk_caches=1",
+          "paging1 with leaf table pages and walk caches: a 2 MiB iommu_unmap frees the "
+          "leaf table page (VT-d paging-structure cache, SMMUv3 walk cache)",
+          (1_386, 952)),
+    World("walkSva1", "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,"
+                      "walk_caches=1",
+          "sva1 with leaf table pages: the process's munmap of the 2 MiB frees its page-table "
+          "page after the notifier's flush",
+          (1_687, 1_687)),
     World("rangeSva1", "devices=1,processes=1,paging_domains=0,iova_pages=3,phys_pages=1,max_pasids=2,"
                        "range_pages=2",
           "sva1 with three IOVA pages: a process's two-page munmap reaches the SVA domain's "

@@ -9,6 +9,18 @@ entries by their root address: both an I/O page table of a paging domain and a
 process's CPU page table (SVA) are just roots here. The CPU page table of an mm
 is the same object the IOMMU walks, which is what SVA means.
 
+Leaf table pages (`table_pages`, off by default; bound `walk_caches`): the last
+level of a 4 KiB-granule table, one page of 512 PTEs that maps a 2 MiB region
+(VT-d's and x86's PT, SMMUv3's level-3 table). With them on, the first map into a
+region allocates its leaf table page, unmapping leaves one by one keeps it (neither
+the kernel's page-table code nor the CPU's frees a table a leaf unmap empties), and
+clearing the region's table pointer (`clear_table`: a 2 MiB unmap, a munmap that
+frees the page-table page, exit_mmap) hands the page back to the caller to free
+after its flush. The levels above the leaf table are the root (the model's IOVA
+space lies in one region per root), so a walk cache entry is "region -> leaf table
+page", and `walk_table` reads a PTE through such a pointer the way hardware does:
+through whatever the page holds now.
+
 The containers are mutable for speed (a driver step does many stores), but every
 value in them is immutable, so `copy()` is a shallow copy per dict and `key()` is
 a hashable snapshot for the explorer.
@@ -34,6 +46,9 @@ WORD_MASK = (1 << 64) - 1
 #: Table pages are handed out from here up. Low addresses stay unused so that a
 #: zero pointer is never a valid table (as the drivers' "Present" checks assume).
 FIRST_TABLE_PAGE = 0x1000
+#: a leaf table page holds 512 PTEs: it maps 2 MiB, region iova_pfn >> TABLE_SPAN_SHIFT
+TABLE_SPAN_SHIFT = 9
+SZ_2M = PAGE_SIZE << TABLE_SPAN_SHIFT
 
 
 class Prot(IntFlag):
@@ -56,12 +71,16 @@ class Pte:
 class Memory:
     """Sparse physical memory: words by address, page tables by root address."""
 
-    __slots__ = ("words", "pagetables", "allocated", "words_gen")
+    __slots__ = ("words", "pagetables", "allocated", "words_gen", "table_pages", "leaf_tables")
 
-    def __init__(self) -> None:
+    def __init__(self, table_pages: bool = False) -> None:
         self.words: dict[int, int] = {}
         self.pagetables: dict[int, dict[int, Pte]] = {}
         self.allocated: set[int] = set()
+        #: leaf table pages are allocated and freed (module doc); off: abstract tables only
+        self.table_pages = table_pages
+        #: (root, region) -> the leaf table page mapping that 2 MiB region of the table
+        self.leaf_tables: dict[tuple[int, int], int] = {}
         #: replaced by every change to a word, shared by copies (module doc): the
         #: identity of the words' contents, not part of the state
         self.words_gen = object()
@@ -118,12 +137,56 @@ class Memory:
         self.pagetables[root] = {}
         return root
 
-    def clear_pagetable(self, root: int) -> None:
-        """Every page of the table unmapped at once (exit_mmap)."""
+    def clear_pagetable(self, root: int) -> list[int]:
+        """Every page of the table unmapped at once (exit_mmap); returns the leaf table
+        pages it no longer points at, for the caller to free (free_pgtables)."""
         self.pagetables[root] = {}
+        gone = sorted((rg, t) for (r, rg), t in self.leaf_tables.items() if r == root)
+        for rg, _ in gone:
+            del self.leaf_tables[(root, rg)]
+        return [t for _, t in gone]
 
     def map(self, root: int, iova_pfn: int, pte: Pte) -> None:
+        if self.table_pages and (root, iova_pfn >> TABLE_SPAN_SHIFT) not in self.leaf_tables:
+            self.leaf_tables[(root, iova_pfn >> TABLE_SPAN_SHIFT)] = self.alloc_page()
         self.pagetables[root] = {**self.pagetables[root], iova_pfn: pte}
+
+    # -- leaf table pages (module doc) ----------------------------------------
+    def leaf_table(self, root: int, iova_pfn: int) -> int | None:
+        """The leaf table page a walk of `root` for iova_pfn goes through (None: the
+        region has none, or table pages are off)."""
+        return self.leaf_tables.get((root, iova_pfn >> TABLE_SPAN_SHIFT))
+
+    def table_owner(self, table: int) -> tuple[int, int] | None:
+        """(root, region) whose leaf table page `table` is now; None: it is none's."""
+        for owner, t in self.leaf_tables.items():
+            if t == table:
+                return owner
+        return None
+
+    def walk_table(self, table: int, iova_pfn: int) -> Pte | None:
+        """The PTE for iova_pfn read through a pointer to `table` (a walk-cache hit): the
+        PTE slot iova_pfn's low 9 bits select in whatever leaf table the page is now. A
+        page that is no leaf table reads as no mapping (the walk-cache-live invariant
+        reports the pointer itself)."""
+        owner = self.table_owner(table)
+        if owner is None:
+            return None
+        root, region = owner
+        slot = iova_pfn & ((1 << TABLE_SPAN_SHIFT) - 1)
+        return self.pagetables[root].get((region << TABLE_SPAN_SHIFT) | slot)
+
+    def clear_table(self, root: int, region: int) -> int | None:
+        """Clear the root's pointer to the leaf table of `region` and every PTE under it
+        (a 2 MiB unmap over a table, free_pgtables); returns the page, still allocated:
+        the caller frees it once the IOMMU can no longer walk it. None: no such table."""
+        table = self.leaf_tables.pop((root, region), None)
+        if table is None:
+            return None
+        lo = region << TABLE_SPAN_SHIFT
+        self.pagetables[root] = {p: e for p, e in self.pagetables[root].items()
+                                 if not lo <= p < lo + (1 << TABLE_SPAN_SHIFT)}
+        return table
 
     def unmap(self, root: int, iova_pfn: int) -> Pte | None:
         table = self.pagetables[root]
@@ -148,6 +211,8 @@ class Memory:
         m.pagetables = dict(self.pagetables)
         m.allocated = set(self.allocated)
         m.words_gen = self.words_gen
+        m.table_pages = self.table_pages
+        m.leaf_tables = dict(self.leaf_tables)
         return m
 
     def key(self) -> tuple[object, ...]:
@@ -155,6 +220,7 @@ class Memory:
             tuple(sorted(self.words.items())),
             tuple(sorted((r, tuple(sorted(t.items()))) for r, t in self.pagetables.items())),
             tuple(sorted(self.allocated)),
+            tuple(sorted(self.leaf_tables.items())),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -170,7 +236,9 @@ class Memory:
                 + ("" if p.prot == Prot.RW else f"({p.prot.name})")
                 for iova, p in sorted(self.pagetables[root].items())
             )
-            yield f"pagetable @{root:#x}: {maps or '(empty)'}"
+            tables = "".join(f" [leaf table {rg << (PAGE_SHIFT + TABLE_SPAN_SHIFT):#x}-: @{t:#x}]"
+                             for (r, rg), t in sorted(self.leaf_tables.items()) if r == root)
+            yield f"pagetable @{root:#x}{tables}: {maps or '(empty)'}"
 
 
 K = TypeVar("K", bound=Hashable)

@@ -394,6 +394,34 @@ def _hitless_entry_update(step: Step, b: Bounds) -> Violation | None:
     return None
 
 
+def _table_freed_while_cached(step: Step, b: Bounds) -> Violation | None:
+    """A free of a table page that a walk cache still pointed at, during the step (a free
+    before its flush passes the state check: the flush comes later in the same step)."""
+    for w in step.new_warnings:
+        if _site_of(w) == "table_freed_while_cached":
+            return Violation("walk-cache-live", w)
+    return None
+
+
+def _walk_cache_live(k: Kernel, b: Bounds) -> Violation | None:
+    """Every walk-cache entry points at the leaf table page its table has now for its region."""
+    for root, region, table, what in sorted(k.driver.walk_cache_entries(k), key=lambda e: e[3]):
+        if k.mem.leaf_tables.get((root, region)) == table:
+            continue
+        if table not in k.mem.allocated:
+            now = "a freed page"
+        elif (owner := k.mem.table_owner(table)) is not None:
+            now = f"the leaf table of pagetable @{owner[0]:#x}"
+        else:
+            now = "a page that is no leaf table"
+        return Violation(
+            "walk-cache-live",
+            f"{what}: the page the walk cached for pagetable @{root:#x} is now {now}",
+            tuple(ln.strip() for ln in k.driver.dump(k) if "leaf table" in ln)[:6],
+        )
+    return None
+
+
 CATALOG: tuple[Invariant, ...] = (
     Invariant(
         "no-stale-translation",
@@ -546,6 +574,20 @@ CATALOG: tuple[Invariant, ...] = (
         "CVE-2026-45945). A mixed entry translates with half of each configuration. Seed "
         "000's set_dev_pasid replaces the domain of a live PASID: the replace is where it tears.",
         (S000,), Layer.HW, check_step=_hitless_entry_update,
+    ),
+    Invariant(
+        "walk-cache-live",
+        "No paging-structure (walk) cache entry points at a page-table page that is no longer "
+        "the table its walk went through: freed, or reused for another table.",
+        "An IOMMU caches the non-leaf entries of its walks. Freeing a page-table page before "
+        "the invalidation that drops those pointers (VT-d: a page-selective invalidation with "
+        "IH = 0, or by DID / PASID; SMMUv3: TLBI with Leaf = 0, or by ASID) lets the hardware "
+        "walk the page after it is reused: a DMA through another domain's table, or whatever "
+        "the page holds next. The kernel frees table pages only after that flush: VT-d's "
+        "iotlb_sync sets IH from the gather's freelist, io-pgtable-arm calls tlb_flush_walk "
+        "before it frees, and the x86 SVA case (the kernel half of every process page table, "
+        "which the IOMMU walks too) needed e37d5a2d60a3 (CVE-2025-71202).",
+        (), Layer.HW, check_state=_walk_cache_live, check_step=_table_freed_while_cached,
     ),
     ERRNO_CONTRACT,
 ) + DEVICE_LIFE + KERNEL_BUGS + (MODEL_EXCEPTION_INVARIANT,)

@@ -39,7 +39,7 @@ import errno
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from hwspec.memory import PAGE_SHIFT
+from hwspec.memory import PAGE_SHIFT, SZ_2M
 from hwspec.vtd import IDA_START_DID, PASID_ENTRY
 
 from invariants.base import Invariant, Layer, Step, Violation
@@ -96,6 +96,8 @@ class Contract:
     #: "bytes" with a size argument: the index of the argument giving the pages asked for
     #: (success is all of them); None: one page
     pages_arg: int | None = None
+    #: "bytes" without a size argument: the bytes a success unmaps
+    size: int = PAGE_SIZE
     #: the state facts behind "the contract says it succeeds" (for the message)
     facts: Callable[[Kernel, Args], str] | None = None
     #: extra checks of a success: (before, args, result, after) -> complaint or None
@@ -962,6 +964,27 @@ IOMMU_UNMAP_RANGE = Contract(
 )
 
 
+def _no_leaf_table(k: Kernel, a: Args) -> bool:
+    dom = _domain(k, a[0])
+    return dom is None or dom.pgtable is None or k.mem.leaf_table(dom.pgtable, 0) is None
+
+
+IOMMU_UNMAP_2M = Contract(
+    "iommu_unmap_2m",
+    "drivers/iommu/iommu.c:iommu_unmap(domain, 0, SZ_2M) -> iommu_pgsize picks SZ_2M",
+    (
+        Clause(0, lambda k, a, hw: _map_dom(k, a[0]), "the domain is not a live paging domain",
+               "iommu.c:__iommu_unmap"),
+        Clause(0, lambda k, a, hw: _no_leaf_table(k, a), "no table entry covers the 2 MiB "
+               "(nothing was mapped there since its table was last freed)", "iommu.c:__iommu_unmap"),
+    ),
+    "the domain's page table has a leaf table for the 2 MiB at IOVA 0",
+    "2 MiB: every PTE under the table entry is gone and the leaf table page freed, after "
+    "the driver's flush",
+    kind="bytes", ok=f"{SZ_2M} bytes", size=SZ_2M,
+)
+
+
 def _not_on_default(k: Kernel, a: Args, hw: str) -> bool:
     g = _group(k, a[0])
     return g is None or g.default_domain is None or g.domain != g.default_domain
@@ -1029,6 +1052,16 @@ CPU_MUNMAP_RANGE = Contract(
 )
 
 
+CPU_MUNMAP_2M = Contract(
+    "cpu_munmap_2m",
+    "mm/mmap.c: munmap of a whole 2 MiB; free_pgtables frees the leaf table page after the "
+    "mmu_gather flush (model event)",
+    (Clause(-errno.EFAULT, _exited, "the process has exited: it has no address space", "model event"),),
+    "the process is live", "0; the pages and their table page are gone and every secondary "
+    "TLB was told first",
+)
+
+
 def _sva_in_use(k: Kernel, a: Args, hw: str) -> bool:
     for d in k.domains.values():
         if d.type is not DomainType.SVA:
@@ -1082,7 +1115,7 @@ CONTRACTS: dict[str, Contract] = {c.call: c for c in (
     PAGING_DOMAIN_ALLOC, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
-    IOMMU_MAP_RANGE, IOMMU_UNMAP_RANGE, CPU_MUNMAP_RANGE,
+    IOMMU_MAP_RANGE, IOMMU_UNMAP_RANGE, CPU_MUNMAP_RANGE, IOMMU_UNMAP_2M, CPU_MUNMAP_2M,
 )}
 
 #: call actions that return void in the kernel (their result must be None)
@@ -1131,7 +1164,7 @@ def _is_success(c: Contract, r: Any, args: Args = ()) -> bool:
         return isinstance(r, int) and r != IOMMU_PASID_INVALID
     if c.pages_arg is not None:
         return bool(r == args[c.pages_arg] * PAGE_SIZE)
-    return bool(r == PAGE_SIZE)
+    return bool(r == c.size)
 
 
 def _matches(c: Contract, cl: Clause, k: Kernel, args: Args, r: Any) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterator
 
+from hwspec.memory import SZ_2M
 from hwspec.outcome import Access
 
 from model.bounds import Bounds
@@ -486,6 +487,13 @@ ACTIONS: tuple[Action, ...] = (
            "iommu_unmap of `pages` mapped pages: one gather, one iotlb_sync",
            requires=lambda k, b, a: all(_mapped(k, k.domains[a[0]].pgtable, a[1] + (i << 12))
                                         for i in range(a[2])), bound="range_pages"),
+    # -- leaf table pages (bound walk_caches): the 2 MiB the IOVA space lies in ------------
+    Action("iommu_unmap_2m", "call", (Param("domain", Kind.DOMAIN),),
+           lambda k, a: k.iommu_unmap(a[0], 0, SZ_2M),
+           "iommu_unmap(domain, 0, SZ_2M): a 2 MiB unmap over a leaf table, which the page "
+           "table frees",
+           requires=lambda k, b, a: (d := k.domains[a[0]]).pgtable is not None
+           and k.mem.leaf_table(d.pgtable, 0) is not None, bound="walk_caches"),
     Action("iommu_flush_iotlb_all", "call", (Param("domain", Kind.DOMAIN),),
            lambda k, a: k.iommu_flush_iotlb_all(a[0]),
            "flush everything the domain's translations may be cached as (ops->flush_iotlb_all)",
@@ -520,6 +528,12 @@ ACTIONS: tuple[Action, ...] = (
            "the process unmaps `pages` pages: one notifier call over the cleared range",
            requires=lambda k, b, a: (a[1] >> 12) + a[2] <= b.iova_pages
            and _mapped(k, k.mms[a[0]].pgd, a[1]), bound="range_pages"),
+    Action("cpu_munmap_2m", "event", (Param("mm", Kind.MM),),
+           lambda k, a: k.cpu_munmap(a[0], 0, SZ_2M),
+           "the process unmaps the 2 MiB its pages lie in: the CPU frees the leaf table page "
+           "after the notifier's flush",
+           requires=lambda k, b, a: not k.mms[a[0]].exited
+           and k.mem.leaf_table(k.mms[a[0]].pgd, 0) is not None, bound="walk_caches"),
     Action("process_exit", "event", (Param("mm", Kind.MM, consumes=True),),
            lambda k, a: k.process_exit(a[0]),
            "the process exits: mmu notifier release, page table freed, mmdrop"),

@@ -24,7 +24,8 @@ class BoundsError(ValueError):
 
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
-                   "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv"})
+                   "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv",
+                   "walk_caches"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -89,6 +90,11 @@ class Bounds:
     #: the SMMU has range invalidation (IDR3.RIL, ARM_SMMU_FEAT_RANGE_INV): TLBI by VA with
     #: TG / SCALE / NUM instead of one command per page; a hardware feature, no new call
     smmu_range_inv: bool = False
+    #: leaf table pages and walk caches (VT-d paging-structure caches, the SMMUv3 walk
+    #: cache): the first map of a 2 MiB region allocates its leaf table page, and
+    #: iommu_unmap of the 2 MiB (and, for a process, a munmap of it) frees it; off by
+    #: default (two more calls per state, and no symmetry reduction)
+    walk_caches: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -102,6 +102,12 @@ KNOBS: dict[str, str] = {
                                      "exclusive (size end - start)",
     "vtd.pasid_replace_in_place": "VT-d replaces a live PASID entry by copying the new one over "
                                   "it (the v6.13-v6.19 intel_pasid_replace_* helpers)",
+    "vtd.tlb_sync_ih_with_freelist": "VT-d iotlb_sync keeps IH = 1 (leaf only) when the unmap "
+                                     "freed a page-table page",
+    "smmu.flush_walk_leaf": "SMMUv3 tlb_flush_walk invalidates with Leaf = 1 before a table "
+                            "page is freed",
+    "core.munmap_free_table_before_flush": "munmap frees the CPU's page-table page before the "
+                                           "mmu_gather flush calls the secondary-TLB notifier",
 }
 
 #: what `Design.kind` may be

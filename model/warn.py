@@ -16,6 +16,8 @@ which kernel function holds it, the condition, and its class:
 * OOPS: a NULL dereference the kernel would crash on.
 * TORN: hardware could read a half-written entry (the hitless-entry-update
   invariant owns it).
+* WALK: a page-table page freed while a walk cache still points at it (the
+  walk-cache-live invariant owns it).
 
 The `no-kernel-warn`, `no-use-after-free` and `no-oops` invariants
 (invariants/kernel_bugs.py) read these records; `docs/` lists the table.
@@ -33,6 +35,7 @@ class WarnClass(Enum):
     UAF = "use-after-free"
     OOPS = "oops"
     TORN = "torn entry"
+    WALK = "freed table still cached"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class KernelWarning(str):
 
 
 M, B, U, O, T = WarnClass.MISUSE, WarnClass.BUG, WarnClass.UAF, WarnClass.OOPS, WarnClass.TORN
+W = WarnClass.WALK
 
 _SITES = (
     # -- iommu.c: probe, domains, RID attach, DMA ownership -------------------------------
@@ -166,6 +170,9 @@ _SITES = (
              "the domain's ASID was released already", U, "use-after-free: "),
     WarnSite("smmu_torn_entry", "arm_smmu_write_entry",
              "a store sequence lets hardware read a mix of the old and new entry", T, "torn entry: "),
+    WarnSite("table_freed_while_cached", "iommu_put_pages_list / __arm_lpae_free_pgtable / "
+             "tlb_remove_table", "a page-table page is freed while an IOMMU paging-structure "
+             "(walk) cache entry still points at it", W, "freed table still cached: "),
     WarnSite("vtd_torn_entry", "intel_pasid_* / context entry writers",
              "a store sequence lets a multi-transaction fetch assemble a present entry that mixes "
              "two configurations (75ed00055c05, c3b1edea3791)", T, "torn entry: "),

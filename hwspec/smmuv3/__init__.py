@@ -10,7 +10,7 @@
   linear stream table; `translate`, `fill`, `dump`.
 """
 
-from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry
+from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry
 from .cd import (
     CD,
     CD_QWORDS,
@@ -128,6 +128,7 @@ __all__ = [
     "TLBI_NSNH_ALL",
     "TLBI_S12_VMALL",
     "TlbEntry",
+    "WalkEntry",
     "VTCR",
     "WritePath",
     "WriteResult",

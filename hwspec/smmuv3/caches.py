@@ -12,6 +12,10 @@ tag:
   streams); stage-2-only entries have `asid=None`. The StreamID is NOT part of
   the tag: two streams whose CDs carry the same ASID share TLB entries.
 - ATC: in the endpoint, (SID, SSID or None for no-PASID requests, page).
+- walk cache (bound walk_caches): a pointer to the leaf table page a walk went
+  through for a 2 MiB region, tagged (VMID, ASID) like the TLB. TLBI by VA with
+  Leaf=1 need only invalidate last-level entries (the model keeps walk entries);
+  with Leaf=0, by ASID, by VMID or everything, they go.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..layout import Words
-from ..memory import PAGE_SHIFT, Prot
+from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT, Prot
 from .cd import CD
 from .ste import STE
 
@@ -98,7 +102,29 @@ class AtcEntry:
         )
 
 
-CacheEntry = Union[SteCacheEntry, CdCacheEntry, TlbEntry, AtcEntry]
+@dataclass(frozen=True)
+class WalkEntry:
+    """A walk-cache entry: region (2 MiB) -> leaf table page, tagged (VMID, ASID). `root`
+    is not hardware state: the table the walk started from (for walk-cache-live)."""
+
+    vmid: int
+    asid: int | None
+    region: int
+    table: int
+    root: int
+
+    @property
+    def tag(self) -> str:
+        if self.asid is None:
+            return f"vmid {self.vmid}, stage 2"
+        return f"vmid {self.vmid}, asid {self.asid}"
+
+    def __str__(self) -> str:
+        lo = self.region << (PAGE_SHIFT + TABLE_SPAN_SHIFT)
+        return f"walk cache ({self.tag}) {lo:#x}+2M -> leaf table @{self.table:#x}"
+
+
+CacheEntry = Union[SteCacheEntry, CdCacheEntry, TlbEntry, AtcEntry, WalkEntry]
 
 
 def sort_key(e: CacheEntry) -> tuple[int, ...]:
@@ -109,4 +135,6 @@ def sort_key(e: CacheEntry) -> tuple[int, ...]:
         return (1, e.sid, e.ssid, *e.words)
     if isinstance(e, TlbEntry):
         return (2, e.vmid, -1 if e.asid is None else e.asid, e.iova_pfn, e.pfn, int(e.prot))
+    if isinstance(e, WalkEntry):
+        return (4, e.vmid, -1 if e.asid is None else e.asid, e.region, e.table, e.root)
     return (3, e.sid, -1 if e.ssid is None else e.ssid, e.iova_pfn, e.pfn, int(e.prot))

@@ -38,8 +38,8 @@ from typing import ClassVar, Mapping, Sequence, Self
 
 from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
-from ..memory import PAGE_SHIFT
-from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry
+from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT
+from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry
 
 #: ATC_INV_SIZE_ALL: an ATC_INV span of 2**52 pages is the whole address space.
 ATC_INV_SIZE_ALL = 52
@@ -55,6 +55,7 @@ class Cache(Enum):
     CD = "config-cache CD"
     TLB = "TLB"
     ATC = "ATC"
+    WALK = "walk cache"
 
 
 def _layout(name: str, *rows: tuple[object, ...]) -> Layout:
@@ -198,7 +199,8 @@ class CFGI_CD_ALL(Command):
 class TLBI_NH_ASID(Command):
     """CMD_TLBI_NH_ASID: drops stage-1 TLB entries tagged (vmid, asid) (`arm_smmu_tlb_inv_asid`).
 
-    Stage-2-only entries (asid None) are not stage-1 entries and stay.
+    Stage-2-only entries (asid None) are not stage-1 entries and stay. Walk-cache entries
+    of the tag go with it (an ASID invalidation covers every level).
     """
 
     asid: int
@@ -207,7 +209,7 @@ class TLBI_NH_ASID(Command):
     LAYOUT: ClassVar[Layout] = _layout(
         "CMD_TLBI_NH_ASID", ("vmid", 0, 32, 47), ("asid", 0, 48, 63)
     )
-    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
 
     def raw_fields(self) -> dict[str, int]:
         return {"asid": self.asid, "vmid": self.vmid}
@@ -218,7 +220,7 @@ class TLBI_NH_ASID(Command):
 
     def covers(self, entry: CacheEntry) -> bool:
         return (
-            isinstance(entry, TlbEntry)
+            isinstance(entry, (TlbEntry, WalkEntry))
             and entry.asid is not None
             and entry.asid == self.asid
             and entry.vmid == self.vmid
@@ -235,8 +237,9 @@ class TLBI_NH_VA(Command):
     `addr` is the byte VA (q1[63:12] holds addr >> 12). TG = 0: the one 4 KiB
     page containing addr. TG = 1/2/3 (4K/16K/64K granule, range invalidation):
     (NUM+1) * 2**SCALE granules from addr's granule. TTL is a level hint and LEAF
-    a "leaf entries only" hint; the model caches leaves only, so neither narrows
-    coverage.
+    a hint that narrows nothing among leaves. LEAF = 1 means only last-level entries
+    need go: walk-cache entries (bound walk_caches) stay, the reading that keeps more;
+    LEAF = 0 drops those of the tag whose 2 MiB region the range meets.
     """
 
     asid: int
@@ -259,7 +262,7 @@ class TLBI_NH_VA(Command):
         ("tg", 1, 10, 11),
         ("addr", 1, 12, 63),
     )
-    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
 
     def __post_init__(self) -> None:
         _check_page_aligned("CMD_TLBI_NH_VA", self.addr)
@@ -301,6 +304,11 @@ class TLBI_NH_VA(Command):
         return range(first, first + (((self.num + 1) << self.scale) * per_granule))
 
     def covers(self, entry: CacheEntry) -> bool:
+        if isinstance(entry, WalkEntry):
+            pages, lo = self.pages, entry.region << TABLE_SPAN_SHIFT
+            return (not self.leaf and entry.asid is not None and entry.asid == self.asid
+                    and entry.vmid == self.vmid
+                    and pages.start < lo + (1 << TABLE_SPAN_SHIFT) and lo < pages.stop)
         return (
             isinstance(entry, TlbEntry)
             and entry.asid is not None
@@ -325,7 +333,7 @@ class TLBI_S12_VMALL(Command):
     vmid: int
     OPCODE: ClassVar[int] = 0x28
     LAYOUT: ClassVar[Layout] = _layout("CMD_TLBI_S12_VMALL", ("vmid", 0, 32, 47))
-    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
 
     def raw_fields(self) -> dict[str, int]:
         return {"vmid": self.vmid}
@@ -335,7 +343,7 @@ class TLBI_S12_VMALL(Command):
         return cls(vmid=raw["vmid"])
 
     def covers(self, entry: CacheEntry) -> bool:
-        return isinstance(entry, TlbEntry) and entry.vmid == self.vmid
+        return isinstance(entry, (TlbEntry, WalkEntry)) and entry.vmid == self.vmid
 
     def __str__(self) -> str:
         return f"CMD_TLBI_S12_VMALL vmid={self.vmid}"
@@ -347,7 +355,7 @@ class TLBI_NSNH_ALL(Command):
 
     OPCODE: ClassVar[int] = 0x30
     LAYOUT: ClassVar[Layout] = _layout("CMD_TLBI_NSNH_ALL")
-    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB})
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
 
     def raw_fields(self) -> dict[str, int]:
         return {}
@@ -357,7 +365,7 @@ class TLBI_NSNH_ALL(Command):
         return cls()
 
     def covers(self, entry: CacheEntry) -> bool:
-        return isinstance(entry, TlbEntry)
+        return isinstance(entry, (TlbEntry, WalkEntry))
 
     def __str__(self) -> str:
         return "CMD_TLBI_NSNH_ALL"

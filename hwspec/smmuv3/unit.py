@@ -61,9 +61,9 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 from ..layout import Layout, Words
-from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot, WalkMemo
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, WalkMemo
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
-from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, sort_key
+from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry, sort_key
 from .cd import CD, CD_QWORDS, CD_SIZE
 from .commands import CFGI_CD, CFGI_STE, CMD_SYNC, PREFETCH_CFG, Cache, Command
 from .ste import STE, STE_QWORDS, STE_SIZE, Cfg, Eats, S1Dss, S1Fmt
@@ -104,7 +104,7 @@ _PROT_READ, _PROT_WRITE = int(Prot.READ), int(Prot.WRITE)
 class SmmuUnit:
     """An SMMUv3 instance: where its stream table is, and what it has cached."""
 
-    __slots__ = ("strtab_base", "sid_bits", "ste_cache", "cd_cache", "tlb", "atc", "cmd_log")
+    __slots__ = ("strtab_base", "sid_bits", "ste_cache", "cd_cache", "tlb", "atc", "walk", "cmd_log")
 
     def __init__(self, mem: Memory, sid_bits: int = 8) -> None:
         nbytes = STE_SIZE << sid_bits
@@ -114,6 +114,8 @@ class SmmuUnit:
         self.cd_cache: set[CdCacheEntry] = set()
         self.tlb: set[TlbEntry] = set()
         self.atc: set[AtcEntry] = set()
+        #: the walk cache: filled only when memory has leaf table pages (bound walk_caches)
+        self.walk: set[WalkEntry] = set()
         #: Every executed command in order: history for reports and tests, not state
         #: (left out of `key()` and `__eq__`).
         self.cmd_log: list[Command] = []
@@ -141,6 +143,7 @@ class SmmuUnit:
         yield from self.cd_cache
         yield from self.tlb
         yield from self.atc
+        yield from self.walk
 
     def device_gone(self, sid: int) -> None:
         """The endpoint left the bus: its ATC (in the device) goes with it."""
@@ -155,6 +158,7 @@ class SmmuUnit:
         u.cd_cache = set(self.cd_cache)
         u.tlb = set(self.tlb)
         u.atc = set(self.atc)
+        u.walk = set(self.walk)
         u.cmd_log = list(self.cmd_log)
         return u
 
@@ -166,6 +170,7 @@ class SmmuUnit:
             frozenset(self.cd_cache),
             frozenset(self.tlb),
             frozenset(self.atc),
+            frozenset(self.walk),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -183,13 +188,15 @@ class SmmuUnit:
     # -- commands -----------------------------------------------------------
     def _cache(
         self, which: Cache
-    ) -> set[SteCacheEntry] | set[CdCacheEntry] | set[TlbEntry] | set[AtcEntry]:
+    ) -> set[SteCacheEntry] | set[CdCacheEntry] | set[TlbEntry] | set[AtcEntry] | set[WalkEntry]:
         if which is Cache.STE:
             return self.ste_cache
         if which is Cache.CD:
             return self.cd_cache
         if which is Cache.TLB:
             return self.tlb
+        if which is Cache.WALK:
+            return self.walk
         return self.atc
 
     def execute(self, cmd: Command) -> frozenset[CacheEntry]:
@@ -394,6 +401,18 @@ def _walk_and_tlb(
         out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
     else:
         out.add(_leaf(pte.pfn, pte.prot, iova, access, parts))
+    region = iova_pfn >> TABLE_SPAN_SHIFT
+    for w in unit.walk:
+        # a walk that starts from a cached leaf-table pointer of this tag reads the PTE
+        # through that page, whatever it holds now
+        if w.vmid == vmid and w.asid == asid and w.region == region:
+            wpte = mem.walk_table(w.table, iova_pfn)
+            if wpte != pte:
+                wparts = parts + [f"walk cache ({w.tag}) -> table @{w.table:#x}"]
+                if wpte is None:
+                    out.add(fault(FaultReason.NO_MAPPING, _via(wparts)))
+                else:
+                    out.add(_leaf(wpte.pfn, wpte.prot, iova, access, wparts))
     for t in unit.tlb:
         if t.vmid == vmid and t.asid == asid and t.iova_pfn == iova_pfn:
             out.add(_leaf(t.pfn, t.prot, iova, access, parts + [f"TLB ({t.tag})"]))
@@ -418,6 +437,9 @@ def fill(
         if ats:
             added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
     elif root is not None:
+        table = mem.leaf_table(root, iova_pfn)
+        if table is not None:  # the walk went through it, whatever the leaf PTE says
+            added.append(WalkEntry(vmid, asid, iova_pfn >> TABLE_SPAN_SHIFT, table, root))
         pte = mem.walk(root, iova_pfn)
         if pte is not None:
             added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot))
@@ -428,6 +450,8 @@ def fill(
             unit.tlb.add(e)
         elif isinstance(e, AtcEntry):
             unit.atc.add(e)
+        elif isinstance(e, WalkEntry):
+            unit.walk.add(e)
     return frozenset(added)
 
 
@@ -504,6 +528,7 @@ def dump(unit: SmmuUnit, mem: Memory) -> list[str]:
         ("config cache", [*unit.ste_cache, *unit.cd_cache]),
         ("TLB", [*unit.tlb]),
         ("ATC", [*unit.atc]),
+        *([("walk cache", list[CacheEntry](unit.walk))] if mem.table_pages else []),
     ]
     for title, cache in sections:
         lines.append(f"{title}:" if cache else f"{title}: (empty)")

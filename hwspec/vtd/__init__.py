@@ -2,7 +2,7 @@
 (`caches`) and the unit with its walk, translation, fill and dump (`unit`).
 Bit positions and sequences: ../shared/reference/hw-tables.md part A."""
 
-from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry
+from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import (
     CONTEXT_ENTRY,
     CONTEXT_ENTRY_SIZE,
@@ -123,6 +123,7 @@ __all__ = [
     "DevTlbEntry",
     "EiotlbGran",
     "IotlbEntry",
+    "PscEntry",
     "IotlbGran",
     "PasidCacheEntry",
     "PcGran",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..memory import PAGE_SHIFT, Prot
+from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT, Prot
 from .entries import CONTEXT_ENTRY, PASID_ENTRY, bdf
 
 
@@ -123,4 +123,30 @@ class DevTlbEntry:
         return f"device-TLB {tag} iova {iova:#x} -> pa {self.pfn << PAGE_SHIFT:#x} {_prot(self.prot)}"
 
 
-CacheEntry = ContextCacheEntry | PasidCacheEntry | IotlbEntry | DevTlbEntry
+@dataclass(frozen=True, slots=True)
+class PscEntry:
+    """A paging-structure cache entry: the pointer to the leaf table page a walk went
+    through for a 2 MiB `region`, tagged as the IOTLB entries of that walk are (DID, and
+    the PASID for first-stage walks; `pasid=None`: second-stage). Invalidated with the
+    IOTLB by DID / by DID+PASID, and by a page-selective descriptor only with IH = 0
+    (spec 6.5.3.3: "an Invalidation Hint (IH) value of 0 (so that it invalidates the
+    paging-structure caches)"; IH = 1 lets the hardware keep them, and the model keeps
+    them). `root` is not hardware state: it names the table the walk started from, so
+    the walk-cache-live invariant can say whether `table` is still that table's."""
+
+    did: int
+    pasid: int | None
+    region: int
+    table: int
+    root: int
+
+    def sort_key(self) -> tuple[int, int, int, int, int]:
+        return (self.did, -1 if self.pasid is None else self.pasid, self.region, self.table, self.root)
+
+    def __str__(self) -> str:
+        tag = f"did {self.did}" + (" (second-stage)" if self.pasid is None else f" pasid {self.pasid}")
+        lo = self.region << (PAGE_SHIFT + TABLE_SPAN_SHIFT)
+        return f"paging-structure cache {tag} iova {lo:#x}+2M -> leaf table @{self.table:#x}"
+
+
+CacheEntry = ContextCacheEntry | PasidCacheEntry | IotlbEntry | DevTlbEntry | PscEntry

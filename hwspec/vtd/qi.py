@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from .. import ats
 from ..layout import Layout, LayoutError, fields
-from ..memory import PAGE_SHIFT
-from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry
+from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT
+from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import MAX_AGAW_PFN_WIDTH
 
 # -- type codes (QI_*_TYPE) ------------------------------------------------------
@@ -81,6 +81,12 @@ def psi_pages(addr_pfn: int, am: int) -> range:
     """Pages of a page-selective invalidation: 2^AM pages, aligned (low AM bits of ADDR ignored)."""
     base = addr_pfn & ~((1 << am) - 1)
     return range(base, base + (1 << am))
+
+
+def _overlaps(region: int, pages: range) -> bool:
+    """Whether a page range meets the 2 MiB region a leaf table page maps."""
+    lo = region << TABLE_SPAN_SHIFT
+    return pages.start < lo + (1 << TABLE_SPAN_SHIFT) and lo < pages.stop
 
 
 def devtlb_pages(addr_pfn: int, s: int) -> range:
@@ -230,7 +236,9 @@ class QiIotlb(QiDesc):
     (pasid None) of `did` whose page is in the 2^AM-page aligned block at ADDR.
     First-stage entries need the PASID-based form (QiEiotlb), which is why the kernel
     uses piotlb for first-stage users (A.6, intel_domain_use_piotlb).
-    IH only spares paging-structure caches, which are not modelled.
+    Paging-structure-cache entries (PscEntry) go with the IOTLB entries of their tag:
+    GLOBAL and DSI always; PSI only with IH = 0, for a 2 MiB region the block overlaps
+    (IH = 1: "preserve paging-structure-cache entries", spec 6.5.3.3; the model keeps).
     """
 
     TYPE: ClassVar[int] = QI_IOTLB_TYPE
@@ -246,7 +254,7 @@ class QiIotlb(QiDesc):
             *_IOTLB_QW1,
         ),
     )
-    CACHES: ClassVar[tuple[str, ...]] = ("iotlb",)
+    CACHES: ClassVar[tuple[str, ...]] = ("iotlb", "psc")
 
     gran: IotlbGran
     did: int = 0
@@ -257,12 +265,15 @@ class QiIotlb(QiDesc):
     am: int = 0
 
     def covers(self, entry: CacheEntry) -> bool:
-        if not isinstance(entry, IotlbEntry):
+        if not isinstance(entry, (IotlbEntry, PscEntry)):
             return False
         if self.gran is IotlbGran.GLOBAL:
             return True
         if self.gran is IotlbGran.DSI:
             return entry.did == self.did
+        if isinstance(entry, PscEntry):
+            return (entry.pasid is None and entry.did == self.did and not self.ih
+                    and _overlaps(entry.region, psi_pages(self.addr, self.am)))
         return (
             entry.pasid is None
             and entry.did == self.did
@@ -287,7 +298,9 @@ class QiEiotlb(QiDesc):
     Covers (spec 6.5.2.4): NONG_PASID every entry tagged (`did`, `pasid`), i.e. the
     first-stage and pass-through results of that PASID (global first-stage pages are
     not modelled); PSI_PASID those whose page is also in the 2^AM-page aligned block
-    at ADDR. Second-stage entries (pasid None) are never covered.
+    at ADDR. Second-stage entries (pasid None) are never covered. Paging-structure-cache
+    entries of (`did`, `pasid`) go with NONG_PASID, and with PSI_PASID only when IH = 0
+    and the block overlaps their 2 MiB region (as QiIotlb).
     """
 
     TYPE: ClassVar[int] = QI_EIOTLB_TYPE
@@ -302,7 +315,7 @@ class QiEiotlb(QiDesc):
             *_IOTLB_QW1,
         ),
     )
-    CACHES: ClassVar[tuple[str, ...]] = ("iotlb",)
+    CACHES: ClassVar[tuple[str, ...]] = ("iotlb", "psc")
 
     gran: EiotlbGran
     did: int = 0
@@ -312,10 +325,13 @@ class QiEiotlb(QiDesc):
     am: int = 0
 
     def covers(self, entry: CacheEntry) -> bool:
-        if not isinstance(entry, IotlbEntry):
+        if not isinstance(entry, (IotlbEntry, PscEntry)):
             return False
         if entry.pasid is None or entry.pasid != self.pasid or entry.did != self.did:
             return False
+        if isinstance(entry, PscEntry):
+            return self.gran is EiotlbGran.NONG_PASID or (
+                not self.ih and _overlaps(entry.region, psi_pages(self.addr, self.am)))
         return self.gran is EiotlbGran.NONG_PASID or entry.iova_pfn in psi_pages(
             self.addr, self.am
         )

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from ..memory import PAGE_SHIFT, PAGE_SIZE, Memory, Prot, Pte, WalkMemo
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
-from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry
+from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import (
     CONTEXT_ENTRY,
     PASID_DIR_ENTRY,
@@ -85,7 +85,7 @@ _PE_DID = PASID_ENTRY["did"]
 _PE_SLPTPTR = PASID_ENTRY["slptptr"]
 _PE_FLPTPTR = PASID_ENTRY["flptptr"]
 
-_CACHE_ATTRS = ("context_cache", "pasid_cache", "iotlb", "devtlb")
+_CACHE_ATTRS = ("context_cache", "pasid_cache", "iotlb", "devtlb", "psc")
 
 
 class VtdUnit:
@@ -97,7 +97,8 @@ class VtdUnit:
     being rewritten (writer.py).
     """
 
-    __slots__ = ("seq_id", "rtaddr", "context_cache", "pasid_cache", "iotlb", "devtlb", "qi_log", "windows")
+    __slots__ = ("seq_id", "rtaddr", "context_cache", "pasid_cache", "iotlb", "devtlb", "psc",
+                 "qi_log", "windows")
 
     def __init__(self, mem: Memory, seq_id: int = 0) -> None:
         self.seq_id = seq_id
@@ -106,6 +107,9 @@ class VtdUnit:
         self.pasid_cache: set[PasidCacheEntry] = set()
         self.iotlb: set[IotlbEntry] = set()
         self.devtlb: set[DevTlbEntry] = set()
+        #: paging-structure caches (leaf-table pointers); filled only when memory has
+        #: leaf table pages (hwspec/memory.py, bound walk_caches)
+        self.psc: set[PscEntry] = set()
         self.qi_log: list[QiDesc] = []
         #: entry address -> the values it held since the last covering invalidation
         #: (writer.py); a fetch does not outlive a step, so the driver empties it with
@@ -121,6 +125,7 @@ class VtdUnit:
         u.pasid_cache = set(self.pasid_cache)
         u.iotlb = set(self.iotlb)
         u.devtlb = set(self.devtlb)
+        u.psc = set(self.psc)
         u.qi_log = list(self.qi_log)
         u.windows = {a: FetchWindow(w.what, w.probe, w.start, list(w.events), w.reported)
                      for a, w in self.windows.items()}
@@ -134,6 +139,7 @@ class VtdUnit:
             frozenset(self.pasid_cache),
             frozenset(self.iotlb),
             frozenset(self.devtlb),
+            frozenset(self.psc),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -146,7 +152,8 @@ class VtdUnit:
         return (
             f"VtdUnit(seq_id={self.seq_id}, rtaddr={self.rtaddr:#x}, "
             f"cc={len(self.context_cache)}, pc={len(self.pasid_cache)}, "
-            f"iotlb={len(self.iotlb)}, devtlb={len(self.devtlb)}, qi={len(self.qi_log)})"
+            f"iotlb={len(self.iotlb)}, devtlb={len(self.devtlb)}, psc={len(self.psc)}, "
+            f"qi={len(self.qi_log)})"
         )
 
     def cache_entries(self) -> Iterator[CacheEntry]:
@@ -154,6 +161,7 @@ class VtdUnit:
         yield from self.pasid_cache
         yield from self.iotlb
         yield from self.devtlb
+        yield from self.psc
 
     def device_gone(self, sid: int) -> None:
         """The endpoint left the bus: its device-TLB (the ATC in the device) goes with it."""
@@ -331,13 +339,22 @@ def translate(
         if pgtt is None:
             out.add(fault(FaultReason.BAD_PGTT, via))
             continue
+        tag = None if pgtt is Pgtt.SL_ONLY else peff
         if pgtt is Pgtt.PT:
             out.add(bypass(via))
-        elif pgtt is Pgtt.FL_ONLY:
-            out.add(_leaf_outcome(mem.walk(page_addr(_PE_FLPTPTR.extract(pe)), iova_pfn), iova, access, via))
         else:
-            out.add(_leaf_outcome(mem.walk(page_addr(_PE_SLPTPTR.extract(pe)), iova_pfn), iova, access, via))
-        tag = None if pgtt is Pgtt.SL_ONLY else peff
+            root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
+            fresh = mem.walk(root, iova_pfn)
+            out.add(_leaf_outcome(fresh, iova, access, via))
+            region = iova_pfn >> TABLE_SPAN_SHIFT
+            for w in unit.psc:
+                # a walk that starts from a cached leaf-table pointer of this tag reads
+                # the PTE through that page, whatever it holds now
+                if w.did == did and w.pasid == tag and w.region == region:
+                    pte = mem.walk_table(w.table, iova_pfn)
+                    if pte != fresh:
+                        out.add(_leaf_outcome(pte, iova, access, f"{via}, paging-structure cache "
+                                              f"(did {did}) -> table @{w.table:#x}"))
         for e in unit.iotlb:
             if e.did == did and e.pasid == tag and e.iova_pfn == iova_pfn:
                 ivia = f"IOTLB (did {did})" if tag is None else f"IOTLB (did {did}, pasid {tag})"
@@ -363,6 +380,9 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
     if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
     else:
+        table = mem.leaf_table(root, iova_pfn)
+        if table is not None:  # the walk went through it, whatever the leaf PTE says
+            unit.psc.add(PscEntry(pce.did, tag, iova_pfn >> TABLE_SPAN_SHIFT, table, root))
         pte = mem.walk(root, iova_pfn)
         if pte is None or not _permits(pte.prot, access):
             return
@@ -446,6 +466,8 @@ def dump(unit: VtdUnit, mem: Memory) -> list[str]:
         ("PASID-cache", sorted(unit.pasid_cache, key=PasidCacheEntry.sort_key)),
         ("IOTLB", sorted(unit.iotlb, key=IotlbEntry.sort_key)),
         ("device-TLB", sorted(unit.devtlb, key=DevTlbEntry.sort_key)),
+        *([("paging-structure cache", sorted(unit.psc, key=PscEntry.sort_key))]
+          if mem.table_pages else []),
     ):
         lines.append(f"  {title}: {'(empty)' if not entries else len(entries)}")
         lines.extend(f"    {e}" for e in entries)

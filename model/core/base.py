@@ -149,7 +149,7 @@ class KernelBase(Declared):
         self.hw = hw
         self.design = design
         self.driver = driver
-        self.mem = Memory()
+        self.mem = Memory(table_pages=driver.walk_caches)
         self.devices = {}
         self.groups = {}
         self.domains = {}
@@ -208,6 +208,15 @@ class KernelBase(Declared):
     def warn(self, site_id: str, detail: str) -> None:
         """Record a WARN / oops / use-after-free at a declared site (model/warn.py)."""
         self.warnings.append(KernelWarning(site(site_id), detail))
+
+    def free_table_page(self, table: int, where: str) -> None:
+        """Free a leaf table page (bound walk_caches). A walk-cache entry that still points
+        at it is recorded first: the free must come after the flush that drops it."""
+        held = sorted(what for _, _, t, what in self.driver.walk_cache_entries(self._k) if t == table)
+        if held:
+            self.warn("table_freed_while_cached", f"{where} frees leaf table page @{table:#x} "
+                                                  f"while {held[0]}")
+        self.mem.free_page(table)
 
     def mark_freed(self, kind: str, obj: int, where: str) -> None:
         """The kernel freed this object here (named in later use-after-free reports)."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import errno
 
-from hwspec.memory import PAGE_SHIFT, PAGE_SIZE, Prot, Pte
+from hwspec.memory import PAGE_SHIFT, PAGE_SIZE, SZ_2M, TABLE_SPAN_SHIFT, Prot, Pte
 from hwspec.outcome import Access, Outcome
 
 from model.core.sva import SvaCore
+from model.objects import Domain
 
 
 class DmaApi(SvaCore):
@@ -48,6 +49,8 @@ class DmaApi(SvaCore):
             return 0
         if (iova | size) & (PAGE_SIZE - 1):
             return 0
+        if self.mem.table_pages and size == SZ_2M and not iova & (SZ_2M - 1):
+            return self._unmap_region(dom, iova)
         first, unmapped = iova >> PAGE_SHIFT, 0
         while unmapped < size >> PAGE_SHIFT:
             if self.mem.unmap(dom.pgtable, first + unmapped) is None:
@@ -57,6 +60,21 @@ class DmaApi(SvaCore):
             return 0
         self.driver.iotlb_sync(self._k, dom, iova, iova + (unmapped << PAGE_SHIFT) - 1)
         return unmapped << PAGE_SHIFT
+
+    def _unmap_region(self, dom: Domain, iova: int) -> int:
+        """iommu_unmap of a 2 MiB-aligned 2 MiB (bound walk_caches): iommu_pgsize picks
+        SZ_2M (the model's pgsize_bitmap is SZ_4K | SZ_2M; every map is of 4 KiB pages), so
+        the page table meets a table entry the unmap fully covers: it clears the pointer
+        and every PTE under it and frees the leaf table page (VT-d's generic page table:
+        onto the gather's freelist, freed after iotlb_sync; io-pgtable-arm: tlb_flush_walk
+        then free, before the unmap returns). The driver's `unmap_table` does what its page
+        table does. Nothing there (no table): 0, a hole."""
+        assert dom.pgtable is not None
+        table = self.mem.clear_table(dom.pgtable, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
+        if table is None:
+            return 0
+        self.driver.unmap_table(self._k, dom, iova, iova + SZ_2M - 1, table)
+        return SZ_2M
 
     def iommu_flush_iotlb_all(self, domain: int) -> None:
         """iommu_flush_iotlb_all: ops->flush_iotlb_all (what dma-iommu's flush queue runs)."""

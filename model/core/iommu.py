@@ -105,6 +105,12 @@ class IommuCore(MmLifetime):
         if n is not None and policy is NotifierFree.UNREGISTER:
             self.mmu_notifier_unregister(n.id)  # first: no callback may run after this
         self.driver.domain_free(self._k, dom)
+        if self.mem.table_pages and dom.type is not DomainType.SVA and dom.pgtable is not None:
+            # the driver's domain_free frees the I/O page table (pt_iommu_deinit,
+            # free_io_pgtable_ops): with leaf table pages modelled, those pages go back
+            # (the root page stays allocated: the model never frees a root)
+            for table in self.mem.clear_pagetable(dom.pgtable):
+                self.free_table_page(table, "iommu_domain_free")
         if n is not None and policy is NotifierFree.PUT:
             self.mmu_notifier_put(n.id)  # the kfree comes later, in free_notifier
             return

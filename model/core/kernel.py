@@ -189,7 +189,11 @@ class Kernel(PciReset):
         owned = {x.pgtable for x in self.domains.values() if x.pgtable is not None}
         owned |= {m.pgd for m in self.mms.values()}
         orphans = tuple([(ren.root(r), _table(self, ren, r)) for r in ren.roots() if r not in owned])
-        return (tuple(parts), drv, orphans)
+        # Leaf table pages (bound walk_caches) keep their addresses: a state and one whose
+        # table pages sit elsewhere stay apart (less reduction, never a wrong merge; the
+        # model only compares table pages for equality and membership, as it does roots).
+        leaves = frozenset([(ren.root(r), rg, t) for (r, rg), t in self.mem.leaf_tables.items()])
+        return (tuple(parts), drv, orphans, leaves)
 
     def _dom_signature(self, d: int) -> tuple[Any, ...]:
         """What tells apart objects nothing else names yet (for a stable label order)."""

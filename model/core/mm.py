@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from hwspec.memory import PAGE_SHIFT, Prot, Pte
+from hwspec.memory import PAGE_SHIFT, SZ_2M, TABLE_SPAN_SHIFT, Prot, Pte
 
 from model.core.pasid_alloc import PasidAllocator
 from model.design import PasidFree
@@ -48,6 +48,8 @@ class MmLifetime(PasidAllocator):
         m = self.mms[mm]
         if m.exited:
             return -errno.EFAULT
+        if self.mem.table_pages and size == SZ_2M and not iova & (SZ_2M - 1):
+            return self._munmap_region(mm, iova)
         cleared = [pfn for pfn in range(iova >> PAGE_SHIFT, (iova + size) >> PAGE_SHIFT)
                    if self.mem.unmap(m.pgd, pfn) is not None]
         if not cleared:
@@ -57,6 +59,28 @@ class MmLifetime(PasidAllocator):
         if ceiling is not None and (end - start) >> PAGE_SHIFT > ceiling:
             start, end = 0, ULONG_MAX  # flush_tlb_mm_range: a full flush, so is the notifier's
         self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))
+        return 0
+
+    def _munmap_region(self, mm: int, iova: int) -> int:
+        """munmap of the one mapping that covers a whole 2 MiB region (bound walk_caches):
+        zap every PTE, free_pgtables clears the PMD's pointer to the leaf table page, the
+        mmu_gather flush (x86 flush_tlb_mm_range, past its 33-page ceiling a flush of
+        everything; freed_tables is not passed on) calls the secondary-TLB notifier, and
+        only then is the table page freed (MMU_GATHER_RCU_TABLE_FREE: tlb_remove_table
+        after tlb_flush_mmu_tlbonly)."""
+        m = self.mms[mm]
+        table = self.mem.clear_table(m.pgd, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
+        if table is None:
+            return 0
+        start, end = iova, iova + SZ_2M
+        ceiling = self.driver.cpu_flush_ceiling
+        if ceiling is not None and (end - start) >> PAGE_SHIFT > ceiling:
+            start, end = 0, ULONG_MAX
+        if self.design.has("core.munmap_free_table_before_flush"):
+            self.free_table_page(table, "munmap (free_pgtables)")  # broken variant: before the flush
+        self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))
+        if not self.design.has("core.munmap_free_table_before_flush"):
+            self.free_table_page(table, "munmap (tlb_remove_table)")
         return 0
 
     def _notify(self, mm: int, call: Callable[[Domain], None], release: bool = False) -> None:
@@ -83,7 +107,9 @@ class MmLifetime(PasidAllocator):
             return
         self.mms[mm] = m = replace(m, users=0, msr_pasid=None)
         self._notify(mm, lambda dom: self.driver.mm_release(self._k, dom), release=True)
-        self.mem.clear_pagetable(m.pgd)  # exit_mmap: every page unmapped and freed
+        # exit_mmap: every page unmapped, then free_pgtables frees the table pages
+        for table in self.mem.clear_pagetable(m.pgd):
+            self.free_table_page(table, "exit_mmap (free_pgtables)")
         if self.design.pasid_free is PasidFree.MM_EXIT:
             # seed 004 alternative: the PASID goes back when the address space goes.
             self._free_mm_pasids(self.mms[mm])

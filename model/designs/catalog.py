@@ -441,6 +441,59 @@ _VARIANTS = (
         changed_calls=("iommu_unmap_range", "cpu_munmap_range"),
     ),
     Design(
+        name="vtd-tlb-sync-ih-with-freelist",
+        summary="VT-d iotlb_sync with IH = 1 although the unmap freed a page-table page",
+        rationale="intel_iommu_tlb_sync passes ih = iommu_pages_list_empty(&gather->freelist) "
+                  "to cache_tag_flush_range: a leaf-only hint is right for an unmap that only "
+                  "cleared PTEs, and wrong once the page table put a table page on the "
+                  "freelist (VT-d spec 6.5.3.3: a modified non-leaf entry needs a "
+                  "page-selective invalidation with IH = 0). With IH = 1 the paging-structure "
+                  "cache keeps its pointer to the leaf table page iommu_put_pages_list then "
+                  "frees: a map, one DMA, a 2 MiB unmap (walk1). Two calls later the page "
+                  "is the default domain's leaf table, and a DMA of the PASID reaches the "
+                  "default domain's pages through the stale pointer (no-stale-translation).",
+        knobs=frozenset({"vtd.tlb_sync_ih_with_freelist"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("walk-cache-live", "no-stale-translation")),),
+        check_bounds="devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,"
+                     "max_pasids=2,walk_caches=1",  # world walk1
+        changed_calls=("iommu_unmap_2m",),
+    ),
+    Design(
+        name="smmu-flush-walk-leaf",
+        summary="SMMUv3 tlb_flush_walk invalidating leaf entries only before a table is freed",
+        rationale="io-pgtable-arm calls io_pgtable_tlb_flush_walk before it frees a table a "
+                  "block-sized unmap covers; arm_smmu_tlb_inv_walk issues the range with "
+                  "leaf = false because the walk cache holds the table's address (a TLBI with "
+                  "Leaf = 1 need only remove last-level entries). With leaf = true the walk "
+                  "cache keeps the pointer to the freed table page (walk1); once the page is "
+                  "the default domain's leaf table (dma_map_page), the PASID's DMA reaches the "
+                  "default domain's pages (no-stale-translation, 7 calls).",
+        knobs=frozenset({"smmu.flush_walk_leaf"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("walk-cache-live", "no-stale-translation")),),
+        check_bounds="devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,"
+                     "max_pasids=2,walk_caches=1",  # world walk1
+        changed_calls=("iommu_unmap_2m",),
+    ),
+    Design(
+        name="munmap-free-table-before-flush",
+        summary="munmap freeing the CPU page-table page before the secondary-TLB flush",
+        rationale="The IOMMU walks a process's page table for SVA, so a page-table page the "
+                  "CPU frees is one the IOMMU may have cached. x86 frees page-table pages "
+                  "through tlb_remove_table (MMU_GATHER_RCU_TABLE_FREE), after "
+                  "tlb_flush_mmu_tlbonly -> flush_tlb_mm_range has called "
+                  "mmu_notifier_arch_invalidate_secondary_tlbs; both drivers then flush "
+                  "non-leaf (VT-d IH = 0, SMMUv3 leaf = false or by ASID). Freeing before the "
+                  "notifier leaves the IOMMU a window to walk a freed page (walkSva1).",
+        knobs=frozenset({"core.munmap_free_table_before_flush"}),
+        kind="variant",
+        expect_breaks=_breaks(("walk-cache-live",)),
+        check_bounds="devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,"
+                     "max_pasids=2,walk_caches=1",  # world walkSva1
+        changed_calls=("cpu_munmap_2m",),
+    ),
+    Design(
         name="smmu-iotlb-sync-exclusive-end",
         summary="SMMUv3 iotlb_sync reading the gather's end as exclusive",
         rationale="struct iommu_iotlb_gather's end is inclusive; arm_smmu_iotlb_sync passes "

@@ -35,6 +35,9 @@ class Driver:
     """Base class: a driver that supports nothing. Subclasses override what they implement."""
 
     name: str = "none"
+    #: leaf table pages and walk caches are modelled (bound walk_caches; set by the
+    #: world before boot: the kernel's Memory takes it)
+    walk_caches: bool = False
     #: ops->blocked_domain has set_dev_pasid (false for a driver without PASID support)
     blocked_has_set_dev_pasid: bool = True
     #: whether this driver can allocate SVA domains (ops->domain_alloc_sva)
@@ -96,6 +99,19 @@ class Driver:
     def unmap_flush(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
         """The iotlb_sync of one unmapped page (what iommu_unmap of one page runs)."""
         self.iotlb_sync(k, dom, iova_pfn << PAGE_SHIFT, ((iova_pfn + 1) << PAGE_SHIFT) - 1)
+
+    def unmap_table(self, k: "Kernel", dom: "Domain", start: int, end: int, table: int) -> None:
+        """A 2 MiB unmap over a table entry (bound walk_caches): the page-table code cleared
+        the pointer to leaf table page `table` and every PTE of [start, end] (end
+        inclusive). Flush as the driver's page table does, and free the page once the
+        IOMMU can no longer walk it. Default: the gather's iotlb_sync, then the free."""
+        self.iotlb_sync(k, dom, start, end)
+        k.free_table_page(table, "iommu_unmap")
+
+    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
+        """(root, region, table page, description) of every walk-cache entry the hardware
+        holds (VT-d paging-structure caches, SMMUv3 walk cache): for walk-cache-live."""
+        return []
 
     def flush_iotlb_all(self, k: "Kernel", dom: "Domain") -> None:
         """ops->flush_iotlb_all: everything the domain's translations may be cached as."""

@@ -73,6 +73,8 @@ def _canon_unit(st: "SmmuState", u: hw.SmmuUnit, ren: Any) -> Any:
         frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
         frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.tlb]),
         frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
+        # leaf table pages are not renamed (Kernel.canonical_key): only their roots
+        frozenset([(e.vmid, e.asid, e.region, e.table, ren.root(e.root)) for e in u.walk]),
     )
 
 
@@ -450,6 +452,19 @@ class SmmuV3Driver(Driver):
         if k.design.has("smmu.iotlb_sync_exclusive_end"):
             size = end - start  # broken variant: the inclusive end read as exclusive
         self._tlb_inv_range_domain(k, dom, start, size, leaf=True)
+
+    def unmap_table(self, k: "Kernel", dom: Domain, start: int, end: int, table: int) -> None:
+        """io-pgtable-arm __arm_lpae_unmap over a table entry at the block size: clear the
+        entry, io_pgtable_tlb_flush_walk (arm_smmu_tlb_inv_walk: a non-leaf range
+        invalidation with the 4 KiB granule, synchronous even in non-strict mode), then
+        free the table; the gather gets nothing, so arm_smmu_iotlb_sync returns on
+        !gather->pgsize."""
+        leaf = k.design.has("smmu.flush_walk_leaf")
+        self._tlb_inv_range_domain(k, dom, start, end - start + 1, leaf=leaf)
+        k.free_table_page(table, "__arm_lpae_free_pgtable")
+
+    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
+        return [(e.root, e.region, e.table, str(e)) for e in _st(k).unit.walk]
 
     def _tlb_inv_range_domain(self, k: "Kernel", dom: Domain, iova: int, size: int, leaf: bool) -> None:
         """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:

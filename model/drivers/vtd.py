@@ -120,6 +120,8 @@ def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
                    for e in u.iotlb]),
         frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
                    for e in u.devtlb]),
+        # leaf table pages are not renamed (Kernel.canonical_key): only their roots
+        frozenset([(e.did, e.pasid, e.region, e.table, ren.root(e.root)) for e in u.psc]),
     )
 
 
@@ -724,11 +726,23 @@ class VtdDriver(Driver):
         if descs:
             self._submit(k, *descs)
 
-    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int, freed: bool = False) -> None:
         """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive), IH =
-        iommu_pages_list_empty(&gather->freelist): the model's unmap frees no page-table
-        page, so IH is 1 (leaf entries only; the paging-structure caches may keep theirs)."""
-        self._flush_range(k, dom, start, end, ih=1)
+        iommu_pages_list_empty(&gather->freelist): 1 (leaf entries only; the
+        paging-structure caches may keep theirs) unless the unmap put a page-table page on
+        the freelist (`freed`), then 0, so the paging-structure caches drop their pointers
+        before iommu_put_pages_list frees the pages."""
+        ih = 0 if freed and not k.design.has("vtd.tlb_sync_ih_with_freelist") else 1
+        self._flush_range(k, dom, start, end, ih=ih)
+
+    def unmap_table(self, k: "Kernel", dom: Domain, start: int, end: int, table: int) -> None:
+        """The generic page table (iommupt __unmap_range) puts a fully covered table on the
+        gather's freelist; intel_iommu_tlb_sync flushes with IH = 0, then frees the list."""
+        self.iotlb_sync(k, dom, start, end, freed=True)
+        k.free_table_page(table, "iommu_put_pages_list (intel_iommu_tlb_sync)")
+
+    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
+        return [(e.root, e.region, e.table, str(e)) for e in _st(k).unit.psc]
 
     def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
         """intel_flush_iotlb_all: cache_tag_flush_all."""
@@ -864,6 +878,7 @@ class VtdDriver(Driver):
         held |= {e.pasid for e in s.unit.pasid_cache}
         held |= {e.pasid for e in s.unit.iotlb if e.pasid is not None}
         held |= {e.pasid for e in s.unit.devtlb if e.pasid is not None}
+        held |= {e.pasid for e in s.unit.psc if e.pasid is not None}
         held.discard(IOMMU_NO_PASID)
         return held
 
