@@ -1,5 +1,5 @@
 """The Hypothesis engine drives issue 17's mechanisms too (VT-d entry writes store by
-store, ranges): it finds each broken variant's violation and shrinks it to the
+store, ranges, walk caches): it finds each broken variant's violation and shrinks it to the
 explorer's shortest trace (tests/designs/test_expected_breaks.py asserts those), and it
 finds nothing on upstream in the new worlds, where the explorer proves it holds.
 
@@ -26,6 +26,9 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("vtd-pasid-replace-in-place", "vtd", PAGING2, "hitless-entry-update", 5),
     ("vtd-psi-mask-from-page-count", "vtd", WORLDS["range1"].to_bounds(), "no-stale-translation", 5),
     ("smmu-iotlb-sync-exclusive-end", "smmuv3", WORLDS["rangeR1"].to_bounds(), "no-stale-translation", 3),
+    ("vtd-tlb-sync-ih-with-freelist", "vtd", WORLDS["walk1"].to_bounds(), "walk-cache-live", 5),
+    ("smmu-flush-walk-leaf", "smmuv3", WORLDS["walk1"].to_bounds(), "walk-cache-live", 5),
+    ("munmap-free-table-before-flush", "vtd", WORLDS["walkSva1"].to_bounds(), "walk-cache-live", 5),
 ]
 
 
@@ -46,7 +49,8 @@ def test_the_machine_finds_and_shrinks(design: str, hw: str, bounds: Bounds, inv
     assert best.trace is not None and len(best.trace) == length, "\n".join(best.trace.listing())
 
 
-@pytest.mark.parametrize("world,hw", [("range1", "vtd"), ("rangeR1", "smmuv3"), ("rangeSva1", "vtd")])
+@pytest.mark.parametrize("world,hw", [("range1", "vtd"), ("rangeR1", "smmuv3"), ("rangeSva1", "vtd"),
+                                      ("walk1", "smmuv3"), ("walkSva1", "vtd")])
 def test_the_machine_finds_nothing_on_upstream(world: str, hw: str) -> None:
     r = check_hypothesis(UPSTREAM, hw, WORLDS[world].to_bounds(), get(), profile="ci", seed=1,
                          database=False)

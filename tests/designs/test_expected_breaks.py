@@ -37,7 +37,12 @@ R = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=3, phys_pages=1,
            range_pages=2)
 RR = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=3, phys_pages=1, max_pasids=2,
             range_pages=2, smmu_range_inv=True)
-WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR}
+#: Walk caches: paging1 / sva1 with leaf table pages (the walk1 / walkSva1 worlds).
+W = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2,
+           walk_caches=True)
+WS = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1, max_pasids=2,
+            walk_caches=True)
+WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS}
 MAX_STATES = 60_000
 
 #: (design, hw, invariant) -> (world, length of the shortest counterexample there).
@@ -80,6 +85,14 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     # inclusive end read as exclusive on range-invalidation hardware (SMMUv3)
     ("vtd-psi-mask-from-page-count", "vtd", "no-stale-translation"): ("R", 5),
     ("smmu-iotlb-sync-exclusive-end", "smmuv3", "no-stale-translation"): ("RR", 3),
+    # walk caches (check_bounds walk_caches=1): the pointer outlives the free, and two calls
+    # later the page is the default domain's leaf table
+    ("vtd-tlb-sync-ih-with-freelist", "vtd", "walk-cache-live"): ("W", 5),
+    ("vtd-tlb-sync-ih-with-freelist", "vtd", "no-stale-translation"): ("W", 7),
+    ("smmu-flush-walk-leaf", "smmuv3", "walk-cache-live"): ("W", 5),
+    ("smmu-flush-walk-leaf", "smmuv3", "no-stale-translation"): ("W", 7),
+    ("munmap-free-table-before-flush", "vtd", "walk-cache-live"): ("WS", 5),
+    ("munmap-free-table-before-flush", "smmuv3", "walk-cache-live"): ("WS", 5),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),
