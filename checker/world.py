@@ -59,6 +59,11 @@ class Config:
         if not isinstance(k, Kernel):
             raise ConfigError(f"design {self.design.name}: kernel_factory returned a "
                               f"{type(k).__name__}, not a model.core.Kernel")
+        if self.bounds.kernel_pgtable:
+            # init_mm's page table with one vmalloc mapping: its leaf table page is the
+            # kernel half's (a frame outside the bounds' data pages, never renamed)
+            k.kernel_pgd = k.mem.new_pagetable()
+            k.vmalloc()
         for name in sorted(k.devices):
             if k.iommu_device_use_default_domain(name):
                 raise ConfigError(f"boot: binding a driver to {name} failed")

@@ -49,6 +49,11 @@ FIRST_TABLE_PAGE = 0x1000
 #: a leaf table page holds 512 PTEs: it maps 2 MiB, region iova_pfn >> TABLE_SPAN_SHIFT
 TABLE_SPAN_SHIFT = 9
 SZ_2M = PAGE_SIZE << TABLE_SPAN_SHIFT
+#: x86-64 (4-level) direct map and vmalloc bases: the kernel half the IOMMU may walk (SVA)
+PAGE_OFFSET = 0xFFFF888000000000
+VMALLOC_START = 0xFFFFC90000000000
+#: the frame the kernel's one vmalloc mapping points at (below every data page of the bounds)
+KERNEL_DATA_PFN = 0x7FFFF
 
 
 class Prot(IntFlag):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterator
 
-from hwspec.memory import SZ_2M
+from hwspec.memory import SZ_2M, VMALLOC_START
 from hwspec.outcome import Access
 
 from model.bounds import Bounds
@@ -534,6 +534,23 @@ ACTIONS: tuple[Action, ...] = (
            "after the notifier's flush",
            requires=lambda k, b, a: not k.mms[a[0]].exited
            and k.mem.leaf_table(k.mms[a[0]].pgd, 0) is not None, bound="walk_caches"),
+    Action("dma_kernel_address", "event", (Param("dev", Kind.DEV), Param("pasid", Kind.LIVE_PASID)),
+           lambda k, a: k.driver.fill_kernel_half(k, k.devices[a[0]], a[1], VMALLOC_START),
+           "a device DMAs a kernel (vmalloc) address with a PASID: an SVA walk goes through "
+           "the kernel half to the supervisor leaf and faults, caching the table pointer",
+           requires=lambda k, b, a: _on_bus(k, a[0]) and a[1] is not None, bound="kernel_pgtable"),
+    Action("vmalloc", "event", (),
+           lambda k, a: k.vmalloc(),
+           "vmalloc() maps a page where no kernel leaf table is: the kernel allocates one",
+           requires=lambda k, b, a: k.kernel_pgd is not None
+           and k.mem.leaf_table(k.kernel_pgd, VMALLOC_START >> 12) is None,
+           bound="kernel_pgtable"),
+    Action("vfree_kernel_pgtable", "event", (),
+           lambda k, a: k.vfree_kernel_pgtable(),
+           "vfree() empties a kernel page-table page and the kernel frees it",
+           requires=lambda k, b, a: k.kernel_pgd is not None
+           and k.mem.leaf_table(k.kernel_pgd, VMALLOC_START >> 12) is not None,
+           bound="kernel_pgtable"),
     Action("process_exit", "event", (Param("mm", Kind.MM, consumes=True),),
            lambda k, a: k.process_exit(a[0]),
            "the process exits: mmu notifier release, page table freed, mmdrop"),

@@ -25,7 +25,7 @@ class BoundsError(ValueError):
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
                    "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv",
-                   "walk_caches"})
+                   "walk_caches", "kernel_pgtable"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -95,6 +95,10 @@ class Bounds:
     #: iommu_unmap of the 2 MiB (and, for a process, a munmap of it) frees it; off by
     #: default (two more calls per state, and no symmetry reduction)
     walk_caches: bool = False
+    #: x86 SVA's kernel half (needs walk_caches): init_mm's vmalloc leaf table page, which
+    #: every process page table shares; a device may DMA a kernel address with a PASID
+    #: (the walk caches the pointer) and the kernel may free the page (vfree); off by default
+    kernel_pgtable: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -122,6 +126,9 @@ class Bounds:
         if self.range_pages > self.iova_pages:
             raise BoundsError(f"bound range_pages={self.range_pages} is larger than the IOVA space "
                               f"(iova_pages={self.iova_pages}): raise iova_pages")
+        if self.kernel_pgtable and not self.walk_caches:
+            raise BoundsError("bound kernel_pgtable=1 needs walk_caches=1 (the kernel half is "
+                              "a leaf table page)")
         if self.shared_ats and not (self.shared_group or self.mixed_group):
             raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
         # Every group's default DMA domain takes a DID (VT-d) and an ASID (SMMUv3) at boot,

@@ -79,7 +79,7 @@ from .qi import (
     qi_desc_piotlb_all,
     qi_desc_wait,
 )
-from .unit import VtdUnit, dump, fill, translate
+from .unit import VtdUnit, dump, fill, fill_kernel_half, translate
 
 __all__ = [
     "CONTEXT_ENTRY",
@@ -145,6 +145,7 @@ __all__ = [
     "devtlb_pages",
     "dump",
     "fill",
+    "fill_kernel_half",
     "page_addr",
     "pasid_dir_entry_addr",
     "pasid_dir_size",

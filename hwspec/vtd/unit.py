@@ -392,6 +392,25 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
         unit.devtlb.add(DevTlbEntry(sid, pasid, iova_pfn, pfn, prot, pt))
 
 
+def fill_kernel_half(unit: VtdUnit, mem: Memory, sid: int, pasid: int, cpu_tables: frozenset[int],
+                     kernel_root: int, kva: int) -> None:
+    """A first-stage walk for a kernel address through a PASID whose FLPTPTR is one of
+    `cpu_tables` (process page tables, whose kernel half is `kernel_root`'s): the
+    configuration levels and the pointer to the kernel's leaf table are cached; the
+    leaf is supervisor-only, so nothing reaches the IOTLB (module doc: `fill`)."""
+    cfg = _CONFIG_WALKS.get(mem, (unit.rtaddr, sid, pasid), lambda: _config_walk(unit, mem, sid, pasid))
+    if cfg is None:
+        return
+    cce, pce, _, root, tag = cfg
+    unit.context_cache.add(cce)
+    if pce is None or root is None or root not in cpu_tables or tag is None:
+        return
+    unit.pasid_cache.add(pce)
+    table = mem.leaf_table(kernel_root, kva >> PAGE_SHIFT)
+    if table is not None:
+        unit.psc.add(PscEntry(pce.did, tag, kva >> (PAGE_SHIFT + TABLE_SPAN_SHIFT), table, kernel_root))
+
+
 _ConfigWalk = tuple[ContextCacheEntry, "PasidCacheEntry | None", bool, "int | None", "int | None"] | None
 #: the walk of the configuration tables reads table words and rtaddr only (module doc of
 #: hwspec/memory.py), so it is memoized by the words' contents

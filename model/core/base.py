@@ -70,6 +70,9 @@ class KernelBase(Declared):
         StateField("design", Role.FIXED, "the design whose policies the core and drivers read"),
         StateField("driver", Role.FIXED, "the IOMMU driver (its state is `drv`)"),
         StateField("devices", Role.FIXED, "probed and unprobed devices; never change after boot"),
+        StateField("kernel_pgd", Role.FIXED, "init_mm's page table (bound kernel_pgtable): the "
+                                             "kernel half every x86 CPU page table shares; None "
+                                             "without the bound"),
         StateField("groups", Role.MAP, "iommu_group by name"),
         StateField("domains", Role.MAP, "live iommu_domain by id (static ones included)"),
         StateField("handles", Role.MAP, "attach and SVA handles by id"),
@@ -139,6 +142,7 @@ class KernelBase(Declared):
     fail_nth: int | None
     fault_points: int | None
     mem: Memory
+    kernel_pgd: int | None
     drv: DriverState
     warnings: list[str]
     freed: dict[tuple[str, int], str]
@@ -150,6 +154,7 @@ class KernelBase(Declared):
         self.design = design
         self.driver = driver
         self.mem = Memory(table_pages=driver.walk_caches)
+        self.kernel_pgd = None
         self.devices = {}
         self.groups = {}
         self.domains = {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from hwspec.memory import PAGE_SHIFT, SZ_2M, TABLE_SPAN_SHIFT, Prot, Pte
+from hwspec.memory import (KERNEL_DATA_PFN, PAGE_OFFSET, PAGE_SHIFT, SZ_2M, TABLE_SPAN_SHIFT,
+                           VMALLOC_START, Prot, Pte)
 
 from model.core.pasid_alloc import PasidAllocator
 from model.design import PasidFree
@@ -82,6 +83,30 @@ class MmLifetime(PasidAllocator):
         if not self.design.has("core.munmap_free_table_before_flush"):
             self.free_table_page(table, "munmap (tlb_remove_table)")
         return 0
+
+    def vmalloc(self) -> None:
+        """vmalloc() maps a page into the vmalloc area of init_mm (bound kernel_pgtable): the
+        first mapping under an empty 2 MiB allocates its leaf table page (boot made one)."""
+        assert self.kernel_pgd is not None
+        self.mem.map(self.kernel_pgd, VMALLOC_START >> PAGE_SHIFT, Pte(KERNEL_DATA_PFN))
+
+    def vfree_kernel_pgtable(self) -> None:
+        """vfree() leaves a kernel page-table page empty and the kernel frees it (bound
+        kernel_pgtable). Every x86 CPU page table shares the kernel half, and the IOMMU
+        walks it for SVA too, so since e37d5a2d60a3 (CVE-2025-71202) x86 defers the free
+        (pagetable_free_kernel -> kernel_pgtable_work_func): iommu_sva_invalidate_kva_range
+        (PAGE_OFFSET, TLB_FLUSH_ALL) calls every SVA mm's arch_invalidate_secondary_tlbs,
+        then __pagetable_free. On a driver whose SVA walks never enter the kernel half
+        (SMMUv3: EPD1) there is no IOMMU call."""
+        assert self.kernel_pgd is not None
+        table = self.mem.clear_table(self.kernel_pgd, VMALLOC_START >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
+        if table is None:
+            return
+        if self.driver.sva_walks_kernel_half and not self.design.has("core.kva_free_without_iommu_flush"):
+            for mm in sorted(self.mms):
+                self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(
+                    self._k, dom, PAGE_OFFSET, ULONG_MAX))
+        self.free_table_page(table, "kernel_pgtable_work_func (__pagetable_free)")
 
     def _notify(self, mm: int, call: Callable[[Domain], None], release: bool = False) -> None:
         """Run a notifier callback for every notifier registered on mm."""

@@ -477,6 +477,25 @@ _VARIANTS = (
         changed_calls=("iommu_unmap_2m",),
     ),
     Design(
+        name="sva-kva-free-without-iommu-flush",
+        summary="x86 freeing kernel page-table pages without telling the IOMMU (before e37d5a2d60a3)",
+        rationale="x86 maps the kernel half into every process page table, and an SVA walk "
+                  "goes through it to the leaf even for a user request (only the leaf's U/S "
+                  "bit faults), caching the pointers on the way. Before e37d5a2d60a3 "
+                  "(v6.19, CVE-2025-71202, reported by Jann Horn) a kernel page-table page "
+                  "freed by vfree() could be reused while the IOMMU still pointed at it: "
+                  "walked as attacker-controlled data, with A/D bits written into it. The fix "
+                  "defers the free to a work item that first calls "
+                  "iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL). VT-d only: "
+                  "SMMUv3's SVA CDs set EPD1, so TTBR1 is never walked (walkKva1).",
+        knobs=frozenset({"core.kva_free_without_iommu_flush"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("walk-cache-live",)),),
+        check_bounds="devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,"
+                     "max_pasids=2,walk_caches=1,kernel_pgtable=1",  # world walkKva1
+        changed_calls=("vfree_kernel_pgtable",),
+    ),
+    Design(
         name="munmap-free-table-before-flush",
         summary="munmap freeing the CPU page-table page before the secondary-TLB flush",
         rationale="The IOMMU walks a process's page table for SVA, so a page-table page the "

@@ -139,6 +139,15 @@ class Driver:
     def fill(self, k: "Kernel", dev: "Device", pasid: int | None, iova: int, access: Access) -> None:
         """Hardware caches what a walk for this request sees now (a nondeterministic event)."""
 
+    #: an SVA walk of a kernel address goes through the kernel half of the CPU page table
+    #: (x86: VT-d walks it down to the leaf, whose U/S bit then faults the user request);
+    #: False for SMMUv3, whose SVA CDs set EPD1 (TTBR1 is never walked)
+    sva_walks_kernel_half: bool = False
+
+    def fill_kernel_half(self, k: "Kernel", dev: "Device", pasid: int, kva: int) -> None:
+        """A DMA of an SVA PASID to kernel address `kva` (bound kernel_pgtable): what the
+        walk caches on its way to the (supervisor) leaf. Default: nothing is walked."""
+
     # -- introspection for invariants ---------------------------------------
     def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
         """IOMMU-side TLB entries as (tag, iova_pfn, pfn, text): tag is ("did", did, pasid)

@@ -774,6 +774,19 @@ class VtdDriver(Driver):
     def fill(self, k: "Kernel", dev: Device, pasid: int | None, iova: int, access: Access) -> None:
         hw.fill(_st(k).unit, k.mem, dev.wire_sid, pasid, iova, access)
 
+    sva_walks_kernel_half = True
+
+    def fill_kernel_half(self, k: "Kernel", dev: Device, pasid: int, kva: int) -> None:
+        """The first-stage walk of a PASID whose table is a CPU page table (an SVA domain)
+        reaches the kernel half: pgd_alloc copied init_mm's upper entries into every mm,
+        so the walk goes through the kernel's leaf table and caches the pointer, and only
+        the leaf's U/S = 0 faults the user request (e37d5a2d60a3: "the IOMMU will still
+        walk kernel-only page tables all the way down to the leaf")."""
+        if k.kernel_pgd is None:
+            return
+        cpu_tables = frozenset(m.pgd for m in k.mms.values())
+        hw.fill_kernel_half(_st(k).unit, k.mem, dev.wire_sid, pasid, cpu_tables, k.kernel_pgd, kva)
+
     # ------------------------------------------------------- introspection
     def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
         return [

@@ -29,6 +29,7 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("vtd-tlb-sync-ih-with-freelist", "vtd", WORLDS["walk1"].to_bounds(), "walk-cache-live", 5),
     ("smmu-flush-walk-leaf", "smmuv3", WORLDS["walk1"].to_bounds(), "walk-cache-live", 5),
     ("munmap-free-table-before-flush", "vtd", WORLDS["walkSva1"].to_bounds(), "walk-cache-live", 5),
+    ("sva-kva-free-without-iommu-flush", "vtd", WORLDS["walkKva1"].to_bounds(), "walk-cache-live", 4),
 ]
 
 

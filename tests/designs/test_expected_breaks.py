@@ -42,7 +42,9 @@ W = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=1, phys_pages=1,
            walk_caches=True)
 WS = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1, max_pasids=2,
             walk_caches=True)
-WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS}
+WK = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1, max_pasids=2,
+            walk_caches=True, kernel_pgtable=True)
+WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS, "WK": WK}
 MAX_STATES = 60_000
 
 #: (design, hw, invariant) -> (world, length of the shortest counterexample there).
@@ -93,6 +95,8 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("smmu-flush-walk-leaf", "smmuv3", "no-stale-translation"): ("W", 7),
     ("munmap-free-table-before-flush", "vtd", "walk-cache-live"): ("WS", 5),
     ("munmap-free-table-before-flush", "smmuv3", "walk-cache-live"): ("WS", 5),
+    # x86 SVA's kernel half (kernel_pgtable=1): CVE-2025-71202 in four calls
+    ("sva-kva-free-without-iommu-flush", "vtd", "walk-cache-live"): ("WK", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),

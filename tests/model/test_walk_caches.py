@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 
 from checker.explore import explore
+from checker.world import Config
+from model.bounds import Bounds, BoundsError
+from hwspec.memory import VMALLOC_START
 from checker.worlds import WORLDS
 from hwspec import smmuv3
 from hwspec.memory import SZ_2M, Memory, Pte
@@ -180,9 +183,39 @@ def test_sva_munmap_of_the_2m_frees_the_cpu_table_after_the_notifier() -> None:
     assert k.driver.walk_cache_entries(k) == [] and not k.warnings
 
 
+# ------------------------------------------------------------ x86 SVA's kernel half
+WK = WORLDS["walkKva1"].to_bounds()
+
+
+@pytest.mark.parametrize("hw,cached,log", [
+    # e37d5a2d60a3: iommu_sva_invalidate_kva_range(PAGE_OFFSET, TLB_FLUSH_ALL) reaches VT-d
+    # as cache_tag_flush_range(PAGE_OFFSET, ULONG_MAX - 1): AM 35 from 0xffff800000000000
+    ("vtd", 1, ["QI_EIOTLB psi did=1 pasid=1 addr=0xffff800000000000 am=35 ih=0",
+                "QI_DEV_EIOTLB sid=0x0008 pasid=1 addr=0xffff800000000000 pages=34359738368",
+                "QI_IWD status_write data=2"]),
+    ("smmuv3", 0, []),  # EPD1: TTBR1 is never walked, and arm64 calls nothing
+])
+def test_a_freed_kernel_table_is_flushed_from_every_sva_walk_first(hw: str, cached: int, log: list[str]) -> None:
+    k = Config(UPSTREAM, hw, WK).build()
+    mm = k.mm_alloc()
+    assert isinstance(k.iommu_sva_bind_device("dev0", mm), int)
+    k.driver.fill_kernel_half(k, k.devices["dev0"], 1, VMALLOC_START)
+    assert len(k.driver.walk_cache_entries(k)) == cached
+    k.driver.take_hw_log(k)
+    k.vfree_kernel_pgtable()
+    assert k.driver.take_hw_log(k) == log
+    assert k.driver.walk_cache_entries(k) == [] and not k.warnings
+
+
+def test_kernel_pgtable_needs_walk_caches() -> None:
+    with pytest.raises(BoundsError, match="kernel_pgtable=1 needs walk_caches=1"):
+        Bounds(kernel_pgtable=True)
+
+
 # ------------------------------------------------------------ upstream holds
 @pytest.mark.parametrize("world,hw,index", [
     ("walk1", "vtd", 0), ("walk1", "smmuv3", 1), ("walkSva1", "vtd", 0), ("walkSva1", "smmuv3", 1),
+    ("walkKva1", "vtd", 0), pytest.param("walkKva1", "smmuv3", 1, marks=pytest.mark.deep),
 ])
 def test_upstream_holds_in_the_walk_worlds(world: str, hw: str, index: int) -> None:
     _, out = explore(UPSTREAM, hw, WORLDS[world].to_bounds(), tuple(CATALOG), saturate=True)
