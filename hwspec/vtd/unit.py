@@ -36,7 +36,7 @@ cached. Hypothesis/explorer call it as a nondeterministic hardware event.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
@@ -480,14 +480,16 @@ def dump(unit: VtdUnit, mem: Memory) -> list[str]:
                 )
                 if _CTX_P.extract(ctx):
                     lines.extend(_dump_pasid_dir(mem, ctx))
-    for title, entries in (
-        ("context-cache", sorted(unit.context_cache, key=ContextCacheEntry.sort_key)),
-        ("PASID-cache", sorted(unit.pasid_cache, key=PasidCacheEntry.sort_key)),
-        ("IOTLB", sorted(unit.iotlb, key=IotlbEntry.sort_key)),
-        ("device-TLB", sorted(unit.devtlb, key=DevTlbEntry.sort_key)),
-        *([("paging-structure cache", sorted(unit.psc, key=PscEntry.sort_key))]
-          if mem.table_pages else []),
-    ):
+    cc = sorted(unit.context_cache, key=ContextCacheEntry.sort_key)
+    pc = sorted(unit.pasid_cache, key=PasidCacheEntry.sort_key)
+    tlb = sorted(unit.iotlb, key=IotlbEntry.sort_key)
+    dtlb = sorted(unit.devtlb, key=DevTlbEntry.sort_key)
+    sections: list[tuple[str, Sequence[object]]] = [
+        ("context-cache", cc), ("PASID-cache", pc), ("IOTLB", tlb), ("device-TLB", dtlb)]
+    if mem.table_pages:
+        psc = sorted(unit.psc, key=PscEntry.sort_key)
+        sections.append(("paging-structure cache", psc))
+    for title, entries in sections:
         lines.append(f"  {title}: {'(empty)' if not entries else len(entries)}")
         lines.extend(f"    {e}" for e in entries)
     return lines
