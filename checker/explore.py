@@ -46,7 +46,11 @@ given on first sight in a traversal whose order comes from content:
   CDs in memory (FLPTPTR, SLPTPTR, TTB0) and in cached PASID entries / CDs.
   Tables nothing refers to any more are dropped, and so is the page allocator's
   set: `Memory` never frees a page, and after boot it allocates only page-table
-  roots (checked on every state), so a fresh root is fresh whatever its address;
+  roots (checked on every state), so a fresh root is fresh whatever its address.
+  Leaf table pages (bound walk_caches) are the exception that keeps its addresses:
+  they come from a pool of their own that holds exactly the live leaf tables, which
+  the key lists with their addresses, so where the next one lands is the same in
+  every state of one key;
 * physical data pages (`Bounds.phys()`): only compared for equality, by the
   model and the invariants alike.
 
@@ -81,7 +85,9 @@ tests/explore/test_explore_saturate.py checks on every reachable state of small 
 * nothing the kernel, the drivers or the action table do depends on cache contents
   (calls return the same, enabledness and every non-cache field come out the same;
   invalidations remove entries by what they cover), so a state with more cache
-  entries takes the same steps, and keeps a superset of entries after them;
+  entries takes the same steps, and keeps a superset of entries after them; the one
+  record that reads the caches, a leaf table freed while a walk cache points at it
+  (bound walk_caches), is monotone too: more entries, more such records;
 * a `dma` event only adds entries that a fresh walk gives now;
 * every invariant is monotone in the caches: an entry more can add a DMA outcome,
   an entry in a freed tag or a held PASID, never remove one.

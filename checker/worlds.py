@@ -97,18 +97,18 @@ WORLDS: dict[str, World] = {w.name: w for w in (
                    "walk_caches=1",
           "paging1 with leaf table pages and walk caches: a 2 MiB iommu_unmap frees the "
           "leaf table page (VT-d paging-structure cache, SMMUv3 walk cache)",
-          (1_386, 952)),
+          (990, 680)),
     World("walkSva1", "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,"
                       "walk_caches=1",
           "sva1 with leaf table pages: the process's munmap of the 2 MiB frees its page-table "
           "page after the notifier's flush",
-          (1_687, 1_687)),
+          (1_205, 1_205)),
     World("walkKva1", "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,"
                       "walk_caches=1,kernel_pgtable=1",
           "walkSva1 with x86's kernel half: a PASID's DMA to a kernel address caches the "
           "kernel leaf table's pointer (VT-d; SMMUv3 never walks TTBR1), and vfree frees "
           "that page (e37d5a2d60a3, CVE-2025-71202) and vmalloc makes another",
-          (9_137, 8_177)),
+          (6_657, 5_985)),
     World("rangeSva1", "devices=1,processes=1,paging_domains=0,iova_pages=3,phys_pages=1,max_pasids=2,"
                        "range_pages=2",
           "sva1 with three IOVA pages: a process's two-page munmap reaches the SVA domain's "

@@ -16,7 +16,10 @@ region allocates its leaf table page, unmapping leaves one by one keeps it (neit
 the kernel's page-table code nor the CPU's frees a table a leaf unmap empties), and
 clearing the region's table pointer (`clear_table`: a 2 MiB unmap, a munmap that
 frees the page-table page, exit_mmap) hands the page back to the caller to free
-after its flush. The levels above the leaf table are the root (the model's IOVA
+after its flush (`free_leaf_table`). Leaf table pages come from a pool of their own
+(from TABLE_POOL_BASE, lowest free first), so a freed one is reused by the next leaf
+table, another domain's or process's included, and where the next one lands depends
+on the live leaf tables alone (which the explorer's key holds with their addresses). The levels above the leaf table are the root (the model's IOVA
 space lies in one region per root), so a walk cache entry is "region -> leaf table
 page", and `walk_table` reads a PTE through such a pointer the way hardware does:
 through whatever the page holds now.
@@ -49,6 +52,9 @@ FIRST_TABLE_PAGE = 0x1000
 #: a leaf table page holds 512 PTEs: it maps 2 MiB, region iova_pfn >> TABLE_SPAN_SHIFT
 TABLE_SPAN_SHIFT = 9
 SZ_2M = PAGE_SIZE << TABLE_SPAN_SHIFT
+#: leaf table pages are allocated from here up (above every configuration table and
+#: root, below the data pages of the bounds at 0x80000000)
+TABLE_POOL_BASE = 0x40000000
 #: x86-64 (4-level) direct map and vmalloc bases: the kernel half the IOMMU may walk (SVA)
 PAGE_OFFSET = 0xFFFF888000000000
 VMALLOC_START = 0xFFFFC90000000000
@@ -76,7 +82,8 @@ class Pte:
 class Memory:
     """Sparse physical memory: words by address, page tables by root address."""
 
-    __slots__ = ("words", "pagetables", "allocated", "words_gen", "table_pages", "leaf_tables")
+    __slots__ = ("words", "pagetables", "allocated", "words_gen", "table_pages", "leaf_tables",
+                 "table_pool")
 
     def __init__(self, table_pages: bool = False) -> None:
         self.words: dict[int, int] = {}
@@ -86,6 +93,8 @@ class Memory:
         self.table_pages = table_pages
         #: (root, region) -> the leaf table page mapping that 2 MiB region of the table
         self.leaf_tables: dict[tuple[int, int], int] = {}
+        #: the allocated leaf table pages (module doc)
+        self.table_pool: set[int] = set()
         #: replaced by every change to a word, shared by copies (module doc): the
         #: identity of the words' contents, not part of the state
         self.words_gen = object()
@@ -153,10 +162,21 @@ class Memory:
 
     def map(self, root: int, iova_pfn: int, pte: Pte) -> None:
         if self.table_pages and (root, iova_pfn >> TABLE_SPAN_SHIFT) not in self.leaf_tables:
-            self.leaf_tables[(root, iova_pfn >> TABLE_SPAN_SHIFT)] = self.alloc_page()
+            self.leaf_tables[(root, iova_pfn >> TABLE_SPAN_SHIFT)] = self._alloc_leaf_table()
         self.pagetables[root] = {**self.pagetables[root], iova_pfn: pte}
 
     # -- leaf table pages (module doc) ----------------------------------------
+    def _alloc_leaf_table(self) -> int:
+        addr = TABLE_POOL_BASE
+        while addr in self.table_pool:
+            addr += PAGE_SIZE
+        self.table_pool.add(addr)
+        return addr
+
+    def free_leaf_table(self, table: int) -> None:
+        """The page goes back to the pool (the next leaf table may be this page)."""
+        self.table_pool.discard(table)
+
     def leaf_table(self, root: int, iova_pfn: int) -> int | None:
         """The leaf table page a walk of `root` for iova_pfn goes through (None: the
         region has none, or table pages are off)."""
@@ -218,6 +238,7 @@ class Memory:
         m.words_gen = self.words_gen
         m.table_pages = self.table_pages
         m.leaf_tables = dict(self.leaf_tables)
+        m.table_pool = set(self.table_pool)
         return m
 
     def key(self) -> tuple[object, ...]:
@@ -226,6 +247,7 @@ class Memory:
             tuple(sorted((r, tuple(sorted(t.items()))) for r, t in self.pagetables.items())),
             tuple(sorted(self.allocated)),
             tuple(sorted(self.leaf_tables.items())),
+            tuple(sorted(self.table_pool)),
         )
 
     def __eq__(self, other: object) -> bool:

@@ -408,7 +408,7 @@ def _walk_cache_live(k: Kernel, b: Bounds) -> Violation | None:
     for root, region, table, what in sorted(k.driver.walk_cache_entries(k), key=lambda e: e[3]):
         if k.mem.leaf_tables.get((root, region)) == table:
             continue
-        if table not in k.mem.allocated:
+        if table not in k.mem.table_pool:
             now = "a freed page"
         elif (owner := k.mem.table_owner(table)) is not None:
             now = f"the leaf table of pagetable @{owner[0]:#x}"

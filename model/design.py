@@ -106,6 +106,7 @@ KNOBS: dict[str, str] = {
                                      "freed a page-table page",
     "smmu.flush_walk_leaf": "SMMUv3 tlb_flush_walk invalidates with Leaf = 1 before a table "
                             "page is freed",
+    "vtd.notifier_leaf_only": "VT-d's secondary-TLB notifier flushes with IH = 1 (leaf only)",
     "core.kva_free_without_iommu_flush": "x86 frees kernel page-table pages without telling the "
                                          "IOMMU (before e37d5a2d60a3, CVE-2025-71202)",
     "core.munmap_free_table_before_flush": "munmap frees the CPU's page-table page before the "

@@ -221,7 +221,7 @@ class KernelBase(Declared):
         if held:
             self.warn("table_freed_while_cached", f"{where} frees leaf table page @{table:#x} "
                                                   f"while {held[0]}")
-        self.mem.free_page(table)
+        self.mem.free_leaf_table(table)
 
     def mark_freed(self, kind: str, obj: int, where: str) -> None:
         """The kernel freed this object here (named in later use-after-free reports)."""

@@ -65,10 +65,15 @@ class DmaApi(SvaCore):
         """iommu_unmap of a 2 MiB-aligned 2 MiB (bound walk_caches): iommu_pgsize picks
         SZ_2M (the model's pgsize_bitmap is SZ_4K | SZ_2M; every map is of 4 KiB pages), so
         the page table meets a table entry the unmap fully covers: it clears the pointer
-        and every PTE under it and frees the leaf table page (VT-d's generic page table:
-        onto the gather's freelist, freed after iotlb_sync; io-pgtable-arm: tlb_flush_walk
-        then free, before the unmap returns). The driver's `unmap_table` does what its page
-        table does. Nothing there (no table): 0, a hole."""
+        and every PTE under it and frees the leaf table page, holes or not, and returns
+        the 2 MiB. That is io-pgtable-arm (__arm_lpae_unmap: tlb_flush_walk, then free,
+        before the unmap returns) and VT-d's page table up to v6.18 (domain_unmap's
+        dma_pte_clear_level puts the covered table on the gather's freelist, freed after
+        iotlb_sync). v7.0's generic page table (iommupt __unmap_range) stops at the first
+        empty PTE and frees a table only when the unmap clears all of it: with the model's
+        few IOVA pages that is never, so its VT-d 2 MiB unmap is the v6.18 one (the flush
+        that precedes a free, IH = 0, is the same in both). The driver's `unmap_table`
+        does what its page table does. Nothing there (no table): 0, a hole."""
         assert dom.pgtable is not None
         table = self.mem.clear_table(dom.pgtable, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
         if table is None:

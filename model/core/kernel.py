@@ -189,9 +189,10 @@ class Kernel(PciReset):
         owned = {x.pgtable for x in self.domains.values() if x.pgtable is not None}
         owned |= {m.pgd for m in self.mms.values()}
         orphans = tuple([(ren.root(r), _table(self, ren, r)) for r in ren.roots() if r not in owned])
-        # Leaf table pages (bound walk_caches) keep their addresses: a state and one whose
-        # table pages sit elsewhere stay apart (less reduction, never a wrong merge; the
-        # model only compares table pages for equality and membership, as it does roots).
+        # Leaf table pages (bound walk_caches) keep their addresses. They come from a pool
+        # of their own that holds exactly the live leaf tables between calls
+        # (hwspec/memory.py), so two states with one key allocate the next leaf table at
+        # the same address: their successors have one key too.
         leaves = frozenset([(ren.root(r), rg, t) for (r, rg), t in self.mem.leaf_tables.items()])
         return (tuple(parts), drv, orphans, leaves)
 

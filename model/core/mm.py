@@ -44,8 +44,11 @@ class MmLifetime(PasidAllocator):
     def cpu_munmap(self, mm: int, iova: int, size: int = 1 << PAGE_SHIFT) -> int:
         """munmap: clear the CPU page table, then one mmu_notifier
         arch_invalidate_secondary_tlbs(mm, start, end) over the range of PTEs it cleared
-        (the mmu_gather's range; `end` exclusive, as flush_tlb_mm_range passes it; past
-        the architecture's single-page ceiling, every address)."""
+        (the mmu_gather's range; `end` exclusive, as flush_tlb_mm_range passes it). The
+        CPU may flush everything instead (x86 past tlb_single_page_flush_ceiling, 33
+        pages), but since v6.15 that widening lives in get_flush_tlb_info and the notifier
+        still gets the caller's range (before, flush_tlb_mm_range widened start and end
+        first, and the IOMMU got (0, TLB_FLUSH_ALL) too)."""
         m = self.mms[mm]
         if m.exited:
             return -errno.EFAULT
@@ -56,27 +59,22 @@ class MmLifetime(PasidAllocator):
         if not cleared:
             return 0
         start, end = cleared[0] << PAGE_SHIFT, (cleared[-1] + 1) << PAGE_SHIFT
-        ceiling = self.driver.cpu_flush_ceiling
-        if ceiling is not None and (end - start) >> PAGE_SHIFT > ceiling:
-            start, end = 0, ULONG_MAX  # flush_tlb_mm_range: a full flush, so is the notifier's
         self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))
         return 0
 
     def _munmap_region(self, mm: int, iova: int) -> int:
         """munmap of the one mapping that covers a whole 2 MiB region (bound walk_caches):
         zap every PTE, free_pgtables clears the PMD's pointer to the leaf table page, the
-        mmu_gather flush (x86 flush_tlb_mm_range, past its 33-page ceiling a flush of
-        everything; freed_tables is not passed on) calls the secondary-TLB notifier, and
-        only then is the table page freed (MMU_GATHER_RCU_TABLE_FREE: tlb_remove_table
-        after tlb_flush_mmu_tlbonly)."""
+        mmu_gather flush (x86 flush_tlb_mm_range; freed_tables is not passed on) calls the
+        secondary-TLB notifier over the 2 MiB, and only then is the table page freed
+        (MMU_GATHER_RCU_TABLE_FREE: tlb_remove_table after tlb_flush_mmu_tlbonly). The
+        drivers flush non-leaf for every notifier range for this reason (VT-d IH = 0,
+        SMMUv3 leaf = false or by ASID)."""
         m = self.mms[mm]
         table = self.mem.clear_table(m.pgd, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
         if table is None:
             return 0
         start, end = iova, iova + SZ_2M
-        ceiling = self.driver.cpu_flush_ceiling
-        if ceiling is not None and (end - start) >> PAGE_SHIFT > ceiling:
-            start, end = 0, ULONG_MAX
         if self.design.has("core.munmap_free_table_before_flush"):
             self.free_table_page(table, "munmap (free_pgtables)")  # broken variant: before the flush
         self._notify(mm, lambda dom: self.driver.invalidate_secondary_tlbs(self._k, dom, start, end))

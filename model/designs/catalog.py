@@ -496,6 +496,21 @@ _VARIANTS = (
         changed_calls=("vfree_kernel_pgtable",),
     ),
     Design(
+        name="vtd-notifier-leaf-only",
+        summary="VT-d's mm notifier flushing leaf entries only (IH = 1)",
+        rationale="arch_invalidate_secondary_tlbs(mm, start, end) does not say whether the "
+                  "CPU freed page-table pages in the range (x86 flush_tlb_mm_range drops "
+                  "freed_tables), so intel_arch_invalidate_secondary_tlbs flushes with IH = 0. "
+                  "A leaf-only hint there keeps the paging-structure cache's pointer to the "
+                  "PTE page free_pgtables frees after the flush (walkSva1).",
+        knobs=frozenset({"vtd.notifier_leaf_only"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("walk-cache-live",)),),
+        check_bounds="devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,"
+                     "max_pasids=2,walk_caches=1",  # world walkSva1
+        changed_calls=("cpu_munmap", "cpu_munmap_2m"),
+    ),
+    Design(
         name="munmap-free-table-before-flush",
         summary="munmap freeing the CPU page-table page before the secondary-TLB flush",
         rationale="The IOMMU walks a process's page table for SVA, so a page-table page the "

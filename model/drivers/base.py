@@ -120,12 +120,6 @@ class Driver:
     def mm_release(self, k: "Kernel", dom: "Domain") -> None:
         """mmu_notifier_ops.release: the address space is going away (exit_mmap)."""
 
-    #: the CPU's flush_tlb_mm_range turns a range of more pages than this into a flush of
-    #: everything, (0, TLB_FLUSH_ALL), before it calls the secondary-TLB notifier: x86's
-    #: tlb_single_page_flush_ceiling is 33 (the VT-d world); arm64 passes the range on
-    #: (None: its own 512-page cut matches the SMMU driver's CMDQ_MAX_TLBI_OPS)
-    cpu_flush_ceiling: int | None = None
-
     def invalidate_secondary_tlbs(self, k: "Kernel", dom: "Domain", start: int, end: int) -> None:
         """arch_invalidate_secondary_tlbs(mm, start, end): the CPU changed [start, end) of
         the mm's page table (`end` exclusive; 0, ULONG_MAX: all of it)."""

@@ -190,10 +190,6 @@ def _st(k: "Kernel") -> VtdState:
 class VtdDriver(Driver):
     name = "vtd"
 
-    #: x86 (arch/x86/mm/tlb.c tlb_single_page_flush_ceiling): a munmap of more pages
-    #: reaches intel_arch_invalidate_secondary_tlbs as (0, TLB_FLUSH_ALL)
-    cpu_flush_ceiling = 33
-
     def __init__(self, ndoms: int = 1 << 16) -> None:
         self.ndoms = ndoms
 
@@ -736,8 +732,9 @@ class VtdDriver(Driver):
         self._flush_range(k, dom, start, end, ih=ih)
 
     def unmap_table(self, k: "Kernel", dom: Domain, start: int, end: int, table: int) -> None:
-        """The generic page table (iommupt __unmap_range) puts a fully covered table on the
-        gather's freelist; intel_iommu_tlb_sync flushes with IH = 0, then frees the list."""
+        """A fully covered table goes on the gather's freelist (domain_unmap up to v6.18;
+        v7.0's iommupt __unmap_range when the unmap cleared the whole table: see the core's
+        _unmap_region); intel_iommu_tlb_sync flushes with IH = 0, then frees the list."""
         self.iotlb_sync(k, dom, start, end, freed=True)
         k.free_table_page(table, "iommu_put_pages_list (intel_iommu_tlb_sync)")
 
@@ -754,7 +751,9 @@ class VtdDriver(Driver):
         if start == 0 and end == ULONG_MAX:
             self._flush_range(k, dom, 0, ULONG_MAX)
         else:
-            self._flush_range(k, dom, start, end - 1)
+            # IH = 0: the notifier is not told whether the CPU freed page-table pages
+            ih = 1 if k.design.has("vtd.notifier_leaf_only") else 0
+            self._flush_range(k, dom, start, end - 1, ih=ih)
 
     def mm_release(self, k: "Kernel", dom: Domain) -> None:
         """intel_mm_release: tear every (dev, PASID) of the SVA domain down, faults ignored."""

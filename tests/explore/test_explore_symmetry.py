@@ -34,6 +34,10 @@ from model.designs import get_design
 #: pages have something to be renamed to.
 RENAMING = Bounds(devices=1, processes=2, paging_domains=1, iova_pages=1, phys_pages=2, max_pasids=3)
 SMALL = Bounds(devices=1, processes=1, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2)
+#: leaf table pages (bound walk_caches) with two domains and a process: table pages that
+#: are freed and reused by another table, and roots that outlive their domains
+WALK = Bounds(devices=1, processes=1, paging_domains=2, iova_pages=1, phys_pages=1, max_pasids=2,
+              walk_caches=True)
 
 # design, hw, bounds, depth limit (beyond the shortest counterexample where there is one)
 AGREE = [
@@ -45,6 +49,8 @@ AGREE = [
     ("set-dev-pasid-blocking-2022", "smmuv3", SMALL, 6),
     ("smmu-detach-no-atc-inv", "smmuv3", SMALL, 6),
     ("vtd-teardown-no-devtlb-flush", "vtd", SMALL, 8),
+    ("upstream", "vtd", WALK, 5),
+    ("vtd-tlb-sync-ih-with-freelist", "vtd", WALK, 7),
 ]
 COUNTS: dict[str, tuple[int, int]] = {}
 #: the `reachable` fixture (tests/explore/conftest.py)
@@ -105,14 +111,17 @@ def _reduced_explorer(design: str, hw: str, b: Bounds) -> Explorer:
     return ex
 
 
-@pytest.mark.parametrize("design,hw,depth", [
-    ("upstream", "vtd", 4),
-    ("upstream", "smmuv3", 4),
-    ("smmu-detach-no-atc-inv", "smmuv3", 5),
-    ("pasid-freed-at-mm-exit", "vtd", 4),
-])
-def test_merged_states_are_interchangeable(design: str, hw: str, depth: int, reachable: Reachable) -> None:
-    b = RENAMING
+@pytest.mark.parametrize("design,hw,depth,b", [
+    ("upstream", "vtd", 4, RENAMING),
+    ("upstream", "smmuv3", 4, RENAMING),
+    ("smmu-detach-no-atc-inv", "smmuv3", 5, RENAMING),
+    ("pasid-freed-at-mm-exit", "vtd", 4, RENAMING),
+    ("upstream", "vtd", 4, WALK),
+    ("vtd-tlb-sync-ih-with-freelist", "vtd", 5, WALK),
+    ("smmu-flush-walk-leaf", "smmuv3", 5, WALK),
+], ids=lambda x: x if isinstance(x, (str, int)) else "")
+def test_merged_states_are_interchangeable(design: str, hw: str, depth: int, b: Bounds,
+                                           reachable: Reachable) -> None:
     full = Explorer(Config(get_design(design), hw, b), CATALOG, symmetry=False)
     reduced = _reduced_explorer(design, hw, b)
     classes: dict[int, list[Kernel]] = {}
