@@ -402,7 +402,7 @@ def _warn_sites_md() -> list[str]:
 
     reads = {WarnClass.MISUSE: "allowed (a caller's error)", WarnClass.BUG: "`no-kernel-warn`",
              WarnClass.OOPS: "`no-kernel-warn`", WarnClass.UAF: "`no-use-after-free`",
-             WarnClass.TORN: "`hitless-entry-update`"}
+             WarnClass.TORN: "`hitless-entry-update`", WarnClass.WALK: "`walk-cache-live`"}
     out = ["## WARN, oops and use-after-free sites", "",
            "Every site where the model records what the kernel would WARN about, crash on, or "
            "KASAN would report (model/warn.py), with the invariant that reads it.", "",
