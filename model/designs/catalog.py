@@ -502,10 +502,12 @@ _VARIANTS = (
                   "CPU freed page-table pages in the range (x86 flush_tlb_mm_range drops "
                   "freed_tables), so intel_arch_invalidate_secondary_tlbs flushes with IH = 0. "
                   "A leaf-only hint there keeps the paging-structure cache's pointer to the "
-                  "PTE page free_pgtables frees after the flush (walkSva1).",
+                  "PTE page free_pgtables frees after the flush (walkSva1); once that page is "
+                  "the default domain's leaf table (dma_map_page), the process's PASID "
+                  "reaches the kernel driver's DMA buffer (no-stale-translation, 6 calls).",
         knobs=frozenset({"vtd.notifier_leaf_only"}),
         hw=("vtd",), kind="variant",
-        expect_breaks=(("vtd", ("walk-cache-live",)),),
+        expect_breaks=(("vtd", ("walk-cache-live", "no-stale-translation")),),
         check_bounds="devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,"
                      "max_pasids=2,walk_caches=1",  # world walkSva1
         changed_calls=("cpu_munmap", "cpu_munmap_2m"),

@@ -94,6 +94,7 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("smmu-flush-walk-leaf", "smmuv3", "walk-cache-live"): ("W", 5),
     ("smmu-flush-walk-leaf", "smmuv3", "no-stale-translation"): ("W", 7),
     ("vtd-notifier-leaf-only", "vtd", "walk-cache-live"): ("WS", 5),
+    ("vtd-notifier-leaf-only", "vtd", "no-stale-translation"): ("WS", 6),
     ("munmap-free-table-before-flush", "vtd", "walk-cache-live"): ("WS", 5),
     ("munmap-free-table-before-flush", "smmuv3", "walk-cache-live"): ("WS", 5),
     # x86 SVA's kernel half (kernel_pgtable=1): CVE-2025-71202 in four calls
