@@ -62,6 +62,13 @@ VMALLOC_START = 0xFFFFC90000000000
 KERNEL_DATA_PFN = 0x7FFFF
 
 
+def region_overlaps(region: int, pages: range) -> bool:
+    """Whether a range of page frames meets the 2 MiB region one leaf table page maps
+    (what an invalidation by range must cover for a walk-cache entry of that region)."""
+    lo = region << TABLE_SPAN_SHIFT
+    return pages.start < lo + (1 << TABLE_SPAN_SHIFT) and lo < pages.stop
+
+
 class Prot(IntFlag):
     """Page permissions, as IOMMU_READ / IOMMU_WRITE in include/linux/iommu.h."""
 

@@ -29,6 +29,11 @@ from .cd import CD
 from .ste import STE
 
 
+def _tlb_tag(vmid: int, asid: int | None) -> str:
+    """The (VMID, ASID) tag as reports print it (TLB and walk cache share it)."""
+    return f"vmid {vmid}, stage 2" if asid is None else f"vmid {vmid}, asid {asid}"
+
+
 def _prot(p: Prot) -> str:
     return "" if p == Prot.RW else f" ({p.name})"
 
@@ -68,9 +73,7 @@ class TlbEntry:
 
     @property
     def tag(self) -> str:
-        if self.asid is None:
-            return f"vmid {self.vmid}, stage 2"
-        return f"vmid {self.vmid}, asid {self.asid}"
+        return _tlb_tag(self.vmid, self.asid)
 
     def __str__(self) -> str:
         return (
@@ -115,9 +118,7 @@ class WalkEntry:
 
     @property
     def tag(self) -> str:
-        if self.asid is None:
-            return f"vmid {self.vmid}, stage 2"
-        return f"vmid {self.vmid}, asid {self.asid}"
+        return _tlb_tag(self.vmid, self.asid)
 
     def __str__(self) -> str:
         lo = self.region << (PAGE_SHIFT + TABLE_SPAN_SHIFT)

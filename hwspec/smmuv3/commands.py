@@ -38,7 +38,7 @@ from typing import ClassVar, Mapping, Sequence, Self
 
 from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
-from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT
+from ..memory import PAGE_SHIFT, region_overlaps
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry
 
 #: ATC_INV_SIZE_ALL: an ATC_INV span of 2**52 pages is the whole address space.
@@ -305,10 +305,8 @@ class TLBI_NH_VA(Command):
 
     def covers(self, entry: CacheEntry) -> bool:
         if isinstance(entry, WalkEntry):
-            pages, lo = self.pages, entry.region << TABLE_SPAN_SHIFT
             return (not self.leaf and entry.asid is not None and entry.asid == self.asid
-                    and entry.vmid == self.vmid
-                    and pages.start < lo + (1 << TABLE_SPAN_SHIFT) and lo < pages.stop)
+                    and entry.vmid == self.vmid and region_overlaps(entry.region, self.pages))
         return (
             isinstance(entry, TlbEntry)
             and entry.asid is not None

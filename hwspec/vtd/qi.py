@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import ats
 from ..layout import Layout, LayoutError, fields
-from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT
+from ..memory import PAGE_SHIFT, region_overlaps
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import MAX_AGAW_PFN_WIDTH
 
@@ -81,12 +81,6 @@ def psi_pages(addr_pfn: int, am: int) -> range:
     """Pages of a page-selective invalidation: 2^AM pages, aligned (low AM bits of ADDR ignored)."""
     base = addr_pfn & ~((1 << am) - 1)
     return range(base, base + (1 << am))
-
-
-def _overlaps(region: int, pages: range) -> bool:
-    """Whether a page range meets the 2 MiB region a leaf table page maps."""
-    lo = region << TABLE_SPAN_SHIFT
-    return pages.start < lo + (1 << TABLE_SPAN_SHIFT) and lo < pages.stop
 
 
 def devtlb_pages(addr_pfn: int, s: int) -> range:
@@ -273,7 +267,7 @@ class QiIotlb(QiDesc):
             return entry.did == self.did
         if isinstance(entry, PscEntry):
             return (entry.pasid is None and entry.did == self.did and not self.ih
-                    and _overlaps(entry.region, psi_pages(self.addr, self.am)))
+                    and region_overlaps(entry.region, psi_pages(self.addr, self.am)))
         return (
             entry.pasid is None
             and entry.did == self.did
@@ -331,7 +325,7 @@ class QiEiotlb(QiDesc):
             return False
         if isinstance(entry, PscEntry):
             return self.gran is EiotlbGran.NONG_PASID or (
-                not self.ih and _overlaps(entry.region, psi_pages(self.addr, self.am)))
+                not self.ih and region_overlaps(entry.region, psi_pages(self.addr, self.am)))
         return self.gran is EiotlbGran.NONG_PASID or entry.iova_pfn in psi_pages(
             self.addr, self.am
         )

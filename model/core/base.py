@@ -217,7 +217,7 @@ class KernelBase(Declared):
     def free_table_page(self, table: int, where: str) -> None:
         """Free a leaf table page (bound walk_caches). A walk-cache entry that still points
         at it is recorded first: the free must come after the flush that drops it."""
-        held = sorted(what for _, _, t, what in self.driver.walk_cache_entries(self._k) if t == table)
+        held = sorted(str(e) for e in self.driver.walk_cache_entries(self._k) if e.table == table)
         if held:
             self.warn("table_freed_while_cached", f"{where} frees leaf table page @{table:#x} "
                                                   f"while {held[0]}")

@@ -12,7 +12,7 @@ driver, as the kernel does with one `iommu_domain_ops` per domain kind.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Collection, Protocol
 
 from hwspec.memory import PAGE_SHIFT
 from hwspec.outcome import Access, Outcome
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 class DriverState(Protocol):
     def copy(self) -> "DriverState": ...
     def key(self) -> tuple[Any, ...]: ...
+
+
+class WalkPointer(Protocol):
+    """A walk-cache entry as the checks read it: the table its walk started from, the
+    2 MiB region and the leaf table page it points at (its str() names it in reports)."""
+
+    @property
+    def root(self) -> int: ...
+    @property
+    def region(self) -> int: ...
+    @property
+    def table(self) -> int: ...
 
 
 class Driver:
@@ -108,10 +120,10 @@ class Driver:
         self.iotlb_sync(k, dom, start, end)
         k.free_table_page(table, "iommu_unmap")
 
-    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
-        """(root, region, table page, description) of every walk-cache entry the hardware
-        holds (VT-d paging-structure caches, SMMUv3 walk cache): for walk-cache-live."""
-        return []
+    def walk_cache_entries(self, k: "Kernel") -> Collection["WalkPointer"]:
+        """Every walk-cache entry the hardware holds (VT-d paging-structure cache, SMMUv3
+        walk cache), for walk-cache-live and the check at a table page's free."""
+        return ()
 
     def flush_iotlb_all(self, k: "Kernel", dom: "Domain") -> None:
         """ops->flush_iotlb_all: everything the domain's translations may be cached as."""

@@ -463,8 +463,8 @@ class SmmuV3Driver(Driver):
         self._tlb_inv_range_domain(k, dom, start, end - start + 1, leaf=leaf)
         k.free_table_page(table, "__arm_lpae_free_pgtable")
 
-    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
-        return [(e.root, e.region, e.table, str(e)) for e in _st(k).unit.walk]
+    def walk_cache_entries(self, k: "Kernel") -> set[hw.WalkEntry]:
+        return _st(k).unit.walk
 
     def _tlb_inv_range_domain(self, k: "Kernel", dom: Domain, iova: int, size: int, leaf: bool) -> None:
         """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:

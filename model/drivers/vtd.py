@@ -738,8 +738,8 @@ class VtdDriver(Driver):
         self.iotlb_sync(k, dom, start, end, freed=True)
         k.free_table_page(table, "iommu_put_pages_list (intel_iommu_tlb_sync)")
 
-    def walk_cache_entries(self, k: "Kernel") -> list[tuple[int, int, int, str]]:
-        return [(e.root, e.region, e.table, str(e)) for e in _st(k).unit.psc]
+    def walk_cache_entries(self, k: "Kernel") -> set[hw.PscEntry]:
+        return _st(k).unit.psc
 
     def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
         """intel_flush_iotlb_all: cache_tag_flush_all."""
