@@ -425,6 +425,43 @@ def _walk_cache_live(k: Kernel, b: Bounds) -> Violation | None:
     return None
 
 
+def _nested_cache_current(k: Kernel, b: Bounds) -> Violation | None:
+    """Every cached combined (nested) translation is what the guest's stage-1 and the
+    parent's stage-2 give now, under the nested domain its tag belongs to."""
+    drv = k.driver
+    for tag, iova_pfn, ipa_pfn, pfn, text in sorted(drv.nested_translations(k)):
+        owners = drv.tag_nested_domains(k, tag)
+        if not owners:
+            return Violation(
+                "nested-cache-current",
+                f"{text}: its tag {_tag(tag)} belongs to no nested domain any more; it was not "
+                f"invalidated when its domain was detached or freed", (text,))
+        for d in owners:
+            dom = k.domains[d]
+            parent = k.domains.get(dom.parent) if dom.parent is not None else None
+            first = k.mem.walk(dom.pgtable, iova_pfn) if dom.pgtable is not None else None
+            if first is None or first.pfn != ipa_pfn:
+                return Violation(
+                    "nested-cache-current",
+                    f"{text}: tag {_tag(tag)} is {show_domain(d)}'s, whose stage-1 table maps "
+                    f"iova {iova_pfn << 12:#x} to "
+                    f"{'nothing' if first is None else hex(first.pfn << 12)}", (text,))
+            if parent is None or parent.pgtable is None:
+                return Violation(
+                    "nested-cache-current",
+                    f"{text}: {show_domain(d)}'s nesting parent was freed", (text,))
+            second = k.mem.walk(parent.pgtable, ipa_pfn)
+            if second is None or second.pfn != pfn:
+                now = "no mapping" if second is None else f"pa {second.pfn << 12:#x}"
+                return Violation(
+                    "nested-cache-current",
+                    f"{text}: the nesting parent {show_domain(parent.id)} now has {now} at ipa "
+                    f"{ipa_pfn << 12:#x}; its change was not invalidated under the tag "
+                    f"{_tag(tag)} of {show_domain(d)}, nested on it",
+                    (text,))
+    return None
+
+
 CATALOG: tuple[Invariant, ...] = (
     Invariant(
         "no-stale-translation",
@@ -591,6 +628,26 @@ CATALOG: tuple[Invariant, ...] = (
         "before it frees, and the x86 SVA case (the kernel half of every process page table, "
         "which the IOMMU walks too) needed e37d5a2d60a3 (CVE-2025-71202).",
         (), Layer.HW, check_state=_walk_cache_live, check_step=_table_freed_while_cached,
+    ),
+    Invariant(
+        "nested-cache-current",
+        "After a change to a nesting parent, no cached translation derived from it survives "
+        "under the tag of any domain nested on it: every cached combined (stage-1 + stage-2) "
+        "entry is what the nested domain's stage-1 table and its parent's stage-2 table give "
+        "now, and its tag belongs to a live nested domain.",
+        "A nested domain's translations are cached under its own tag (VT-d: the nested "
+        "domain's DID and the PASID; SMMUv3: VMID and the guest's ASID), not under the "
+        "parent's, so an unmap on the parent that invalidates only the parent's own tags "
+        "leaves the guest's DMA reaching the unmapped page. VT-d's first nesting support "
+        "(v6.7) shipped that way and needed 821985301124 'Add missing iotlb flush for parent "
+        "domain' and 5e54e861f16f 'Add missing device iotlb flush for parent domain' (the "
+        "NESTING_IOTLB / NESTING_DEVTLB cache tags since v6.10); SMMUv3 follows an S2 "
+        "invalidation with TLBI_NH_ALL by VMID and a full ATC flush for nested ATS masters. "
+        "Seed 003 looks ahead to nested domains sharing one DID, which this invariant (and "
+        "did-pasid-tag-unique) judge too.",
+        (S003,), Layer.HW, check_state=_nested_cache_current,
+        quote="This will also benefit the nesting case, where user domains nested on the same "
+              "parent could share a domain ID.",
     ),
     ERRNO_CONTRACT,
 ) + DEVICE_LIFE + KERNEL_BUGS + (MODEL_EXCEPTION_INVARIANT,)

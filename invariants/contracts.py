@@ -165,7 +165,7 @@ def _vtd_no_did(k: Kernel, dom: Domain, released: int | None = None) -> bool:
     DID from IDA_START_DID to cap_ndoms - 1 is taken (`released`: a domain whose last
     DID reference is dropped first, as device_block_translation does on a RID attach)."""
     s = _vtd(k)
-    if s is None or not dom.type.is_paging or dom.id in s.dids:
+    if s is None or not (dom.type.is_paging or dom.type is DomainType.NESTED) or dom.id in s.dids:
         return False
     used = {did for d, (did, ref) in s.dids.items() if not (d == released and ref == 1)}
     return all(did in used for did in range(IDA_START_DID, s.ndoms))

@@ -139,7 +139,10 @@ class Action:
 
 # -- parameter pools ------------------------------------------------------------
 def live_paging_domains(k: Kernel) -> list[int]:
-    return sorted(d.id for d in k.domains.values() if d.type is DomainType.UNMANAGED)
+    """The domains callers allocated and name in calls: UNMANAGED paging domains (nesting
+    parents among them) and NESTED domains (bound nesting)."""
+    return sorted(d.id for d in k.domains.values()
+                  if d.type in (DomainType.UNMANAGED, DomainType.NESTED))
 
 
 def live_mms(k: Kernel) -> list[int]:
@@ -202,7 +205,9 @@ def pool(kind: Kind, k: Kernel, b: Bounds) -> list[Any]:
 
 # -- caller contracts --------------------------------------------------------------
 def _unused_domain(k: Kernel, b: Bounds, a: Args) -> bool:
-    return not k._domain_in_use(a[0])
+    """Nothing attaches it, and no nested domain holds it as its parent (iommufd's
+    nested hwpt holds a reference on the parent hwpt until it is destroyed)."""
+    return not k._domain_in_use(a[0]) and not k.nested_on(a[0])
 
 
 def _attached_at(k: Kernel, b: Bounds, a: Args) -> bool:
@@ -390,6 +395,17 @@ ACTIONS: tuple[Action, ...] = (
            lambda k, a: k.iommu_paging_domain_alloc(a[0]),
            "a driver or VFIO allocates an UNMANAGED paging domain",
            requires=_can_alloc_domain, produces=Kind.DOMAIN),
+    # -- nesting (bound nesting): iommufd's NEST_PARENT and NESTED hwpts -----------------
+    Action("iommu_nest_parent_alloc", "call", (Param("dev", Kind.DEV),),
+           lambda k, a: k.iommu_nest_parent_alloc(a[0]),
+           "iommufd allocates a nesting parent: a paging domain with IOMMU_HWPT_ALLOC_NEST_PARENT",
+           requires=_can_alloc_domain, produces=Kind.DOMAIN, bound="nesting"),
+    Action("iommu_domain_alloc_nested", "call", (Param("domain", Kind.DOMAIN), Param("dev", Kind.DEV)),
+           lambda k, a: k.iommu_domain_alloc_nested(a[0], a[1]),
+           "iommufd allocates a NESTED domain on a nesting parent: the guest's stage-1 table "
+           "over the parent's",
+           requires=lambda k, b, a: _can_alloc_domain(k, b, a) and k.domains[a[0]].nest_parent,
+           produces=Kind.DOMAIN, bound="nesting"),
     Action("iommu_domain_free", "call", (Param("domain", Kind.DOMAIN, consumes=True),),
            lambda k, a: k.iommu_domain_free(a[0]),
            "free a paging domain nobody uses", requires=_unused_domain),
@@ -473,7 +489,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_unmap", "call", (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA)),
            lambda k, a: k.iommu_unmap(a[0], a[1]),
            "unmap one mapped page; the driver flushes IOTLB and ATC before returning",
-           requires=lambda k, b, a: _mapped(k, k.domains[a[0]].pgtable, a[1])),
+           requires=lambda k, b, a: k.domains[a[0]].type.is_paging
+           and _mapped(k, k.domains[a[0]].pgtable, a[1])),
     # -- ranges (bound range_pages): the same calls with a size of 2 .. range_pages pages
     Action("iommu_map_range", "call",
            (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pa", Kind.PHYS),
@@ -485,8 +502,9 @@ ACTIONS: tuple[Action, ...] = (
            (Param("domain", Kind.DOMAIN), Param("iova", Kind.IOVA), Param("pages", Kind.PAGES)),
            lambda k, a: k.iommu_unmap(a[0], a[1], a[2] << 12),
            "iommu_unmap of `pages` mapped pages: one gather, one iotlb_sync",
-           requires=lambda k, b, a: all(_mapped(k, k.domains[a[0]].pgtable, a[1] + (i << 12))
-                                        for i in range(a[2])), bound="range_pages"),
+           requires=lambda k, b, a: k.domains[a[0]].type.is_paging
+           and all(_mapped(k, k.domains[a[0]].pgtable, a[1] + (i << 12)) for i in range(a[2])),
+           bound="range_pages"),
     # -- leaf table pages (bound walk_caches): the 2 MiB the IOVA space lies in ------------
     Action("iommu_unmap_2m", "call", (Param("domain", Kind.DOMAIN),),
            lambda k, a: k.iommu_unmap(a[0], 0, SZ_2M),

@@ -25,7 +25,7 @@ class BoundsError(ValueError):
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
                    "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv",
-                   "walk_caches", "kernel_pgtable"})
+                   "walk_caches", "kernel_pgtable", "nesting"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -99,6 +99,11 @@ class Bounds:
     #: every process page table shares; a device may DMA a kernel address with a PASID
     #: (the walk caches the pointer) and the kernel may free the page (vfree); off by default
     kernel_pgtable: bool = False
+    #: iommufd nesting: a nesting parent (IOMMU_HWPT_ALLOC_NEST_PARENT, a stage-2 paging
+    #: domain) and nested domains on it, each translating through a guest's stage-1 table
+    #: (IOVA page i -> IPA page i ^ 1 for the first two pages) and the parent's table; off by
+    #: default (two more calls per state)
+    nesting: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -129,6 +134,9 @@ class Bounds:
         if self.kernel_pgtable and not self.walk_caches:
             raise BoundsError("bound kernel_pgtable=1 needs walk_caches=1 (the kernel half is "
                               "a leaf table page)")
+        if self.nesting and self.walk_caches:
+            raise BoundsError("bounds nesting=1 and walk_caches=1 do not mix: the paging-structure "
+                              "caches of a nested (two-stage) walk are not modelled")
         if self.shared_ats and not (self.shared_group or self.mixed_group):
             raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
         # Every group's default DMA domain takes a DID (VT-d) and an ASID (SMMUv3) at boot,

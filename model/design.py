@@ -107,6 +107,12 @@ KNOBS: dict[str, str] = {
     "smmu.flush_walk_leaf": "SMMUv3 tlb_flush_walk invalidates with Leaf = 1 before a table "
                             "page is freed",
     "vtd.notifier_leaf_only": "VT-d's secondary-TLB notifier flushes with IH = 1 (leaf only)",
+    "vtd.parent_flush_skips_nesting_tags": "VT-d flushes a nesting parent's own cache tags only, "
+                                           "not the NESTING_* tags of domains nested on it",
+    "vtd.nested_devtlb_by_parent_range": "VT-d flushes NESTING_DEVTLB tags over the parent's IPA "
+                                         "range instead of the whole device TLB",
+    "vtd.nested_share_parent_did": "VT-d nested domains on one parent share one DID (seed 003's "
+                                   "long-term idea)",
     "core.kva_free_without_iommu_flush": "x86 frees kernel page-table pages without telling the "
                                          "IOMMU (before e37d5a2d60a3, CVE-2025-71202)",
     "core.munmap_free_table_before_flush": "munmap frees the CPU's page-table page before the "

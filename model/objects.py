@@ -29,6 +29,10 @@ class DomainType(Enum):
     UNMANAGED = "UNMANAGED"  # a paging domain owned by a user (VFIO/iommufd) or kernel driver
     DMA = "DMA"  # the DMA-API default domain (a paging domain)
     SVA = "SVA"
+    #: a user (iommufd) domain translated by a guest's stage-1 table on top of a
+    #: nesting parent's stage-2 (ops->domain_alloc_nested): not a paging domain, no
+    #: iommu_map on it (bound nesting)
+    NESTED = "NESTED"
 
     @property
     def is_paging(self) -> bool:
@@ -147,6 +151,11 @@ class Domain:
     has_attach_dev: bool = True
     has_set_dev_pasid: bool = True
     static: bool = False  # ops->blocked_domain / ops->identity_domain: never freed
+    #: allocated with IOMMU_HWPT_ALLOC_NEST_PARENT: a stage-2 table domains may nest on
+    nest_parent: bool = False
+    #: NESTED: the nesting parent whose stage-2 table translates the guest's output
+    #: (`pgtable` is then the guest's stage-1 table: IOVA -> IPA)
+    parent: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 For a device, a PASID (or None for RID traffic) and an IOVA, the core's state
 alone decides the one permitted effect: translated through the attached
-domain's page table (or the bound process's page table for SVA), bypass for an
+domain's page table (or the bound process's page table for SVA; for a nested domain
+the guest's stage-1 table, then its parent's), bypass for an
 identity domain, or a fault (blocked, nothing attached, the process exited).
 `no-stale-translation` demands that every outcome hwspec's `translate` allows
 has exactly this effect.
@@ -10,7 +11,7 @@ has exactly this effect.
 
 from __future__ import annotations
 
-from hwspec.memory import PAGE_SHIFT, Prot
+from hwspec.memory import PAGE_SHIFT, Prot, Pte
 from hwspec.outcome import Access, Kind, Outcome
 
 from model.core import BLOCKED_DOMAIN_ID, Kernel
@@ -56,6 +57,11 @@ def expected_effect(k: Kernel, dev: str, pasid: int | None, iova: int, access: A
         assert dom.pgtable is not None
         root = dom.pgtable
     pte = k.mem.walk(root, iova >> PAGE_SHIFT)
+    if pte is not None and dom.type is DomainType.NESTED:
+        # the guest's stage-1 gives the IPA, the parent's stage-2 the page (permissions of both)
+        parent = k.domains.get(dom.parent) if dom.parent is not None else None
+        second = k.mem.walk(parent.pgtable, pte.pfn) if parent is not None and parent.pgtable else None
+        pte = None if second is None else Pte(second.pfn, pte.prot & second.prot)
     if pte is None:
         return FAULT
     if access & Access.WRITE and not pte.prot & Prot.WRITE:

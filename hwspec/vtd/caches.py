@@ -63,7 +63,15 @@ class PasidCacheEntry:
 class IotlbEntry:
     """An IOTLB leaf. `pasid=None`: second-stage result, tagged DID + address only.
     Otherwise a first-stage (or `pt`) result tagged DID + PASID + address; for requests
-    without PASID that PASID is the context entry's RID_PASID."""
+    without PASID that PASID is the context entry's RID_PASID.
+
+    A nested (PGTT=NESTED) result is a combined entry, tagged like a first-stage one
+    (DID + PASID + input address) and caching input -> output of both stages; `ipa_pfn`
+    is the second-stage input its walk went through. Spec 6.5.2.3 lets a second-stage
+    page-selective invalidation (IOTLB descriptor, PSI by DID) reach combined entries
+    of that DID; what the model keeps, as the reading that keeps more: exactly those
+    whose `ipa_pfn` lies in the invalidated range (the kernel relies on at least that:
+    821985301124, "It's implicitly done by HW when s2 cache is invalidated")."""
 
     did: int
     pasid: int | None
@@ -71,8 +79,9 @@ class IotlbEntry:
     pfn: int
     prot: Prot = Prot.RW
     pt: bool = False
+    ipa_pfn: int | None = None
 
-    def sort_key(self) -> tuple[int, int, int, int, int, bool]:
+    def sort_key(self) -> tuple[int, int, int, int, int, bool, int]:
         return (
             self.did,
             -1 if self.pasid is None else self.pasid,
@@ -80,6 +89,7 @@ class IotlbEntry:
             self.pfn,
             int(self.prot),
             self.pt,
+            -1 if self.ipa_pfn is None else self.ipa_pfn,
         )
 
     def __str__(self) -> str:
@@ -89,7 +99,9 @@ class IotlbEntry:
         iova = self.iova_pfn << PAGE_SHIFT
         if self.pt:
             return f"IOTLB {tag} iova {iova:#x} pass-through"
-        return f"IOTLB {tag} iova {iova:#x} -> pa {self.pfn << PAGE_SHIFT:#x} {_prot(self.prot)}"
+        via = "" if self.ipa_pfn is None else f" (nested, ipa {self.ipa_pfn << PAGE_SHIFT:#x})"
+        return (f"IOTLB {tag} iova {iova:#x}{via} -> pa {self.pfn << PAGE_SHIFT:#x} "
+                f"{_prot(self.prot)}")
 
 
 @dataclass(frozen=True, slots=True)

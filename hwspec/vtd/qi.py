@@ -227,7 +227,8 @@ class QiIotlb(QiDesc):
 
     Covers (spec 6.5.2.3): GLOBAL every IOTLB entry; DSI every entry tagged `did`,
     first- and second-stage alike (all PASIDs); PSI the second-stage entries
-    (pasid None) of `did` whose page is in the 2^AM-page aligned block at ADDR.
+    (pasid None) of `did` whose page is in the 2^AM-page aligned block at ADDR, and the
+    nested (combined) entries of `did` whose second-stage page (`ipa_pfn`) is in it.
     First-stage entries need the PASID-based form (QiEiotlb), which is why the kernel
     uses piotlb for first-stage users (A.6, intel_domain_use_piotlb).
     Paging-structure-cache entries (PscEntry) go with the IOTLB entries of their tag:
@@ -268,11 +269,12 @@ class QiIotlb(QiDesc):
         if isinstance(entry, PscEntry):
             return (entry.pasid is None and entry.did == self.did and not self.ih
                     and region_overlaps(entry.region, psi_pages(self.addr, self.am)))
-        return (
-            entry.pasid is None
-            and entry.did == self.did
-            and entry.iova_pfn in psi_pages(self.addr, self.am)
-        )
+        if entry.did != self.did:
+            return False
+        if entry.pasid is None:
+            return entry.iova_pfn in psi_pages(self.addr, self.am)
+        # a combined (nested) entry: by the second-stage page its walk went through
+        return entry.ipa_pfn is not None and entry.ipa_pfn in psi_pages(self.addr, self.am)
 
     def __str__(self) -> str:
         if self.gran is IotlbGran.GLOBAL:

@@ -19,7 +19,12 @@ the hardware may produce now, each with the path (`via`) that produces it:
   FL_ONLY: walk of FLPTPTR plus every IOTLB entry tagged (DID, PASID, page);
   SL_ONLY: walk of SLPTPTR plus every IOTLB entry tagged (DID, second-stage, page);
   PT: bypass plus the IOTLB entries tagged (DID, PASID, page);
-  NESTED (not modelled) and reserved values: BAD_PGTT.
+  NESTED: the first-stage walk of FLPTPTR (the guest's table: input -> IPA), then the
+  second-stage walk of SLPTPTR at that IPA, permissions of both; plus every IOTLB
+  entry tagged (DID, PASID, page) (combined entries). Not modelled: the second-stage
+  translation of the first-stage table's own pointers (FLPTPTR and the guest's table
+  pages are taken as host-physical) and nested paging-structure caches;
+  reserved values: BAD_PGTT.
   The IOTLB is looked up with the DID read from the view, so a stale IOTLB entry is
   reachable only through a view that yields its DID: the architecture (the DID comes
   from the PASID entry), and what makes DID reuse dangerous.
@@ -262,7 +267,7 @@ def _walk_pasid(mem: Memory, ctx: Words, pasid: int) -> tuple[Words | None, Faul
 
 def _pgtt(pe: Words) -> Pgtt | None:
     v = _PE_PGTT.extract(pe)
-    return Pgtt(v) if v in (1, 2, 4) else None  # NESTED (3) is not modelled
+    return Pgtt(v) if v in (1, 2, 3, 4) else None
 
 
 def _permits(prot: Prot, access: Access) -> bool:
@@ -271,6 +276,19 @@ def _permits(prot: Prot, access: Access) -> bool:
     if access & Access.WRITE and not prot & Prot.WRITE:
         return False
     return True
+
+
+def _nested_walk(mem: Memory, s1: int, s2: int, iova_pfn: int) -> tuple[Pte | None, int | None]:
+    """The nested translation of one page: the first-stage leaf gives the IPA, the
+    second-stage leaf at it the host page; the permissions are what both allow.
+    Returns (the combined leaf or None, the IPA page or None)."""
+    first = mem.walk(s1, iova_pfn)
+    if first is None:
+        return None, None
+    second = mem.walk(s2, first.pfn)
+    if second is None:
+        return None, first.pfn
+    return Pte(second.pfn, first.prot & second.prot), first.pfn
 
 
 def _leaf_outcome(pte: Pte | None, iova: int, access: Access, via: str) -> Outcome:
@@ -342,6 +360,10 @@ def translate(
         tag = None if pgtt is Pgtt.SL_ONLY else peff
         if pgtt is Pgtt.PT:
             out.add(bypass(via))
+        elif pgtt is Pgtt.NESTED:
+            s1 = page_addr(_PE_FLPTPTR.extract(pe))
+            s2 = page_addr(_PE_SLPTPTR.extract(pe))
+            out.add(_leaf_outcome(_nested_walk(mem, s1, s2, iova_pfn)[0], iova, access, via))
         else:
             root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
             fresh = mem.walk(root, iova_pfn)
@@ -371,14 +393,20 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
     cfg = _CONFIG_WALKS.get(mem, (unit.rtaddr, sid, pasid), lambda: _config_walk(unit, mem, sid, pasid))
     if cfg is None:
         return
-    cce, pce, dte, root, tag = cfg
+    cce, pce, dte, root, tag, s2 = cfg
     unit.context_cache.add(cce)
     if pce is None:
         return
     unit.pasid_cache.add(pce)
     iova_pfn = iova >> PAGE_SHIFT
+    ipa: int | None = None
     if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
+    elif s2 is not None:  # nested: one combined entry for both stages
+        pte, ipa = _nested_walk(mem, root, s2, iova_pfn)
+        if pte is None or not _permits(pte.prot, access):
+            return
+        pfn, prot, pt = pte.pfn, pte.prot, False
     else:
         table = mem.leaf_table(root, iova_pfn)
         if table is not None:  # the walk went through it, whatever the leaf PTE says
@@ -387,7 +415,7 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
         if pte is None or not _permits(pte.prot, access):
             return
         pfn, prot, pt = pte.pfn, pte.prot, False
-    unit.iotlb.add(IotlbEntry(pce.did, tag, iova_pfn, pfn, prot, pt))
+    unit.iotlb.add(IotlbEntry(pce.did, tag, iova_pfn, pfn, prot, pt, ipa))
     if dte:
         unit.devtlb.add(DevTlbEntry(sid, pasid, iova_pfn, pfn, prot, pt))
 
@@ -401,9 +429,9 @@ def fill_kernel_half(unit: VtdUnit, mem: Memory, sid: int, pasid: int, cpu_table
     cfg = _CONFIG_WALKS.get(mem, (unit.rtaddr, sid, pasid), lambda: _config_walk(unit, mem, sid, pasid))
     if cfg is None:
         return
-    cce, pce, _, root, tag = cfg
+    cce, pce, _, root, tag, s2 = cfg
     unit.context_cache.add(cce)
-    if pce is None or root is None or root not in cpu_tables or tag is None:
+    if pce is None or root is None or root not in cpu_tables or tag is None or s2 is not None:
         return
     unit.pasid_cache.add(pce)
     table = mem.leaf_table(kernel_root, kva >> PAGE_SHIFT)
@@ -411,7 +439,8 @@ def fill_kernel_half(unit: VtdUnit, mem: Memory, sid: int, pasid: int, cpu_table
         unit.psc.add(PscEntry(pce.did, tag, kva >> (PAGE_SHIFT + TABLE_SPAN_SHIFT), table, kernel_root))
 
 
-_ConfigWalk = tuple[ContextCacheEntry, "PasidCacheEntry | None", bool, "int | None", "int | None"] | None
+_ConfigWalk = tuple[ContextCacheEntry, "PasidCacheEntry | None", bool, "int | None", "int | None",
+                    "int | None"] | None
 #: the walk of the configuration tables reads table words and rtaddr only (module doc of
 #: hwspec/memory.py), so it is memoized by the words' contents
 _CONFIG_WALKS: WalkMemo[tuple[int, int, int | None], _ConfigWalk] = WalkMemo()
@@ -420,7 +449,8 @@ _CONFIG_WALKS: WalkMemo[tuple[int, int, int | None], _ConfigWalk] = WalkMemo()
 def _config_walk(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None) -> _ConfigWalk:
     """The configuration levels `fill` caches: (context-cache entry, PASID-cache entry or
     None if the walk stops before it, the context entry's DTE, the page-table root or None
-    for pass-through, the IOTLB's PASID tag: None for second-stage); None if no context
+    for pass-through (NESTED: the first-stage root), the IOTLB's PASID tag: None for
+    second-stage, the second-stage root of a NESTED entry or None); None if no context
     entry is present."""
     ctx, _ = _walk_context(unit, mem, sid)
     if ctx is None:
@@ -428,19 +458,23 @@ def _config_walk(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None) -> _Co
     cce = ContextCacheEntry(sid, ctx)
     peff, _ = _effective_pasid(ctx, pasid)
     if peff is None:
-        return cce, None, False, None, None
+        return cce, None, False, None, None, None
     pe, _ = _walk_pasid(mem, ctx, peff)
     if pe is None or not _PE_P.extract(pe):
-        return cce, None, False, None, None
+        return cce, None, False, None, None, None
     pgtt = _pgtt(pe)
     if pgtt is None:
-        return cce, None, False, None, None
+        return cce, None, False, None, None, None
     pce = PasidCacheEntry(sid, _PE_DID.extract(pe), peff, pe)
+    s2 = None
     if pgtt is Pgtt.PT:
         root = None
+    elif pgtt is Pgtt.NESTED:
+        root = page_addr(_PE_FLPTPTR.extract(pe))
+        s2 = page_addr(_PE_SLPTPTR.extract(pe))
     else:
         root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
-    return cce, pce, bool(_CTX_DTE.extract(ctx)), root, None if pgtt is Pgtt.SL_ONLY else peff
+    return cce, pce, bool(_CTX_DTE.extract(ctx)), root, None if pgtt is Pgtt.SL_ONLY else peff, s2
 
 
 # -- dump ---------------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from dataclasses import replace
 from model.core.base import BLOCKED_DOMAIN_ID, EPROBE_DEFER, IDENTITY_DOMAIN_ID
 from model.core.mm import MmLifetime
 from model.design import NotifierFree
+from hwspec.memory import Prot, Pte
+
 from model.objects import IOMMU_NO_PASID, Device, Domain, DomainType, ErrPtr, Group
+
+#: the guest's stage-1 table of every nested domain, (IOVA page, IPA page): the first two
+#: pages swapped, so an invalidation by IPA where one by IOVA is due (or the reverse)
+#: misses its page
+GUEST_STAGE1 = ((0, 1), (1, 0))
 
 
 class IommuCore(MmLifetime):
@@ -46,14 +53,15 @@ class IommuCore(MmLifetime):
         self.driver.probe_finalize(self._k, dev)  # iommu_probe_device -> ops->probe_finalize
 
     # -------------------------------------------------------- domain alloc
-    def _alloc_paging(self, dev: Device, type_: DomainType) -> int | ErrPtr:
+    def _alloc_paging(self, dev: Device, type_: DomainType, nest_parent: bool = False) -> int | ErrPtr:
         # the driver's domain_alloc_paging kzalloc()s the domain and its page table:
         # ERR_PTR(-ENOMEM), nothing allocated (intel_iommu_domain_alloc_paging_flags,
         # arm_smmu_domain_alloc_paging_flags)
         err = self.may_fail(f"domain_alloc_paging({dev.name})")
         if err:
             return ErrPtr(err)
-        dom = Domain(self._new_id(), type_, self.driver.name, pgtable=self.mem.new_pagetable())
+        dom = Domain(self._new_id(), type_, self.driver.name, pgtable=self.mem.new_pagetable(),
+                     nest_parent=nest_parent)
         self.domains[dom.id] = dom
         ret = self.driver.domain_alloc_paging(self._k, dev, dom)
         if ret:
@@ -67,6 +75,47 @@ class IommuCore(MmLifetime):
         if self.group_of(dev) is None:
             return ErrPtr(-errno.ENODEV)  # no dev->iommu: never probed, or released
         return self._alloc_paging(d, DomainType.UNMANAGED)
+
+    def iommu_nest_parent_alloc(self, dev: str) -> int | ErrPtr:
+        """iommufd_hwpt_paging_alloc with IOMMU_HWPT_ALLOC_NEST_PARENT ->
+        ops->domain_alloc_paging_flags(dev, IOMMU_HWPT_ALLOC_NEST_PARENT, NULL): an
+        UNMANAGED paging domain other domains may nest on (VT-d: second-stage;
+        intel_iommu_domain_alloc_paging_flags sets dmar_domain->nested_parent)."""
+        d = self.devices[dev]
+        if self.group_of(dev) is None:
+            return ErrPtr(-errno.ENODEV)
+        return self._alloc_paging(d, DomainType.UNMANAGED, nest_parent=True)
+
+    def iommu_domain_alloc_nested(self, parent: int, dev: str) -> int | ErrPtr:
+        """iommufd_hwpt_nested_alloc -> ops->domain_alloc_nested(dev, parent, 0, data): a
+        NESTED domain whose stage-1 table is the guest's (GUEST_STAGE1: written by the
+        guest, not by an IOMMU call) on `parent`'s stage-2. The parent must be a nesting
+        parent of this driver (-EINVAL: `!parent->nest_parent || domain->owner != ops`)."""
+        d = self.devices[dev]
+        if self.group_of(dev) is None:
+            return ErrPtr(-errno.ENODEV)
+        par = self.domains.get(parent)
+        if par is None or not par.nest_parent or par.owner != self.driver.name:
+            return ErrPtr(-errno.EINVAL)
+        err = self.may_fail(f"domain_alloc_nested({dev})")
+        if err:
+            return ErrPtr(err)  # kzalloc of the nested domain
+        root = self.mem.new_pagetable()
+        for iova_pfn, ipa_pfn in GUEST_STAGE1:
+            self.mem.map(root, iova_pfn, Pte(ipa_pfn, Prot.RW))
+        dom = Domain(self._new_id(), DomainType.NESTED, self.driver.name, pgtable=root,
+                     parent=parent)
+        self.domains[dom.id] = dom
+        ret = self.driver.domain_alloc_nested(self._k, d, par, dom)
+        if ret:
+            del self.domains[dom.id]
+            return ErrPtr(ret)
+        return dom.id
+
+    def nested_on(self, parent: int) -> list[int]:
+        """The live nested domains whose parent is `parent` (iommufd holds a reference on
+        the parent for each: the parent is not freed before them)."""
+        return sorted(d.id for d in self.domains.values() if d.parent == parent)
 
     def alloc_foreign_domain(self, owner: str = "other-iommu") -> int:
         """A paging domain allocated by another IOMMU driver (fixture S's Q)."""

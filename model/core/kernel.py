@@ -74,7 +74,8 @@ def _canon_domains(k: "Kernel", domains: dict[int, Domain], ren: Renaming) -> An
         x = domains[d]
         pt = None if x.pgtable is None else (root(x.pgtable), _table(k, ren, x.pgtable))
         out.append((dom(d), x.type, x.owner, pt, None if x.mm is None else mm(x.mm),
-                    x.users, x.has_attach_dev, x.has_set_dev_pasid, x.static))
+                    x.users, x.has_attach_dev, x.has_set_dev_pasid, x.static, x.nest_parent,
+                    None if x.parent is None else dom(x.parent)))
     return tuple(out)
 
 
@@ -201,7 +202,8 @@ class Kernel(PciReset):
         x = self.domains[d]
         t = self.mem.pagetables.get(x.pgtable, {}) if x.pgtable is not None else {}
         return (x.type.value, x.owner, x.users, x.static, x.has_attach_dev,
-                x.has_set_dev_pasid, x.mm is None, tuple(sorted(t)))
+                x.has_set_dev_pasid, x.mm is None, tuple(sorted(t)), x.nest_parent,
+                x.parent is None)
 
     def _handle_signature(self, i: int) -> tuple[Any, ...]:
         h = self.handles[i]

@@ -513,6 +513,56 @@ _VARIANTS = (
         changed_calls=("cpu_munmap", "cpu_munmap_2m"),
     ),
     Design(
+        name="vtd-parent-flush-misses-nested",
+        summary="VT-d unmapping a nesting parent without flushing the domains nested on it (v6.7)",
+        rationale="A nested domain's translations are cached as combined entries under its "
+                  "own DID (the nested PASID entry's DID), and its devices' ATCs cache them "
+                  "too. VT-d's first nesting support (b41e38e22539, v6.7) flushed only the "
+                  "parent's own DIDs on a parent unmap; 821985301124 'Add missing iotlb "
+                  "flush for parent domain' and 5e54e861f16f 'Add missing device iotlb flush "
+                  "for parent domain' (v6.8-rc5) added a flush per nested DID, which v6.10's "
+                  "NESTING_IOTLB / NESTING_DEVTLB cache tags carry today. Here the parent's "
+                  "cache_tag_flush_range skips its NESTING tags (nest1).",
+        knobs=frozenset({"vtd.parent_flush_skips_nesting_tags"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("nested-cache-current", "no-stale-translation")),),
+        check_bounds="nest1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range", "iommu_flush_iotlb_all"),
+    ),
+    Design(
+        name="vtd-nested-devtlb-by-parent-range",
+        summary="VT-d flushing a nested device's ATC over the parent's IPA range",
+        rationale="A device's ATC caches a nested domain's translations by the guest's IOVA, "
+                  "and a parent change is a change of IPA: the two spaces do not line up, so "
+                  "cache_tag_flush_range flushes a NESTING_DEVTLB tag over the whole range "
+                  "('no easy way to identify the exact set of nested translations affected "
+                  "by a change in S2', 5e54e861f16f). Flushing the ATC over the parent's "
+                  "range instead misses the IOVA whose IPA was unmapped: the guest's stage-1 "
+                  "maps IOVA 0x0 to IPA 0x1000 (nest1).",
+        knobs=frozenset({"vtd.nested_devtlb_by_parent_range"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        check_bounds="nest1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range"),
+    ),
+    Design(
+        name="vtd-nested-shared-did",
+        summary="VT-d nested domains on one parent sharing one DID (seed 003's long-term idea)",
+        rationale="Seed 003: 'the nesting case, where user domains nested on the same parent "
+                  "could share a domain ID'. The IOTLB tags a nested translation with the "
+                  "DID, the PASID and the guest's IOVA: two nested domains with different "
+                  "stage-1 tables attached at one PASID (the RID's IOMMU_NO_PASID) of two "
+                  "devices under one DID are one tag for two tables, and one device's DMA "
+                  "hits the other's entries. Sharing is sound only among nested domains that "
+                  "also share the stage-1 table (one guest domain), or at distinct PASIDs "
+                  "(nestS1).",
+        knobs=frozenset({"vtd.nested_share_parent_did"}),
+        hw=("vtd",), kind="seed", seeds=(S003,),
+        expect_breaks=(("vtd", ("did-pasid-tag-unique",)),),
+        check_bounds="nestS1",
+        changed_calls=("iommu_attach_device",),
+    ),
+    Design(
         name="munmap-free-table-before-flush",
         summary="munmap freeing the CPU page-table page before the secondary-TLB flush",
         rationale="The IOMMU walks a process's page table for SVA, so a page-table page the "

@@ -12,6 +12,8 @@ driver, as the kernel does with one `iommu_domain_ops` per domain kind.
 
 from __future__ import annotations
 
+import errno
+
 from typing import TYPE_CHECKING, Any, Collection, Protocol
 
 from hwspec.memory import PAGE_SHIFT
@@ -75,6 +77,21 @@ class Driver:
 
     def domain_alloc_sva(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
         return 0
+
+    def domain_alloc_nested(self, k: "Kernel", dev: "Device", parent: "Domain", dom: "Domain") -> int:
+        """ops->domain_alloc_nested: a nested domain on `parent` (dom.pgtable is the
+        guest's stage-1 table). 0 or -errno; a driver without nesting: -EOPNOTSUPP
+        (iommufd_hwpt_nested_alloc finds no op)."""
+        return -errno.EOPNOTSUPP
+
+    def nested_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, int, str]]:
+        """Cached combined (nested) translations: (tag, input page, IPA page, output
+        page, text), for the nested-cache-current invariant."""
+        return []
+
+    def tag_nested_domains(self, k: "Kernel", tag: tuple[Any, ...]) -> list[int]:
+        """The nested domains a tag of `nested_translations` belongs to now."""
+        return []
 
     def domain_free(self, k: "Kernel", dom: "Domain") -> None:
         """ops->free. For SVA domains this decides how the mmu_notifier goes (put or unregister)."""

@@ -214,7 +214,11 @@ class SmmuV3Driver(Driver):
         return got
 
     def domain_alloc_paging(self, k: "Kernel", dev: Device, dom: Domain) -> int:
-        """arm_smmu_domain_finalise_s1: the domain's ASID."""
+        """arm_smmu_domain_finalise_s1: the domain's ASID. A nesting parent needs
+        ARM_SMMU_FEAT_NESTING (and a stage-2 domain), which the model's SMMU lacks:
+        arm_smmu_domain_alloc_paging_flags returns -EOPNOTSUPP."""
+        if dom.nest_parent:
+            return -errno.EOPNOTSUPP
         asid = self._alloc_asid(k)
         if asid is None:
             return -errno.ENOSPC

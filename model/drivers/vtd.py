@@ -23,9 +23,23 @@ What it does, call by call (hw-tables.md A.8-A.12, v7.0-era code):
   domains, then device-TLB by SID(+PASID).
 
 Paging domains use first-stage translation (PGTT=1), as the driver does by default
-on scalable-mode hardware with first-stage support. Not modelled: second-stage
-domains (dirty tracking, nesting parents), nested translation, caching mode,
-legacy (non-scalable) mode, interrupt remapping.
+on scalable-mode hardware with first-stage support; a nesting parent
+(IOMMU_HWPT_ALLOC_NEST_PARENT, bound nesting) is a second-stage domain (PGTT=2 when
+attached directly, flushed with IOTLB descriptors by DID: not a piotlb user).
+
+Nesting (nested.c, cache.c; v7.0): a NESTED domain gets its own DID per IOMMU
+(`domain_attach_iommu` of the nested domain) and a PGTT=NESTED entry (FLPTPTR = the
+guest's stage-1 table, SLPTPTR = the parent's table, DID = the nested DID). Its
+attach adds IOTLB/DEVTLB tags to the nested domain and NESTING_IOTLB/NESTING_DEVTLB
+tags, with the nested DID and PASID, to the parent (`__cache_tag_assign_parent_domain`),
+so a change to the parent reaches every domain nested on it: NESTING_IOTLB by an IOTLB
+descriptor (PSI/DSI) with the nested DID and the parent's IPA range (the parent is not
+a piotlb user), NESTING_DEVTLB by a device-TLB flush of the whole range ("no easy way
+to identify the exact set of nested translations affected by a change in S2").
+A nested domain's own flushes (iotlb_sync on it does not happen: no map on it) and
+the guest's cache_invalidate_user are not modelled; nor is dirty tracking.
+
+Not modelled: caching mode, legacy (non-scalable) mode, interrupt remapping.
 """
 
 from __future__ import annotations
@@ -72,7 +86,7 @@ _PE_PGTT, _PE_DID, _PE_FLPTPTR = PASID_ENTRY["pgtt"], PASID_ENTRY["did"], PASID_
 class CacheTag:
     """struct cache_tag: what one domain's flush must reach (A.10)."""
 
-    type: str  # "IOTLB" or "DEVTLB"
+    type: str  # "IOTLB", "DEVTLB", "NESTING_IOTLB" or "NESTING_DEVTLB" (enum cache_tag_type)
     did: int
     pasid: int
     dev: str | None  # the endpoint for DEVTLB tags; None (the IOMMU itself) for IOTLB
@@ -116,8 +130,8 @@ def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
     return (
         u.seq_id, u.rtaddr, frozenset(u.context_cache),
         frozenset([(e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache]),
-        frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
-                   for e in u.iotlb]),
+        frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt,
+                    e.ipa_pfn) for e in u.iotlb]),
         frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
                    for e in u.devtlb]),
         # leaf table pages are not renamed (Kernel.canonical_key): only their roots
@@ -292,13 +306,20 @@ class VtdDriver(Driver):
 
     def _attach_iommu(self, k: "Kernel", dom: Domain) -> int:
         """domain_attach_iommu: SVA domains return early (they live on DID 1)."""
-        if not dom.type.is_paging:
+        if not _has_did(dom):
             return 0
         s = _st(k)
         if dom.id in s.dids:
             did, ref = s.dids[dom.id]
             s.dids[dom.id] = (did, ref + 1)
             return 0
+        if dom.type is DomainType.NESTED and k.design.has("vtd.nested_share_parent_did"):
+            # seed 003's "user domains nested on the same parent could share a domain
+            # ID": a nested domain takes the DID a sibling on its parent holds
+            for other in k.nested_on(dom.parent) if dom.parent is not None else ():
+                if other != dom.id and other in s.dids:
+                    s.dids[dom.id] = (s.dids[other][0], 1)
+                    return 0
         used = {did for did, _ in s.dids.values()}
         for did in range(IDA_START_DID, s.ndoms):
             if did not in used:
@@ -307,7 +328,7 @@ class VtdDriver(Driver):
         return -errno.ENOSPC
 
     def _detach_iommu(self, k: "Kernel", dom: Domain) -> None:
-        if not dom.type.is_paging:
+        if not _has_did(dom):
             return
         s = _st(k)
         got = s.dids.get(dom.id)
@@ -330,6 +351,10 @@ class VtdDriver(Driver):
         if s.info[dev.name].ats_enabled:
             wanted.append(CacheTag("DEVTLB", did, pasid, dev.name))
         self._add_tags(k, dom, wanted)
+        parent = self._parent(k, dom)
+        if parent is not None:
+            # __cache_tag_assign_parent_domain: the parent's list, the nested DID
+            self._add_tags(k, parent, _nesting_tags(s, did, pasid, dev))
 
     def _add_tags(self, k: "Kernel", dom: Domain, wanted: list[CacheTag]) -> None:
         """cache_tag_assign: a matching tag gains a user, a new one joins the list."""
@@ -353,10 +378,24 @@ class VtdDriver(Driver):
             k.warn("vtd_tags_freed", f"cache_tag_unassign_domain(d{dom.id}, {dev.name}, pasid {pasid}): "
                                      f"the domain's tag list was freed")
             return
-        tags = list(s.tags.get(dom.id, ()))
         gone = [CacheTag("IOTLB", did, pasid, None)]
         if s.info[dev.name].ats_enabled:  # removed, like added, only while ATS is on
             gone.append(CacheTag("DEVTLB", did, pasid, dev.name))
+        self._drop_tags(k, dom, gone)
+        parent = self._parent(k, dom)
+        if parent is not None:
+            self._drop_tags(k, parent, _nesting_tags(s, did, pasid, dev))
+
+    def _parent(self, k: "Kernel", dom: Domain) -> Domain | None:
+        """A nested domain's parent (dmar_domain->s2_domain)."""
+        if dom.type is not DomainType.NESTED or dom.parent is None:
+            return None
+        return k.domains.get(dom.parent)
+
+    def _drop_tags(self, k: "Kernel", dom: Domain, gone: list[CacheTag]) -> None:
+        """cache_tag_unassign: a matching tag loses a user, the last one leaves the list."""
+        s = _st(k)
+        tags = list(s.tags.get(dom.id, ()))
         for t in gone:
             for i, cur in enumerate(tags):
                 if cur.matches(t):
@@ -452,6 +491,33 @@ class VtdDriver(Driver):
             flptptr=root >> PAGE_SHIFT, did=did, aw=AGAW_4LEVEL, pwsnp=1, pgtt=Pgtt.FL_ONLY,
         ))
 
+    def _second_level(self, k: "Kernel", dev: Device, pasid: int, did: int, root: int) -> int:
+        """pasid_pte_config_second_level (a nesting parent attached directly)."""
+        return self._setup_entry(k, dev, pasid, PASID_ENTRY.encode(
+            slptptr=root >> PAGE_SHIFT, did=did, aw=AGAW_4LEVEL, pwsnp=1, pgtt=Pgtt.SL_ONLY,
+        ))
+
+    def _nested(self, k: "Kernel", dev: Device, pasid: int, did: int, s1: int, s2: int) -> int:
+        """pasid_pte_config_nestd: FLPTR = the guest's stage-1 table, SLPTPTR = the
+        parent's, DID = the nested domain's, PGTT = NESTED (A.8.1; P set last)."""
+        return self._setup_entry(k, dev, pasid, PASID_ENTRY.encode(
+            flptptr=s1 >> PAGE_SHIFT, slptptr=s2 >> PAGE_SHIFT, did=did, aw=AGAW_4LEVEL,
+            pwsnp=1, pgtt=Pgtt.NESTED,
+        ))
+
+    def _translating(self, k: "Kernel", dev: Device, pasid: int, dom: Domain, root: int) -> int:
+        """The setup helper for a translating domain: first-stage (paging, SVA),
+        second-stage (a nesting parent) or nested."""
+        did = self.domain_id(k, dom)
+        if dom.type is DomainType.NESTED:
+            parent = self._parent(k, dom)
+            if parent is None or parent.pgtable is None:
+                return -errno.EINVAL  # the parent holds a reference: unreachable
+            return self._nested(k, dev, pasid, did, root, parent.pgtable)
+        if dom.nest_parent:
+            return self._second_level(k, dev, pasid, did, root)
+        return self._first_level(k, dev, pasid, did, root)
+
     def _pass_through(self, k: "Kernel", dev: Device, pasid: int) -> int:
         return self._setup_entry(k, dev, pasid, PASID_ENTRY.encode(
             did=FLPT_DEFAULT_DID, aw=AGAW_4LEVEL, pgtt=Pgtt.PT,
@@ -537,7 +603,7 @@ class VtdDriver(Driver):
         # every queued iopf group's handler has run (prq.c, step 1 and 2).
         k.drain_page_requests(dev.name, pasid)
         rid = k.domains.get(info.rid_domain) if info.rid_domain is not None else None
-        did = (self.domain_id(k, rid) if rid is not None and rid.type.is_paging
+        did = (self.domain_id(k, rid) if rid is not None and _has_did(rid)
                and rid.id in s.dids else FLPT_DEFAULT_DID)
         # prq.c: a fenced wait WITHOUT status write, then IOTLB and device-TLB
         # invalidations for the PASID (the non-PASID forms for IOMMU_NO_PASID).
@@ -575,7 +641,7 @@ class VtdDriver(Driver):
             ret = self._attach_iommu(k, dom)
             if ret:
                 return ret
-            ret = self._first_level(k, dev, IOMMU_NO_PASID, self.domain_id(k, dom), dom.pgtable)
+            ret = self._translating(k, dev, IOMMU_NO_PASID, dom, dom.pgtable)
             if ret:
                 self._detach_iommu(k, dom)
                 return ret
@@ -601,7 +667,7 @@ class VtdDriver(Driver):
         if old is None or old.type in (DomainType.IDENTITY, DomainType.BLOCKED):
             return
         s = _st(k)
-        if old.type.is_paging and old.id not in s.dids:
+        if _has_did(old) and old.id not in s.dids:
             # domain_id_iommu() on a domain never attached to this unit: a NULL
             # iommu_domain_info dereference in the kernel.
             k.warn("vtd_no_did", f"domain_remove_dev_pasid: d{old.id} has no DID on this IOMMU")
@@ -685,7 +751,7 @@ class VtdDriver(Driver):
             self._iopf(k, dev, +1)
         if old is not None and not in_place:
             self.tear_down_entry(k, dev, pasid, False)
-        ret = self._first_level(k, dev, pasid, self.domain_id(k, dom), root)
+        ret = self._translating(k, dev, pasid, dom, root)
         if ret:
             if dom.type is DomainType.SVA:
                 self._iopf(k, dev, -1)
@@ -709,15 +775,30 @@ class VtdDriver(Driver):
             addr, order = _psi_from_page_count(start, end)
         else:
             addr, order = calculate_psi_aligned_address(start, end)
+        piotlb = _use_piotlb(dom)
         for t in _st(k).tags.get(dom.id, ()):
-            if t.type == "IOTLB":
-                # first-stage users flush by (DID, PASID): intel_domain_use_piotlb
-                if order >= MAX_AGAW_PFN_WIDTH:
-                    descs.append(hw.qi_desc_piotlb_all(t.did, t.pasid))
+            if t.type.startswith("NESTING") and k.design.has("vtd.parent_flush_skips_nesting_tags"):
+                continue  # broken variant: v6.7's nesting, before 821985301124 / 5e54e861f16f
+            if t.type in ("IOTLB", "NESTING_IOTLB"):
+                if piotlb:
+                    # first-stage users flush by (DID, PASID): intel_domain_use_piotlb
+                    if order >= MAX_AGAW_PFN_WIDTH:
+                        descs.append(hw.qi_desc_piotlb_all(t.did, t.pasid))
+                    else:
+                        descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order, ih))
+                elif order >= MAX_AGAW_PFN_WIDTH:
+                    # a second-stage domain (the parent: its own tags and its NESTING_IOTLB
+                    # tags alike) flushes by DID: DSI for the whole range
+                    descs.append(hw.qi_desc_iotlb(t.did, 0, 0, hw.IotlbGran.DSI))
                 else:
-                    descs.append(hw.qi_desc_piotlb(t.did, t.pasid, addr, order, ih))
+                    descs.append(hw.qi_desc_iotlb(t.did, addr | ih, order, hw.IotlbGran.PSI))
             else:
                 assert t.dev is not None
+                if t.type == "NESTING_DEVTLB" and not k.design.has("vtd.nested_devtlb_by_parent_range"):
+                    # "no easy way to identify the exact set of nested translations affected
+                    # by a change in S2. So just flush the entire device cache": the loop's
+                    # own address and mask, so every later tag is flushed whole too
+                    addr, order = 0, MAX_AGAW_PFN_WIDTH
                 descs.append(_devtlb_desc(k.devices[t.dev], t.pasid, addr, order))
         if descs:
             self._submit(k, *descs)
@@ -760,8 +841,20 @@ class VtdDriver(Driver):
         for dev_name, pasid in _st(k).dev_pasids.get(dom.id, ()):
             self.tear_down_entry(k, k.devices[dev_name], pasid, True)
 
+    def domain_alloc_nested(self, k: "Kernel", dev: Device, parent: Domain, dom: Domain) -> int:
+        """intel_iommu_domain_alloc_nested: the parent must be a second-stage paging
+        domain allocated as a nesting parent (-EINVAL); links into its s1_domains."""
+        if not parent.nest_parent or not parent.type.is_paging:
+            return -errno.EINVAL
+        return 0
+
     def domain_free(self, k: "Kernel", dom: Domain) -> None:
         s = _st(k)
+        if dom.nest_parent and k.nested_on(dom.id):
+            # intel_iommu_domain_free: WARN_ON(!list_empty(&dmar_domain->s1_domains))
+            k.warn("vtd_parent_freed_with_nested", f"d{dom.id} freed while nested domains "
+                                                   f"{', '.join(f'd{d}' for d in k.nested_on(dom.id))} "
+                                                   f"are on its s1_domains")
         s.tags.pop(dom.id, None)
         s.dev_pasids.pop(dom.id, None)
 
@@ -791,23 +884,36 @@ class VtdDriver(Driver):
         return [
             (("did", e.did, e.pasid), e.iova_pfn, e.pfn, str(e))
             for e in _st(k).unit.iotlb
-            if not e.pt
+            if not e.pt and e.ipa_pfn is None  # combined entries: nested_translations
         ]
 
+    def nested_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, int, str]]:
+        return [(("did", e.did, e.pasid), e.iova_pfn, e.ipa_pfn, e.pfn, str(e))
+                for e in _st(k).unit.iotlb if e.ipa_pfn is not None]
+
+    def tag_nested_domains(self, k: "Kernel", tag: tuple[Any, ...]) -> list[int]:
+        """The nested domains holding the tag's DID (the PASID does not name a domain)."""
+        _, did, _ = tag
+        return sorted(d for d, (x, _) in _st(k).dids.items()
+                      if x == did and (dom := k.domains.get(d)) is not None
+                      and dom.type is DomainType.NESTED)
+
     def installed(self, k: "Kernel") -> list[tuple[int, int | None, tuple[Any, ...], int, str]]:
-        """Present first-stage PASID entries of every probed device, walked through memory."""
+        """Present first-stage and nested PASID entries of every probed device, walked through
+        memory (a nested entry's root is its stage-1 table: one (DID, PASID) tag, one table)."""
         s = _st(k)
         out: list[tuple[int, int | None, tuple[Any, ...], int, str]] = []
         for name, info in s.info.items():
             dev = k.devices[name]
             for pasid, pe in self._present_entries(k, info):
-                if _PE_PGTT.extract(pe) != Pgtt.FL_ONLY:
+                pgtt = _PE_PGTT.extract(pe)
+                if pgtt not in (Pgtt.FL_ONLY, Pgtt.NESTED):
                     continue
                 did = _PE_DID.extract(pe)
                 root = _PE_FLPTPTR.extract(pe) << PAGE_SHIFT
                 out.append((dev.sid, pasid, ("did", did, pasid), root,
-                            f"{name} pasid {pasid}: PASID entry p=1 pgtt=FL_ONLY did={did} "
-                            f"flptptr={root >> PAGE_SHIFT:#x}"))
+                            f"{name} pasid {pasid}: PASID entry p=1 pgtt={Pgtt(pgtt).name} "
+                            f"did={did} flptptr={root >> PAGE_SHIFT:#x}"))
         return out
 
     def _present_entries(self, k: "Kernel", info: DevInfo) -> list[tuple[int, tuple[int, ...]]]:
@@ -856,7 +962,7 @@ class VtdDriver(Driver):
             dom = k.domains.get(dom_id)
             if dom is None or dom.type in (DomainType.IDENTITY, DomainType.BLOCKED):
                 continue
-            if dom.type.is_paging and dom_id not in s.dids:
+            if _has_did(dom) and dom_id not in s.dids:
                 continue  # no DID on this IOMMU: the leak / DID checks speak of it
             did = self.domain_id(k, dom)
             want: dict[tuple[str, int, int, str | None], int] = {}
@@ -866,6 +972,15 @@ class VtdDriver(Driver):
                 if s.info[dev_name].ats_enabled:
                     key = ("DEVTLB", did, pasid, dev_name)
                     want[key] = want.get(key, 0) + 1
+            for nested in k.nested_on(dom_id):  # the parent's NESTING tags
+                ndom = k.domains[nested]
+                if nested not in s.dids:
+                    continue
+                ndid = self.domain_id(k, ndom)
+                for dev_name, pasid in att.get(nested, ()):
+                    for t in _nesting_tags(s, ndid, pasid, k.devices[dev_name]):
+                        key = (t.type, t.did, t.pasid, t.dev)
+                        want[key] = want.get(key, 0) + 1
             have = {(t.type, t.did, t.pasid, t.dev): t.users for t in s.tags.get(dom_id, ())}
             for key in sorted(set(want) | set(have), key=repr):
                 typ, tdid, pasid, tdev = key
@@ -913,6 +1028,26 @@ class VtdDriver(Driver):
 
     def dump(self, k: "Kernel") -> list[str]:
         return hw.dump(_st(k).unit, k.mem)
+
+
+def _has_did(dom: Domain) -> bool:
+    """Domains that take a DID of their own per IOMMU (domain_attach_iommu): paging and
+    nested; SVA and identity use FLPT_DEFAULT_DID."""
+    return dom.type.is_paging or dom.type is DomainType.NESTED
+
+
+def _use_piotlb(dom: Domain) -> bool:
+    """intel_domain_use_piotlb: first-stage users (SVA, NESTED, first-stage paging) are
+    flushed by (DID, PASID); a second-stage domain (the model's nesting parent) by DID."""
+    return not dom.nest_parent
+
+
+def _nesting_tags(s: VtdState, did: int, pasid: int, dev: Device) -> list[CacheTag]:
+    """__cache_tag_assign_parent_domain: NESTING_IOTLB, and NESTING_DEVTLB with ATS on."""
+    out = [CacheTag("NESTING_IOTLB", did, pasid, None)]
+    if s.info[dev.name].ats_enabled:
+        out.append(CacheTag("NESTING_DEVTLB", did, pasid, dev.name))
+    return out
 
 
 def _clear_p(q0: int) -> int:
