@@ -49,6 +49,9 @@ def _why(k: Kernel, dev: str, pasid: int | None) -> str:
         mm = k.mms.get(dom.mm) if dom.mm is not None else None
         state = "has exited" if mm is None or mm.exited else "is live"
         return f"{where} of {dev} is bound to mm{dom.mm} (SVA {show_domain(dom_id)}), which {state}"
+    if dom.type is DomainType.NESTED and dom.parent is not None:
+        return (f"{where} of {dev} is attached to {show_domain(dom_id)} (NESTED on "
+                f"{show_domain(dom.parent)})")
     return f"{where} of {dev} is attached to {show_domain(dom_id)} ({dom.type.value})"
 
 

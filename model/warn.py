@@ -161,6 +161,9 @@ _SITES = (
              "domain_remove_dev_pasid: "),
     WarnSite("vtd_did_freed", "domain_detach_iommu",
              "the domain's iommu_domain_info (DID and its refcount) was freed", U, "use-after-free: "),
+    WarnSite("vtd_parent_freed_with_nested", "intel_iommu_domain_free",
+             "WARN_ON(!list_empty(&dmar_domain->s1_domains)): a nesting parent freed while "
+             "domains are nested on it", B, "intel_iommu_domain_free: "),
     WarnSite("vtd_tags_freed", "cache_tag_assign/unassign_domain",
              "the domain's cache tag list was freed with the domain", U, "use-after-free: "),
     WarnSite("vtd_qi_hang", "qi_submit_sync",

@@ -555,11 +555,14 @@ _VARIANTS = (
                   "devices under one DID are one tag for two tables, and one device's DMA "
                   "hits the other's entries. Sharing is sound only among nested domains that "
                   "also share the stage-1 table (one guest domain), or at distinct PASIDs "
-                  "(nestS1).",
+                  "(nest1 with a second device and a third domain). The model's guests write the same stage-1 contents into their "
+                  "own tables, so no DMA differs; did-pasid-tag-unique judges the structure: "
+                  "one tag, two tables.",
         knobs=frozenset({"vtd.nested_share_parent_did"}),
         hw=("vtd",), kind="seed", seeds=(S003,),
         expect_breaks=(("vtd", ("did-pasid-tag-unique",)),),
-        check_bounds="nestS1",
+        check_bounds="devices=2,ats_devices=0,processes=0,paging_domains=3,iova_pages=2,"
+                     "phys_pages=1,max_pasids=2,nesting=1",  # two devices, three domains
         changed_calls=("iommu_attach_device",),
     ),
     Design(

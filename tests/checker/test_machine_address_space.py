@@ -30,6 +30,8 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("smmu-flush-walk-leaf", "smmuv3", WORLDS["walk1"].to_bounds(), "walk-cache-live", 5),
     ("munmap-free-table-before-flush", "vtd", WORLDS["walkSva1"].to_bounds(), "walk-cache-live", 5),
     ("sva-kva-free-without-iommu-flush", "vtd", WORLDS["walkKva1"].to_bounds(), "walk-cache-live", 4),
+    ("vtd-parent-flush-misses-nested", "vtd", WORLDS["nest1"].to_bounds(), "nested-cache-current", 6),
+    ("vtd-nested-devtlb-by-parent-range", "vtd", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
 ]
 
 
@@ -51,7 +53,7 @@ def test_the_machine_finds_and_shrinks(design: str, hw: str, bounds: Bounds, inv
 
 
 @pytest.mark.parametrize("world,hw", [("range1", "vtd"), ("rangeR1", "smmuv3"), ("rangeSva1", "vtd"),
-                                      ("walk1", "smmuv3"), ("walkSva1", "vtd")])
+                                      ("walk1", "smmuv3"), ("walkSva1", "vtd"), ("nest1", "vtd")])
 def test_the_machine_finds_nothing_on_upstream(world: str, hw: str) -> None:
     r = check_hypothesis(UPSTREAM, hw, WORLDS[world].to_bounds(), get(), profile="ci", seed=1,
                          database=False)

@@ -44,7 +44,13 @@ WS = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1
             walk_caches=True)
 WK = Bounds(devices=1, processes=1, paging_domains=0, iova_pages=1, phys_pages=1, max_pasids=2,
             walk_caches=True, kernel_pgtable=True)
-WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS, "WK": WK}
+#: Nesting: a parent and a nested domain at one device's RID (nest1); two nested domains on
+#: one parent at two devices' RIDs (vtd-nested-shared-did's own world).
+N = Bounds(devices=1, processes=0, paging_domains=2, iova_pages=2, phys_pages=1, max_pasids=2,
+           nesting=True)
+NS = Bounds(devices=2, ats_devices=0, processes=0, paging_domains=3, iova_pages=2, phys_pages=1,
+            max_pasids=2, nesting=True)
+WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS, "WK": WK, "N": N, "NS": NS}
 MAX_STATES = 60_000
 
 #: (design, hw, invariant) -> (world, length of the shortest counterexample there).
@@ -99,6 +105,12 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("munmap-free-table-before-flush", "smmuv3", "walk-cache-live"): ("WS", 5),
     # x86 SVA's kernel half (kernel_pgtable=1): CVE-2025-71202 in four calls
     ("sva-kva-free-without-iommu-flush", "vtd", "walk-cache-live"): ("WK", 4),
+    # nesting (nest1): parent alloc, nested alloc, attach, parent map, a DMA, parent unmap
+    ("vtd-parent-flush-misses-nested", "vtd", "nested-cache-current"): ("N", 6),
+    ("vtd-parent-flush-misses-nested", "vtd", "no-stale-translation"): ("N", 6),
+    ("vtd-nested-devtlb-by-parent-range", "vtd", "no-stale-translation"): ("N", 6),
+    # two nested domains on one parent, one DID, each at a device's RID (PASID 0)
+    ("vtd-nested-shared-did", "vtd", "did-pasid-tag-unique"): ("NS", 5),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "detached-pasid-blocked"): ("T0", 5),
     ("vtd-teardown-did-after-clear", "vtd", "no-stale-translation"): ("T0", 4),
