@@ -884,6 +884,60 @@ PAGING_DOMAIN_ALLOC = Contract(
 )
 
 
+
+def _nest_parent_ok(k: Kernel, a: Args, r: Any, after: Kernel) -> str | None:
+    bad = _alloc_ok(k, a, r, after)
+    if bad is None and not after.domains[r].nest_parent:
+        return f"{show_domain(r)}, but the contract says a nesting parent: {show_domain(r)} is not one"
+    return bad
+
+
+NEST_PARENT_ALLOC = Contract(
+    "iommu_nest_parent_alloc",
+    "drivers/iommu/iommufd/hw_pagetable.c:iommufd_hwpt_paging_alloc (IOMMU_HWPT_ALLOC_NEST_PARENT) "
+    "-> ops->domain_alloc_paging_flags",
+    (
+        Clause(-errno.ENODEV, _dev_no_group, "the device has no IOMMU", "iommu.c:iommu_paging_domain_alloc_flags"),
+        Clause(-errno.EOPNOTSUPP, lambda k, a, hw: True,
+               "the modelled SMMU has no ARM_SMMU_FEAT_NESTING (stage 2 is not modelled)",
+               "arm-smmu-v3.c:arm_smmu_domain_alloc_paging_flags", hw=("smmuv3",)),
+    ),
+    "the device has an IOMMU and the driver nests (VT-d: a second-stage domain)",
+    "a new UNMANAGED paging domain with nest_parent set, or ERR_PTR(-errno)",
+    kind="pointer", ok="a new nesting parent", on_success=_nest_parent_ok, show=show_domain,
+)
+
+
+def _not_my_parent(k: Kernel, a: Args, hw: str) -> bool:
+    par = _domain(k, a[0])
+    return par is None or not par.nest_parent or par.owner != k.driver.name
+
+
+def _nested_ok(k: Kernel, a: Args, r: Any, after: Kernel) -> str | None:
+    if r in k.domains:
+        return f"{show_domain(r)}, but the contract says a new nested domain: {show_domain(r)} existed before the call"
+    d = after.domains.get(r)
+    if d is None or d.type is not DomainType.NESTED or d.parent != a[0]:
+        return (f"{r}, but the contract says a new NESTED domain on {show_domain(a[0])}: "
+                f"{r} is not one after the call")
+    return None
+
+
+DOMAIN_ALLOC_NESTED = Contract(
+    "iommu_domain_alloc_nested",
+    "drivers/iommu/iommufd/hw_pagetable.c:iommufd_hwpt_nested_alloc -> ops->domain_alloc_nested",
+    (
+        Clause(-errno.ENODEV, _dom_dev_no_group, "the device has no IOMMU", "iommufd: the device's ops"),
+        Clause(-errno.EINVAL, _not_my_parent,
+               "the parent is not a nesting parent of this driver",
+               "iommufd_hwpt_nested_alloc: !parent->nest_parent || parent->domain.owner != ops"),
+    ),
+    "the parent is a live nesting parent of the device's driver",
+    "a new NESTED domain on the parent (the guest's stage-1 table), or ERR_PTR(-errno)",
+    kind="pointer", ok="a new nested domain", on_success=_nested_ok, show=show_domain,
+)
+
+
 # -- maps -----------------------------------------------------------------------------------------
 MAP = "iommu.c:iommu_map -> __iommu_map; io-pgtable (model's reading: not in the fact sheet)"
 
@@ -1112,7 +1166,7 @@ PROBE_DEVICE = Contract(
 
 CONTRACTS: dict[str, Contract] = {c.call: c for c in (
     RESET_PREPARE, PROBE_DEVICE,
-    PAGING_DOMAIN_ALLOC, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
+    PAGING_DOMAIN_ALLOC, NEST_PARENT_ALLOC, DOMAIN_ALLOC_NESTED, ATTACH_DEVICE, USE_DEFAULT_DOMAIN, CLAIM_DMA_OWNER, ALLOC_GLOBAL_PASID,
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
     IOMMU_MAP_RANGE, IOMMU_UNMAP_RANGE, CPU_MUNMAP_RANGE, IOMMU_UNMAP_2M, CPU_MUNMAP_2M,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from checker.worlds import with_design_bounds
+from checker.worlds import WORLDS, with_design_bounds
 from checker.check import check_hypothesis
 from checker.explore import check_explore
 from invariants.catalog import get
@@ -30,7 +30,9 @@ HOLDS = [(n, h) for n, h in CELLS if not DESIGNS[n].breaks_on(h)]
 @pytest.mark.parametrize("name,hw", BREAKS, ids=[f"{n}-{h}" for n, h in BREAKS])
 def test_design_breaks_as_expected(name: str, hw: str) -> None:
     d = DESIGNS[name]
-    bounds = with_design_bounds(SMALL, d.check_bounds)  # the design's own smallest world, if it has one
+    # the design's own smallest world, if it names one; else SMALL with its own bounds on top
+    w = WORLDS.get(d.check_bounds)
+    bounds = w.to_bounds() if w is not None else with_design_bounds(SMALL, d.check_bounds)
     r = check_explore(d, hw, bounds, get(), max_states=EXPLORE_STATES * 3)
     assert r.trace is not None, f"{name} on {hw}: {r.extra.get('summary')}"
     assert r.violated in d.breaks_on(hw), (r.violated, d.breaks_on(hw))
