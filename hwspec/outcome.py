@@ -42,7 +42,7 @@ class FaultReason(Enum):
     C_BAD_SUBSTREAMID = "C_BAD_SUBSTREAMID: SSID beyond S1CDMAX or no-SSID with S1DSS=TERMINATE"
     C_BAD_CD = "C_BAD_CD: CD.V=0"
     EPD0 = "F_TRANSLATION: CD.EPD0=1 (walks disabled)"
-    NOT_MODELLED = "configuration the model does not walk (SMMUv3 nested STE / two-level CD table)"
+    NOT_MODELLED = "configuration the model does not walk (SMMUv3 two-level CD table)"
     # both
     NO_MAPPING = "translation fault: no mapping"
     PERMISSION = "permission fault"

@@ -430,29 +430,38 @@ def _walk_cache_live(k: Kernel, b: Bounds) -> Violation | None:
 
 def _nested_cache_current(k: Kernel, b: Bounds) -> Violation | None:
     """Every cached combined (nested) translation is what the guest's stage-1 and the
-    parent's stage-2 give now, under the nested domain its tag belongs to."""
+    parent's stage-2 give now, under the nested domain its tag belongs to. A tag the
+    guest owns (SMMUv3: its ASID under the parent's VMID) outlives its nested domain:
+    its stage-1 half is then the guest's to invalidate, its stage-2 half still the host's."""
     drv = k.driver
     for tag, iova_pfn, ipa_pfn, pfn, text in sorted(drv.nested_translations(k)):
-        owners = drv.tag_nested_domains(k, tag)
-        if not owners:
-            return Violation(
-                "nested-cache-current",
-                f"{text}: its tag {_tag(tag)} belongs to no nested domain any more; it was not "
-                f"invalidated when its domain was detached or freed", (text,))
-        for d in owners:
-            dom = k.domains[d]
-            parent = k.domains.get(dom.parent) if dom.parent is not None else None
-            first = k.mem.walk(dom.pgtable, iova_pfn) if dom.pgtable is not None else None
-            if first is None or first.pfn != ipa_pfn:
+        pairs: list[tuple[int | None, int | None]] = [
+            (d, k.domains[d].parent) for d in drv.tag_nested_domains(k, tag)]
+        if not pairs:
+            guest_parent = drv.tag_guest_parent(k, tag)
+            if guest_parent is None:
                 return Violation(
                     "nested-cache-current",
-                    f"{text}: tag {_tag(tag)} is {show_domain(d)}'s, whose stage-1 table maps "
-                    f"iova {iova_pfn << 12:#x} to "
-                    f"{'nothing' if first is None else hex(first.pfn << 12)}", (text,))
+                    f"{text}: its tag {_tag(tag)} belongs to no nested domain any more; it was "
+                    f"not invalidated when its domain was detached or freed", (text,))
+            pairs = [(None, guest_parent)]
+        for d, parent_id in pairs:
+            whose = f"of {show_domain(d)}, nested on it" if d is not None else "(the guest's)"
+            if d is not None:
+                dom = k.domains[d]
+                first = k.mem.walk(dom.pgtable, iova_pfn) if dom.pgtable is not None else None
+                if first is None or first.pfn != ipa_pfn:
+                    return Violation(
+                        "nested-cache-current",
+                        f"{text}: tag {_tag(tag)} is {show_domain(d)}'s, whose stage-1 table maps "
+                        f"iova {iova_pfn << 12:#x} to "
+                        f"{'nothing' if first is None else hex(first.pfn << 12)}", (text,))
+            parent = k.domains.get(parent_id) if parent_id is not None else None
             if parent is None or parent.pgtable is None:
                 return Violation(
                     "nested-cache-current",
-                    f"{text}: {show_domain(d)}'s nesting parent was freed", (text,))
+                    f"{text}: {show_domain(d) if d is not None else 'its'} nesting parent was freed",
+                    (text,))
             second = k.mem.walk(parent.pgtable, ipa_pfn)
             if second is None or second.pfn != pfn:
                 now = "no mapping" if second is None else f"pa {second.pfn << 12:#x}"
@@ -460,7 +469,7 @@ def _nested_cache_current(k: Kernel, b: Bounds) -> Violation | None:
                     "nested-cache-current",
                     f"{text}: the nesting parent {show_domain(parent.id)} now has {now} at ipa "
                     f"{ipa_pfn << 12:#x}; its change was not invalidated under the tag "
-                    f"{_tag(tag)} of {show_domain(d)}, nested on it",
+                    f"{_tag(tag)} {whose}",
                     (text,))
     return None
 
@@ -637,7 +646,9 @@ CATALOG: tuple[Invariant, ...] = (
         "After a change to a nesting parent, no cached translation derived from it survives "
         "under the tag of any domain nested on it: every cached combined (stage-1 + stage-2) "
         "entry is what the nested domain's stage-1 table and its parent's stage-2 table give "
-        "now, and its tag belongs to a live nested domain.",
+        "now, and its tag belongs to a live nested domain (or, for a tag the guest owns, "
+        "SMMUv3's guest ASID under the parent's VMID, its stage-2 half is current: the "
+        "guest invalidates its own stage 1).",
         "A nested domain's translations are cached under its own tag (VT-d: the nested "
         "domain's DID and the PASID; SMMUv3: VMID and the guest's ASID), not under the "
         "parent's, so an unmap on the parent that invalidates only the parent's own tags "

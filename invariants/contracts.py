@@ -189,6 +189,21 @@ def _smmu_no_asid(k: Kernel) -> bool:
     return all(a in used for a in range(1, 1 << s.asid_bits))
 
 
+def _smmu_no_cd_table(k: Kernel, dom: Domain, dev: Device) -> str:
+    """SMMUv3: why set_dev_pasid refuses a domain for want of a CD table, or ''."""
+    s = _smmu(k)
+    if s is None or dom.type is DomainType.BLOCKED:
+        return ""
+    if dom.id in s.vmids:
+        return f"{show_domain(dom.id)} is a stage-2 domain (arm_smmu_s1_set_dev_pasid: stage != S1)"
+    m = s.masters.get(dev.name)
+    rid = k.domains.get(m.rid_domain) if m is not None and m.rid_domain is not None else None
+    if rid is not None and (rid.type is DomainType.NESTED or rid.id in s.vmids):
+        return (f"{dev.name}'s RID is on the stage-2 or nested {show_domain(rid.id)}, whose STE "
+                f"holds no CD table (arm_smmu_set_pasid: !cd_table.in_ste)")
+    return ""
+
+
 def _driver_set_dev_pasid(k: Kernel, dom: Domain, dev: Device, pasid: int, old: Domain | None,
                           first: bool) -> tuple[int, str]:
     """What dom->ops->set_dev_pasid returns for one device, predicted from the state
@@ -198,6 +213,8 @@ def _driver_set_dev_pasid(k: Kernel, dom: Domain, dev: Device, pasid: int, old: 
         return -errno.EINVAL, f"mm{dom.mm} has exited: mmget_not_zero fails, there is no page table to point at"
     if hw == "smmuv3" and dom.type is DomainType.IDENTITY:
         return -errno.EOPNOTSUPP, "SMMUv3 has no identity domain at a PASID"
+    if hw == "smmuv3" and (why := _smmu_no_cd_table(k, dom, dev)):
+        return -errno.EINVAL, why
     if hw == "vtd":
         if first and _vtd_no_did(k, dom):
             return -errno.ENOSPC, f"{show_domain(dom.id)} has no DID on this IOMMU and every DID is taken"
@@ -285,9 +302,22 @@ ATTACH_PASID = "iommu.c:iommu_attach_device_pasid [CUR]"
 SET_DEV_PASID_VTD = "intel/iommu.c:intel_iommu_set_dev_pasid, intel/svm.c:intel_svm_set_dev_pasid"
 SET_DEV_PASID_SMMU = "arm-smmu-v3-sva.c:arm_smmu_sva_set_dev_pasid"
 
+def _smmu_s2_ssids_busy(k: Kernel, a: Args, hw: str) -> bool:
+    """SMMUv3: a stage-2 or nested domain for a RID whose CD table has PASIDs in use."""
+    s = _smmu(k)
+    dom = _domain(k, a[0])
+    if s is None or dom is None or not (dom.type is DomainType.NESTED or dom.id in s.vmids):
+        return False
+    drv = k.driver
+    g = _group(k, a[1])
+    return g is not None and any(drv._used_ssids(k, k.devices[n])  # type: ignore[attr-defined]
+                                 for n in g.devices)
+
+
 _ATTACH_PASID_DRIVER: tuple[Clause, ...] = (
     Clause(-errno.EINVAL, _driver_fails_with(-errno.EINVAL, _no_old),
-           "the domain is an SVA domain whose mm_struct is gone (its mmgrab was dropped)",
+           "the domain is an SVA domain whose mm_struct is gone (its mmgrab was dropped); "
+           "SMMUv3: a stage-2 domain, or a RID on a stage-2 or nested domain (no CD table)",
            SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU, hw=("vtd", "smmuv3")),
     Clause(-errno.ENOSPC, _driver_fails_with(-errno.ENOSPC, _no_old),
            "a paging domain with no DID on this IOMMU yet, and every DID from IDA_START_DID to "
@@ -413,7 +443,8 @@ REPLACE_DEVICE_PASID = Contract(
                "is allocated before the old domain's is released)",
                "intel/iommu.c:intel_iommu_set_dev_pasid -> domain_attach_iommu", hw=("vtd",)),
         Clause(-errno.EINVAL, _driver_fails_with(-errno.EINVAL, _current_domain),
-               "an SVA domain whose mm_struct is gone", SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU,
+               "an SVA domain whose mm_struct is gone; SMMUv3: a stage-2 domain, or a RID on a "
+               "stage-2 or nested domain", SET_DEV_PASID_VTD + "; " + SET_DEV_PASID_SMMU,
                hw=("vtd", "smmuv3")),
         Clause(-errno.ENODEV, _driver_fails_with(-errno.ENODEV, _current_domain),
                "an SVA domain on a device without ATS/PRI", "intel/svm.c:intel_svm_set_dev_pasid",
@@ -515,6 +546,10 @@ ATTACH_DEVICE = Contract(
                "iommu.c:__iommu_device_set_domain [CUR]"),
         Clause(-errno.ENODEV, _no_attach_dev, "the domain's ops lack attach_dev",
                "iommu.c:__iommu_attach_device [CUR]"),
+        Clause(-errno.EBUSY, _smmu_s2_ssids_busy,
+               "a stage-2 or nested domain while the master's CD table has PASIDs in use",
+               "arm-smmu-v3.c:arm_smmu_attach_dev (S2), arm-smmu-v3-iommufd.c:"
+               "arm_smmu_attach_dev_nested", hw=("smmuv3",)),
         Clause(-errno.ENOSPC, _vtd_rid_no_did,
                "a paging domain with no DID on this IOMMU, and every DID is taken even after "
                "the old RID domain's last reference is dropped (device_block_translation runs first)",
@@ -898,11 +933,9 @@ NEST_PARENT_ALLOC = Contract(
     "-> ops->domain_alloc_paging_flags",
     (
         Clause(-errno.ENODEV, _dev_no_group, "the device has no IOMMU", "iommu.c:iommu_paging_domain_alloc_flags"),
-        Clause(-errno.EOPNOTSUPP, lambda k, a, hw: True,
-               "the modelled SMMU has no ARM_SMMU_FEAT_NESTING (stage 2 is not modelled)",
-               "arm-smmu-v3.c:arm_smmu_domain_alloc_paging_flags", hw=("smmuv3",)),
     ),
-    "the device has an IOMMU and the driver nests (VT-d: a second-stage domain)",
+    "the device has an IOMMU (VT-d: a second-stage domain; SMMUv3: an S2 domain with a VMID, "
+    "of which the model's 2^16 - 1 never run out)",
     "a new UNMANAGED paging domain with nest_parent set, or ERR_PTR(-errno)",
     kind="pointer", ok="a new nesting parent", on_success=_nest_parent_ok, show=show_domain,
 )
@@ -931,6 +964,9 @@ DOMAIN_ALLOC_NESTED = Contract(
         Clause(-errno.EINVAL, _not_my_parent,
                "the parent is not a nesting parent of this driver",
                "iommufd_hwpt_nested_alloc: !parent->nest_parent || parent->domain.owner != ops"),
+        Clause(-errno.EOPNOTSUPP, lambda k, a, hw: True,
+               "the driver has no domain_alloc_nested op", "iommufd_hwpt_nested_alloc",
+               hw=("mock",)),
     ),
     "the parent is a live nesting parent of the device's driver",
     "a new NESTED domain on the parent (the guest's stage-1 table), or ERR_PTR(-errno)",

@@ -111,6 +111,10 @@ KNOBS: dict[str, str] = {
                                            "not the NESTING_* tags of domains nested on it",
     "vtd.nested_devtlb_by_parent_range": "VT-d flushes NESTING_DEVTLB tags over the parent's IPA "
                                          "range instead of the whole device TLB",
+    "smmu.parent_flush_skips_nh_all": "SMMUv3 flushes a nesting parent with TLBI_S2_IPA only, "
+                                      "without the TLBI_NH_ALL(vmid) for the nested S1 entries",
+    "smmu.nested_atc_by_range": "SMMUv3 invalidates a nested master's ATC over the parent's IPA "
+                                "range instead of entirely (no nested_ats_flush)",
     "vtd.nested_share_parent_did": "VT-d nested domains on one parent share one DID (seed 003's "
                                    "long-term idea)",
     "core.kva_free_without_iommu_flush": "x86 frees kernel page-table pages without telling the "

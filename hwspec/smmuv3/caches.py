@@ -6,10 +6,13 @@ tag:
 
 - configuration cache: STEs by StreamID, CDs by (StreamID, SubstreamID). A CD
   entry is NOT tagged by the CD-table address, so a CD cached from an old table
-  still answers for (SID, SSID) after the STE points elsewhere.
+  still answers for (SID, SSID) after the STE points elsewhere, until CFGI_STE(SID)
+  or CFGI_CD drops it.
 - TLB: (VMID, ASID, page). Stage-1 and nested entries carry the ASID of the CD
   that produced them and the VMID of the STE (S2VMID, 0 for stage-1-only NS-EL1
-  streams); stage-2-only entries have `asid=None`. The StreamID is NOT part of
+  streams); stage-2-only entries have `asid=None` and their page is an IPA. A nested
+  walk caches a combined entry (VA -> PA, tagged by the VMID and the guest CD's ASID)
+  and the stage-2-only entry of the IPA it went through. The StreamID is NOT part of
   the tag: two streams whose CDs carry the same ASID share TLB entries.
 - ATC: in the endpoint, (SID, SSID or None for no-PASID requests, page).
 - walk cache (bound walk_caches): a pointer to the leaf table page a walk went
@@ -70,15 +73,19 @@ class TlbEntry:
     iova_pfn: int
     pfn: int
     prot: Prot = Prot.RW
+    #: a combined S1+S2 entry of a nested STE: the IPA page stage 1 gave (not hardware
+    #: state the architecture names, but what the nested-cache-current check needs)
+    ipa_pfn: int | None = None
 
     @property
     def tag(self) -> str:
         return _tlb_tag(self.vmid, self.asid)
 
     def __str__(self) -> str:
+        nested = "" if self.ipa_pfn is None else f" (nested, ipa {self.ipa_pfn << PAGE_SHIFT:#x})"
         return (
             f"TLB ({self.tag}) {self.iova_pfn << PAGE_SHIFT:#x} -> "
-            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}"
+            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}{nested}"
         )
 
 
@@ -135,7 +142,8 @@ def sort_key(e: CacheEntry) -> tuple[int, ...]:
     if isinstance(e, CdCacheEntry):
         return (1, e.sid, e.ssid, *e.words)
     if isinstance(e, TlbEntry):
-        return (2, e.vmid, -1 if e.asid is None else e.asid, e.iova_pfn, e.pfn, int(e.prot))
+        return (2, e.vmid, -1 if e.asid is None else e.asid, e.iova_pfn, e.pfn, int(e.prot),
+                -1 if e.ipa_pfn is None else e.ipa_pfn)
     if isinstance(e, WalkEntry):
         return (4, e.vmid, -1 if e.asid is None else e.asid, e.region, e.table, e.root)
     return (3, e.sid, -1 if e.ssid is None else e.ssid, e.iova_pfn, e.pfn, int(e.prot))

@@ -8,15 +8,21 @@ command or none.
 
 Coverage (the architecture as B.4/B.5 state it; see each class):
 
-- CFGI_STE(sid): the configuration-cache STE of that SID. Not the CDs cached
-  through it (UNVERIFIED: not confirmed against the SMMUv3 specification; the
-  Linux driver never relies on it either way, every CD write is followed by
-  CFGI_CD for that (SID, SSID)). Modelling less is the conservative choice: it
-  can only make more stale outcomes visible.
+- CFGI_STE(sid): the configuration-cache STE of that SID and every CD cached for
+  the SID. UNVERIFIED against the SMMUv3 specification's text; the reading of
+  gem5's SMMUv3 model (Arm-reviewed: CMD_CFGI_STE invalidates its configuration
+  cache, STE and CDs, by StreamID), and the one the Linux driver relies on since
+  nesting: a RID going from a nested STE (the guest's CD table) back to a stage-1
+  one issues CFGI_STE only, CD0 of the host table being unchanged, so under a
+  narrower reading the guest's cached CD0 would serve host DMA. Without nesting
+  every CD change is followed by CFGI_CD, and the two readings agree.
 - CFGI_CD(sid, ssid): the CD cached for (sid, ssid).
 - CFGI_CD_ALL(sid): every CD cached for that SID.
+- TLBI_NH_ALL(vmid): every stage-1 and nested TLB entry of that VMID.
 - TLBI_NH_ASID(asid, vmid): stage-1 (and nested) TLB entries tagged (vmid, asid).
 - TLBI_NH_VA: the same, restricted to the pages of the VA range.
+- TLBI_S2_IPA(vmid): stage-2-only TLB entries of that VMID in the IPA range (not the
+  combined S1+S2 entries: they are tagged by VA).
 - TLBI_S12_VMALL(vmid): every TLB entry with that VMID, stage 1 and stage 2.
 - TLBI_NSNH_ALL: every TLB entry (the model has no EL2/secure regimes).
 - ATC_INV(sid, ssid, ssv, addr, size): ATC entries of that SID in the 2**size
@@ -34,7 +40,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, Mapping, Sequence, Self
+from typing import Callable, ClassVar, Mapping, Sequence, Self, TypeVar
 
 from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
@@ -46,6 +52,7 @@ ATC_INV_SIZE_ALL = 52
 #: CMDQ_TLBI_RANGE_NUM_MAX
 TLBI_RANGE_NUM_MAX = 31
 _PAGE_MASK = (1 << PAGE_SHIFT) - 1
+_T = TypeVar("_T", bound="Command")
 
 
 class Cache(Enum):
@@ -66,6 +73,19 @@ def _layout(name: str, *rows: tuple[object, ...]) -> Layout:
 def _check_page_aligned(what: str, addr: int) -> None:
     if addr < 0 or addr & _PAGE_MASK:
         raise LayoutError(f"{what}: address {addr:#x} is not 4 KiB aligned")
+
+
+def _tlbi_pages(addr: int, tg: int, num: int, scale: int) -> range:
+    """The 4 KiB pages (pfns) a TLBI by address covers: TG = 0 the one page holding addr;
+    TG = 1/2/3 (4K/16K/64K granule, range invalidation) (NUM+1) * 2**SCALE granules from
+    addr's granule. Shared by NH_VA (a VA) and S2_IPA (an IPA)."""
+    if tg == 0:
+        first = addr >> PAGE_SHIFT
+        return range(first, first + 1)
+    granule_shift = 10 + 2 * tg  # 12, 14, 16
+    per_granule = 1 << (granule_shift - PAGE_SHIFT)
+    first = (addr >> granule_shift) * per_granule
+    return range(first, first + (((num + 1) << scale) * per_granule))
 
 
 class Command(ABC):
@@ -120,7 +140,7 @@ class PREFETCH_CFG(Command):
 
 @dataclass(frozen=True)
 class CFGI_STE(Command):
-    """CMD_CFGI_STE: drops the cached STE of `sid` (and nothing else: cached CDs stay, UNVERIFIED).
+    """CMD_CFGI_STE: drops the cached STE of `sid` and the CDs cached for it (module doc).
 
     This is the STE writer's sync (`arm_smmu_ste_writer_sync_entry`: leaf=1 + CMD_SYNC, B.7).
     """
@@ -129,7 +149,7 @@ class CFGI_STE(Command):
     leaf: bool = True
     OPCODE: ClassVar[int] = 0x3
     LAYOUT: ClassVar[Layout] = _layout("CMD_CFGI_STE", ("sid", 0, 32, 63), ("leaf", 1, 0, 0))
-    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.STE})
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.STE, Cache.CD})
 
     def raw_fields(self) -> dict[str, int]:
         return {"sid": self.sid, "leaf": int(self.leaf)}
@@ -139,7 +159,7 @@ class CFGI_STE(Command):
         return cls(sid=raw["sid"], leaf=bool(raw["leaf"]))
 
     def covers(self, entry: CacheEntry) -> bool:
-        return isinstance(entry, SteCacheEntry) and entry.sid == self.sid
+        return isinstance(entry, (SteCacheEntry, CdCacheEntry)) and entry.sid == self.sid
 
     def __str__(self) -> str:
         return f"CMD_CFGI_STE sid={self.sid:#x}{' leaf' if self.leaf else ''}"
@@ -295,13 +315,7 @@ class TLBI_NH_VA(Command):
     @property
     def pages(self) -> range:
         """The 4 KiB iova pages (pfns) this command invalidates: the model-level range."""
-        if self.tg == 0:
-            first = self.addr >> PAGE_SHIFT
-            return range(first, first + 1)
-        granule_shift = 10 + 2 * self.tg  # 12, 14, 16
-        per_granule = 1 << (granule_shift - PAGE_SHIFT)
-        first = (self.addr >> granule_shift) * per_granule
-        return range(first, first + (((self.num + 1) << self.scale) * per_granule))
+        return _tlbi_pages(self.addr, self.tg, self.num, self.scale)
 
     def covers(self, entry: CacheEntry) -> bool:
         if isinstance(entry, WalkEntry):
@@ -322,6 +336,96 @@ class TLBI_NH_VA(Command):
             f"CMD_TLBI_NH_VA asid={self.asid} vmid={self.vmid} va={self.addr:#x}{rng} "
             f"pages={len(pages)}{' leaf' if self.leaf else ''}"
         )
+
+
+@dataclass(frozen=True)
+class TLBI_NH_ALL(Command):
+    """CMD_TLBI_NH_ALL: every stage-1 (and nested S1+S2) TLB entry of `vmid`, any ASID, and
+    their walk-cache entries. The driver issues it after TLBI_S2_IPA when a nesting
+    parent changes (arm_smmu_tlb_inv_range_domain, nest_parent: "When the S2 domain
+    changes all the nested S1 ASIDs have to be flushed too"). Stage-2-only entries stay.
+    """
+
+    vmid: int
+    OPCODE: ClassVar[int] = 0x10
+    LAYOUT: ClassVar[Layout] = _layout("CMD_TLBI_NH_ALL", ("vmid", 0, 32, 47))
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"vmid": self.vmid}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(vmid=raw["vmid"])
+
+    def covers(self, entry: CacheEntry) -> bool:
+        return isinstance(entry, (TlbEntry, WalkEntry)) and entry.asid is not None and entry.vmid == self.vmid
+
+    def __str__(self) -> str:
+        return f"CMD_TLBI_NH_ALL vmid={self.vmid}"
+
+
+@dataclass(frozen=True)
+class TLBI_S2_IPA(Command):
+    """CMD_TLBI_S2_IPA: stage-2 TLB entries of `vmid` whose IPA page lies in the range
+    (TG/SCALE/NUM as for NH_VA; the IPA field is q1[51:12]).
+
+    The reading that keeps more entries: only stage-2-only entries (asid None, whose
+    page is an IPA) go. A combined S1+S2 entry is tagged by the stage-1 VA, not the
+    IPA, so an invalidation by IPA cannot name it; software follows with TLBI_NH_ALL
+    or TLBI_S12_VMALL (the driver's nest_parent path). LEAF = 0 also drops the
+    stage-2 walk-cache entries of the range.
+    """
+
+    vmid: int
+    addr: int
+    leaf: bool = True
+    num: int = 0
+    scale: int = 0
+    ttl: int = 0
+    tg: int = 0
+    OPCODE: ClassVar[int] = 0x2A
+    LAYOUT: ClassVar[Layout] = _layout(
+        "CMD_TLBI_S2_IPA",
+        ("num", 0, 12, 16),
+        ("scale", 0, 20, 24),
+        ("vmid", 0, 32, 47),
+        ("leaf", 1, 0, 0),
+        ("ttl", 1, 8, 9),
+        ("tg", 1, 10, 11),
+        ("addr", 1, 12, 51),
+    )
+    CACHES: ClassVar[frozenset[Cache]] = frozenset({Cache.TLB, Cache.WALK})
+
+    def __post_init__(self) -> None:
+        _check_page_aligned("CMD_TLBI_S2_IPA", self.addr)
+
+    def raw_fields(self) -> dict[str, int]:
+        return {"num": self.num, "scale": self.scale, "vmid": self.vmid, "leaf": int(self.leaf),
+                "ttl": self.ttl, "tg": self.tg, "addr": self.addr >> PAGE_SHIFT}
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, int]) -> Self:
+        return cls(vmid=raw["vmid"], addr=raw["addr"] << PAGE_SHIFT, leaf=bool(raw["leaf"]),
+                   num=raw["num"], scale=raw["scale"], ttl=raw["ttl"], tg=raw["tg"])
+
+    @property
+    def pages(self) -> range:
+        """The 4 KiB IPA pages (pfns) this command invalidates."""
+        return _tlbi_pages(self.addr, self.tg, self.num, self.scale)
+
+    def covers(self, entry: CacheEntry) -> bool:
+        if isinstance(entry, WalkEntry):
+            return (not self.leaf and entry.asid is None and entry.vmid == self.vmid
+                    and region_overlaps(entry.region, self.pages))
+        return (isinstance(entry, TlbEntry) and entry.asid is None and entry.vmid == self.vmid
+                and entry.iova_pfn in self.pages)
+
+    def __str__(self) -> str:
+        pages = self.pages
+        rng = f" num={self.num} scale={self.scale} tg={self.tg} ttl={self.ttl}" if self.tg else ""
+        return (f"CMD_TLBI_S2_IPA vmid={self.vmid} ipa={self.addr:#x}{rng} "
+                f"pages={len(pages)}{' leaf' if self.leaf else ''}")
 
 
 @dataclass(frozen=True)
@@ -499,8 +603,10 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CFGI_STE,
     CFGI_CD,
     CFGI_CD_ALL,
+    TLBI_NH_ALL,
     TLBI_NH_ASID,
     TLBI_NH_VA,
+    TLBI_S2_IPA,
     TLBI_S12_VMALL,
     TLBI_NSNH_ALL,
     ATC_INV,
@@ -555,7 +661,27 @@ def tlbi_nh_va_cmds(
     range_inv: bool = False,
     granule: int = 1 << PAGE_SHIFT,
 ) -> list[TLBI_NH_VA]:
-    """`__arm_smmu_tlb_inv_range` for a stage-1 domain: the NH_VA commands for [iova, iova+size).
+    """`__arm_smmu_tlb_inv_range` for a stage-1 domain: the NH_VA commands for [iova, iova+size)."""
+    return _tlbi_range(lambda **f: TLBI_NH_VA(asid=asid, vmid=vmid, **f),
+                       iova, size, leaf, range_inv, granule)
+
+
+def tlbi_s2_ipa_cmds(
+    vmid: int,
+    ipa: int,
+    size: int,
+    leaf: bool = True,
+    range_inv: bool = False,
+    granule: int = 1 << PAGE_SHIFT,
+) -> list[TLBI_S2_IPA]:
+    """`__arm_smmu_tlb_inv_range` for a stage-2 domain (`cmd.opcode = CMDQ_OP_TLBI_S2_IPA`,
+    `cmd.tlbi.vmid = s2_cfg.vmid`): the S2_IPA commands for [ipa, ipa+size)."""
+    return _tlbi_range(lambda **f: TLBI_S2_IPA(vmid=vmid, **f), ipa, size, leaf, range_inv, granule)
+
+
+def _tlbi_range(make: Callable[..., _T], iova: int, size: int, leaf: bool, range_inv: bool,
+                granule: int) -> list[_T]:
+    """The loop of `__arm_smmu_tlb_inv_range`, whatever the opcode.
 
     Without FEAT_RANGE_INV one command per granule (TG=0). With it, TG from the
     4 KiB leaf size and chunks of (NUM+1) * 2**SCALE pages, TTL from the granule
@@ -563,12 +689,12 @@ def tlbi_nh_va_cmds(
     """
     if size == 0:
         return []
-    out: list[TLBI_NH_VA] = []
+    out: list[_T] = []
     end = iova + size
     if not range_inv:
         while iova < end:
             # the ADDR field holds VA[63:12]: the driver masks, the SMMU reads the page
-            out.append(TLBI_NH_VA(asid=asid, vmid=vmid, addr=iova & ~_PAGE_MASK, leaf=leaf))
+            out.append(make(addr=iova & ~_PAGE_MASK, leaf=leaf))
             iova += granule
         return out
     tg_shift = PAGE_SHIFT
@@ -584,12 +710,7 @@ def tlbi_nh_va_cmds(
             break  # a size that is no multiple of the granule: the kernel's __ffs(0) is undefined
         scale = (num_pages & -num_pages).bit_length() - 1
         num = (num_pages >> scale) & TLBI_RANGE_NUM_MAX
-        out.append(
-            TLBI_NH_VA(
-                asid=asid, vmid=vmid, addr=iova & ~_PAGE_MASK, leaf=leaf,
-                num=num - 1, scale=scale, ttl=ttl, tg=tg,
-            )
-        )
+        out.append(make(addr=iova & ~_PAGE_MASK, leaf=leaf, num=num - 1, scale=scale, ttl=ttl, tg=tg))
         iova += num << (scale + tg_shift)
         num_pages -= num << scale
     return out

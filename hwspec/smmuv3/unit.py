@@ -16,7 +16,7 @@ PASID). Every way the SMMU could serve the request contributes one outcome:
 - SID beyond the stream table: C_BAD_STREAMID.
 - STE views: the fresh read of the stream table, plus each config-cache STE of
   that SID. For each view: V=0 -> C_BAD_STE; CFG=ABORT -> STE_ABORT; reserved
-  CFG (1..3) -> C_BAD_STE; CFG=NESTED -> NOT_MODELLED (not walked).
+  CFG (1..3) -> C_BAD_STE.
   CFG=BYPASS or S2_TRANS with an SSID -> C_BAD_SUBSTREAMID (stage 1 is needed
   for substreams; UNVERIFIED reading of the spec). BYPASS -> bypass.
   S2_TRANS -> walk of S2TTB (address s2ttb << 4) plus every TLB entry
@@ -32,11 +32,17 @@ PASID). Every way the SMMU could serve the request contributes one outcome:
   entry (vmid = STE.S2VMID, asid, page). A stale TLB entry is therefore reachable
   only through a view that yields its ASID - the architecture, and the point of
   seed 000 ("the SMMU driver needs the old ASID at detach").
+- NESTED: the STE's first half is a stage-1 STE (the guest's CD table), the second a
+  stage-2 one. The CD's TTB0 walk gives an IPA, the S2TTB walk at it the host page,
+  with what both stages permit; plus the stage-2-only TLB entries (vmid, None) of that
+  IPA, and every combined entry (vmid, CD's asid, page). S1DSS=BYPASS without an SSID
+  is a stage-2-only walk. The guest's CD-table and TTB0 pointers are IPAs on real
+  hardware (translated by stage 2); the model takes them as host addresses.
 - A leaf without READ (WRITE) permission for a read (write) gives PERMISSION;
   no leaf gives NO_MAPPING.
 
-Not modelled: nested (S1 over S2) walks and two-level CD tables (a
-NOT_MODELLED fault, so nothing silently translates); the T0SZ/IPS range checks;
+Not modelled: two-level CD tables (a NOT_MODELLED fault, so nothing silently
+translates); stage-2 translation of a nested STE's table pointers; the T0SZ/IPS range checks;
 the STRW regime in TLB tags (EL2 streams are tagged like NS-EL1 ones, with the
 STE's S2VMID); TTL/LEAF hints; events and stalls.
 
@@ -46,7 +52,8 @@ cached parts joined by " + ", e.g. "config-cache CD (sid 0x8, ssid 5) + TLB
 
 Filling: `fill(...)` caches exactly what the fresh walk would now, at every
 level: the STE, the CD, the TLB leaf, and an ATC entry when the STE uses
-EATS=TRANS (identity for S1DSS=BYPASS traffic). Invalid entries (V=0) are not
+EATS=TRANS (identity for S1DSS=BYPASS traffic); a nested walk caches the combined
+entry (with its IPA) and the stage-2-only entry of the IPA. Invalid entries (V=0) are not
 cached. The access is not needed: a walk caches the leaf whatever the access,
 the permission check happens on use. Caches hold sets, so a second fill after a
 table change keeps both the old and the new entry, as hardware may.
@@ -61,7 +68,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 from ..layout import Layout, Words
-from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, WalkMemo
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, WalkMemo, nested_walk
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry, sort_key
 from .cd import CD, CD_QWORDS, CD_SIZE
@@ -316,11 +323,9 @@ def _ste_problem(ste: Sequence[int], ssid: int | None) -> FaultReason | None:
     cfg = _STE_CFG.get(ste)
     if cfg == Cfg.ABORT:
         return FaultReason.STE_ABORT
-    if cfg == Cfg.NESTED:
-        return FaultReason.NOT_MODELLED
-    if cfg not in (Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS):
+    if cfg not in (Cfg.BYPASS, Cfg.S1_TRANS, Cfg.S2_TRANS, Cfg.NESTED):
         return FaultReason.C_BAD_STE
-    if ssid is not None and cfg != Cfg.S1_TRANS:
+    if ssid is not None and cfg not in (Cfg.S1_TRANS, Cfg.NESTED):
         return FaultReason.C_BAD_SUBSTREAMID
     return None
 
@@ -357,6 +362,11 @@ def translate(
                           iova, access, parts, out)
         else:
             index = _stage1_cd_index(ste, ssid)
+            if index is None and cfg == Cfg.NESTED:
+                # stage 1 bypassed (S1DSS=BYPASS) over stage 2: a stage-2-only translation
+                _walk_and_tlb(unit, mem, _STE_S2TTB.get(ste) << _STE_S2TTB.lo, vmid, None,
+                              iova, access, parts, out)
+                continue
             if index is None:
                 out.add(bypass(_via(parts)))
                 continue
@@ -378,9 +388,47 @@ def translate(
                     out.add(fault(FaultReason.EPD0, _via(cd_parts)))
                 else:
                     root = _CD_TTB0.get(cd) << _CD_TTB0.lo
-                    _walk_and_tlb(unit, mem, root, vmid, _CD_ASID.get(cd),
-                                  iova, access, cd_parts, out)
+                    if cfg == Cfg.NESTED:
+                        _nested_walk_and_tlb(unit, mem, root, _STE_S2TTB.get(ste) << _STE_S2TTB.lo,
+                                             vmid, _CD_ASID.get(cd), iova, access, cd_parts, out)
+                    else:
+                        _walk_and_tlb(unit, mem, root, vmid, _CD_ASID.get(cd),
+                                      iova, access, cd_parts, out)
     return frozenset(out)
+
+
+def _nested_walk_and_tlb(
+    unit: SmmuUnit,
+    mem: Memory,
+    s1: int,
+    s2: int,
+    vmid: int,
+    asid: int,
+    iova: int,
+    access: Access,
+    parts: list[str],
+    out: set[Outcome],
+) -> None:
+    """A nested (S1+S2) request: the two-stage walk, the stage-2-only TLB entries of the
+    IPA stage 1 gives now (a walk may take its second stage from the TLB), and every
+    combined entry of (vmid, asid) for the page."""
+    iova_pfn = iova >> PAGE_SHIFT
+    first = mem.walk(s1, iova_pfn)
+    if first is None:
+        out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
+    else:
+        second = mem.walk(s2, first.pfn)
+        if second is None:
+            out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
+        else:
+            out.add(_leaf(second.pfn, first.prot & second.prot, iova, access, parts))
+        for t in unit.tlb:
+            if t.vmid == vmid and t.asid is None and t.iova_pfn == first.pfn:
+                out.add(_leaf(t.pfn, first.prot & t.prot, iova, access,
+                              parts + [f"TLB ({t.tag}) ipa {first.pfn << PAGE_SHIFT:#x}"]))
+    for t in unit.tlb:
+        if t.vmid == vmid and t.asid == asid and t.iova_pfn == iova_pfn:
+            out.add(_leaf(t.pfn, t.prot, iova, access, parts + [f"TLB ({t.tag})"]))
 
 
 def _walk_and_tlb(
@@ -426,7 +474,7 @@ def fill(
                             lambda: _config_walk(unit, mem, sid, ssid))
     if cfg is None:
         return frozenset()
-    ste_e, cd_e, root, vmid, asid, ats = cfg
+    ste_e, cd_e, root, vmid, asid, ats, s2 = cfg
     added: list[CacheEntry] = [ste_e]
     unit.ste_cache.add(ste_e)
     if cd_e is not None:
@@ -436,6 +484,17 @@ def fill(
     if root is _IDENTITY:  # ATS on a bypassed stage 1 returns the identity translation.
         if ats:
             added.append(AtcEntry(sid, ssid, iova_pfn, iova_pfn, Prot.RW))
+    elif root is not None and s2 is not None:
+        # nested: the combined entry and the stage-2-only entry of the IPA (no walk
+        # cache: bounds nesting and walk_caches do not mix)
+        pte, ipa = nested_walk(mem, root, s2, iova_pfn)
+        if pte is not None and ipa is not None:
+            s2pte = mem.walk(s2, ipa)
+            assert s2pte is not None
+            added.append(TlbEntry(vmid, None, ipa, s2pte.pfn, s2pte.prot))
+            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot, ipa_pfn=ipa))
+            if ats:
+                added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
     elif root is not None:
         table = mem.leaf_table(root, iova_pfn)
         if table is not None:  # the walk went through it, whatever the leaf PTE says
@@ -457,7 +516,8 @@ def fill(
 
 #: `_config_walk`'s root for a stage 1 that is bypassed (S1DSS / no CD table walk)
 _IDENTITY = -1
-_ConfigWalk = tuple[SteCacheEntry, "CdCacheEntry | None", "int | None", int, "int | None", bool] | None
+_ConfigWalk = tuple[SteCacheEntry, "CdCacheEntry | None", "int | None", int, "int | None", bool,
+                    "int | None"] | None
 #: the walk of STE and CD reads table words and the stream table's place only (module doc
 #: of hwspec/memory.py), so it is memoized by the words' contents
 _CONFIG_WALKS: WalkMemo[tuple[int, int, int, int | None], _ConfigWalk] = WalkMemo()
@@ -466,7 +526,8 @@ _CONFIG_WALKS: WalkMemo[tuple[int, int, int, int | None], _ConfigWalk] = WalkMem
 def _config_walk(unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None) -> _ConfigWalk:
     """The configuration levels `fill` caches: (STE-cache entry, CD-cache entry or None,
     the page-table root to walk (None: no leaf, _IDENTITY: stage 1 bypassed), VMID, the TLB
-    entry's ASID (None for stage 2), EATS=TRANS); None if no valid STE is cached."""
+    entry's ASID (None for stage 2), EATS=TRANS, the stage-2 root of a nested STE or
+    None); None if no valid STE is cached."""
     if not 0 <= sid < unit.num_stes:
         return None
     ste = unit.read_ste(mem, sid)
@@ -479,18 +540,21 @@ def _config_walk(unit: SmmuUnit, mem: Memory, sid: int, ssid: int | None) -> _Co
     vmid = _STE_S2VMID.get(ste)
     cfg = _STE_CFG.get(ste)
     passes = _ste_problem(ste, ssid) is None
+    s2 = _STE_S2TTB.get(ste) << _STE_S2TTB.lo
     if passes and cfg == Cfg.S2_TRANS:
-        return ste_e, None, _STE_S2TTB.get(ste) << _STE_S2TTB.lo, vmid, None, ats
-    if passes and cfg == Cfg.S1_TRANS:
+        return ste_e, None, s2, vmid, None, ats, None
+    if passes and cfg in (Cfg.S1_TRANS, Cfg.NESTED):
+        nested = s2 if cfg == Cfg.NESTED else None
         index = _stage1_cd_index(ste, ssid)
         if index is None:
-            return ste_e, None, _IDENTITY, vmid, None, ats
+            # S1DSS=BYPASS: the identity, or on a nested STE a stage-2-only walk
+            return ste_e, None, _IDENTITY if nested is None else s2, vmid, None, ats, None
         if not isinstance(index, FaultReason):
             cd = mem.read(cd_addr(ste, index), CD_QWORDS)
             if _CD_V.get(cd):
                 root = None if _CD_EPD0.get(cd) else _CD_TTB0.get(cd) << _CD_TTB0.lo
-                return ste_e, CdCacheEntry(sid, index, cd), root, vmid, _CD_ASID.get(cd), ats
-    return ste_e, None, None, vmid, None, ats
+                return ste_e, CdCacheEntry(sid, index, cd), root, vmid, _CD_ASID.get(cd), ats, nested
+    return ste_e, None, None, vmid, None, ats, None
 
 
 # -- dump -------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
-from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo, nested_walk
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import (
@@ -278,19 +278,6 @@ def _permits(prot: Prot, access: Access) -> bool:
     return True
 
 
-def _nested_walk(mem: Memory, s1: int, s2: int, iova_pfn: int) -> tuple[Pte | None, int | None]:
-    """The nested translation of one page: the first-stage leaf gives the IPA, the
-    second-stage leaf at it the host page; the permissions are what both allow.
-    Returns (the combined leaf or None, the IPA page or None)."""
-    first = mem.walk(s1, iova_pfn)
-    if first is None:
-        return None, None
-    second = mem.walk(s2, first.pfn)
-    if second is None:
-        return None, first.pfn
-    return Pte(second.pfn, first.prot & second.prot), first.pfn
-
-
 def _leaf_outcome(pte: Pte | None, iova: int, access: Access, via: str) -> Outcome:
     if pte is None:
         return fault(FaultReason.NO_MAPPING, via)
@@ -363,7 +350,7 @@ def translate(
         elif pgtt is Pgtt.NESTED:
             s1 = page_addr(_PE_FLPTPTR.extract(pe))
             s2 = page_addr(_PE_SLPTPTR.extract(pe))
-            out.add(_leaf_outcome(_nested_walk(mem, s1, s2, iova_pfn)[0], iova, access, via))
+            out.add(_leaf_outcome(nested_walk(mem, s1, s2, iova_pfn)[0], iova, access, via))
         else:
             root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
             fresh = mem.walk(root, iova_pfn)
@@ -403,7 +390,7 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
     if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
     elif s2 is not None:  # nested: one combined entry for both stages
-        pte, ipa = _nested_walk(mem, root, s2, iova_pfn)
+        pte, ipa = nested_walk(mem, root, s2, iova_pfn)
         if pte is None or not _permits(pte.prot, access):
             return
         pfn, prot, pt = pte.pfn, pte.prot, False

@@ -104,7 +104,7 @@ class IommuCore(MmLifetime):
         for iova_pfn, ipa_pfn in GUEST_STAGE1:
             self.mem.map(root, iova_pfn, Pte(ipa_pfn, Prot.RW))
         dom = Domain(self._new_id(), DomainType.NESTED, self.driver.name, pgtable=root,
-                     parent=parent)
+                     parent=parent, has_set_dev_pasid=self.driver.nested_has_set_dev_pasid)
         self.domains[dom.id] = dom
         ret = self.driver.domain_alloc_nested(self._k, d, par, dom)
         if ret:

@@ -566,6 +566,37 @@ _VARIANTS = (
         changed_calls=("iommu_attach_device",),
     ),
     Design(
+        name="smmu-parent-flush-skips-nh-all",
+        summary="SMMUv3 unmapping a nesting parent with TLBI_S2_IPA alone",
+        rationale="A nested STE's translations are cached as combined S1+S2 entries tagged "
+                  "(VMID, the guest's ASID) and the guest's VA; a TLBI by IPA cannot name "
+                  "them. 1e8be08d1c91 'Support IOMMU_DOMAIN_NESTED' made "
+                  "arm_smmu_tlb_inv_range_domain follow the S2_IPA invalidation of a "
+                  "nest_parent with TLBI_NH_ALL(vmid) + SYNC: 'When the S2 domain changes "
+                  "all the nested S1 ASIDs have to be flushed too'. Without it the guest "
+                  "keeps reaching the page the parent unmapped (nest1).",
+        knobs=frozenset({"smmu.parent_flush_skips_nh_all"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("nested-cache-current", "no-stale-translation")),),
+        check_bounds="nest1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range"),
+    ),
+    Design(
+        name="smmu-nested-atc-by-range",
+        summary="SMMUv3 invalidating a nested master's ATC over the parent's IPA range",
+        rationale="A nested master's ATC caches the guest's IOVA -> host page; a parent "
+                  "change is by IPA. f27298a82ba0 'Allow ATS for IOMMU_DOMAIN_NESTED' marks "
+                  "such masters nested_ats_flush and gives them a full ATC_INV on any parent "
+                  "change: 'If a S2 used as a nesting parent is changed we have no option but "
+                  "to completely flush the ATC.' A range ATC_INV at the IPA misses the IOVA "
+                  "the guest's stage 1 maps onto it (GUEST_STAGE1 swaps pages 0 and 1; nest1).",
+        knobs=frozenset({"smmu.nested_atc_by_range"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        check_bounds="nest1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range"),
+    ),
+    Design(
         name="munmap-free-table-before-flush",
         summary="munmap freeing the CPU page-table page before the secondary-TLB flush",
         rationale="The IOMMU walks a process's page table for SVA, so a page-table page the "

@@ -78,6 +78,10 @@ class Driver:
     def domain_alloc_sva(self, k: "Kernel", dev: "Device", dom: "Domain") -> int:
         return 0
 
+    #: whether the driver's nested domain ops have set_dev_pasid (VT-d: yes; SMMUv3:
+    #: attach_dev only, the guest's SSIDs are in its own CD table)
+    nested_has_set_dev_pasid: bool = True
+
     def domain_alloc_nested(self, k: "Kernel", dev: "Device", parent: "Domain", dom: "Domain") -> int:
         """ops->domain_alloc_nested: a nested domain on `parent` (dom.pgtable is the
         guest's stage-1 table). 0 or -errno; a driver without nesting: -EOPNOTSUPP
@@ -92,6 +96,12 @@ class Driver:
     def tag_nested_domains(self, k: "Kernel", tag: tuple[Any, ...]) -> list[int]:
         """The nested domains a tag of `nested_translations` belongs to now."""
         return []
+
+    def tag_guest_parent(self, k: "Kernel", tag: tuple[Any, ...]) -> int | None:
+        """For a tag no nested domain holds: the live nesting parent whose VM owns it, if
+        the tag is the guest's (SMMUv3: the guest's ASID under the parent's VMID, which
+        the guest invalidates itself), else None (VT-d: a DID is the host's)."""
+        return None
 
     def domain_free(self, k: "Kernel", dom: "Domain") -> None:
         """ops->free. For SVA domains this decides how the mmu_notifier goes (put or unregister)."""

@@ -24,8 +24,23 @@ The pre-v6.11 SVA scheme (design knob "smmu.sva_cpu_asid") is modelled for seed
 handed back at free, so the driver must invalidate that ASID at PASID detach, for
 which it needs the old domain.
 
-Not modelled: stage-2 and nested domains, two-level tables, stalls / PRI, BTM,
-multiple SMMU instances, the v7.1-queued per-domain invalidation arrays.
+Nesting (bound nesting; arm-smmu-v3-iommufd.c, v6.13+): a nesting parent is an S2
+domain with its own VMID (`arm_smmu_domain_finalise_s2`: ida 1 .. 2^16 - 1; the vSMMU
+takes the parent's VMID), attached to a RID with an S2 STE. A nested domain stands for
+the guest's vSTE: a guest CD table (in memory the guest owns; CD0 with GUEST_ASID and
+the guest's stage-1 table), S1CDMAX 0, EATS=TRANS. Its attach writes the nested STE
+(the parent's S2 half, the guest's S1 half; -EBUSY while PASIDs are in use), and the
+master goes on the parent's invalidation list. A change to the parent
+(`arm_smmu_tlb_inv_range_domain`, nest_parent) is TLBI_S2_IPA(vmid) + SYNC, then
+TLBI_NH_ALL(vmid) + SYNC (the combined entries are tagged by the guest's VA), then the
+ATCs: a full ATC_INV (SSV=0) for every nested master with ATS (nested_ats_flush, "we
+have no option but to completely flush the ATC"), a range one for masters attached
+directly. Free of the parent: TLBI_S12_VMALL(vmid), then the VMID goes.
+
+Not modelled: two-level tables, stalls / PRI, BTM, multiple SMMU instances, the
+v7.1-queued per-domain invalidation arrays, the vIOMMU object and per-vSMMU VMIDs
+(not mainline), guest invalidations (`arm_vsmmu_cache_invalidate`) and guest changes
+of its CD table or stage 1, nested PASIDs (the guest's SSIDs).
 """
 
 from __future__ import annotations
@@ -53,6 +68,14 @@ CMDQ_MAX_TLBI_OPS = 1 << (PAGE_SHIFT - 3)
 
 CD_SIZE = 64
 CTXDESC_LINEAR_CDMAX = 10
+#: VMIDs come from smmu->vmid_map, 1 .. 2^vmid_bits - 1 (VMID 0 tags stage-1-only streams)
+VMID_BITS = 16
+#: the ASID the guest's CD0 carries (the guest's own ASID space; tagged by the VMID)
+GUEST_ASID = 1
+#: the VTCR the S2 STE carries: the 4 KiB granule, 48-bit IPA, inner-shareable
+#: write-back walks (io-pgtable's arm_lpae_s2_cfg for a 4-level table; the model's
+#: walk reads none of it)
+S2_VTCR = hw.make_vtcr(tsz=16, sl=2, irgn=1, orgn=1, sh=3, tg=0, ps=5)
 
 
 @dataclass(frozen=True)
@@ -71,7 +94,7 @@ def _canon_unit(st: "SmmuState", u: hw.SmmuUnit, ren: Any) -> Any:
         u.strtab_base, u.sid_bits,
         frozenset([(e.sid, e.words) for e in u.ste_cache]),
         frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
-        frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.tlb]),
+        frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot, e.ipa_pfn) for e in u.tlb]),
         frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
         # leaf table pages are not renamed (Kernel.canonical_key): only their roots
         frozenset([(e.vmid, e.asid, e.region, e.table, ren.root(e.root)) for e in u.walk]),
@@ -110,6 +133,10 @@ class SmmuState(Declared):
         StateField("masters", Role.MAP, "device -> arm_smmu_master", canon=_canon_masters),
         StateField("pasid_domains", Role.MAP, "(dev, pasid) -> domain: the driver's own record "
                    "(tracked design)", canon=_canon_pasid_domains),
+        StateField("vmids", Role.MAP, "S2 (nesting parent) domain -> VMID (smmu->vmid_map)",
+                   canon=_canon_by_domain),
+        StateField("guest_cd_tables", Role.MAP, "nested domain -> the guest CD table its vSTE "
+                   "points at (S1ContextPtr)", canon=_canon_by_domain),
     )
 
     unit: hw.SmmuUnit
@@ -119,6 +146,8 @@ class SmmuState(Declared):
     master_domains: dict[int, tuple[tuple[str, int], ...]]
     masters: dict[str, Master]
     pasid_domains: dict[tuple[str, int], int]
+    vmids: dict[int, int]
+    guest_cd_tables: dict[int, int]
 
     def __init__(self, unit: hw.SmmuUnit, asid_bits: int) -> None:
         self.unit = unit
@@ -128,15 +157,23 @@ class SmmuState(Declared):
         self.master_domains = {}
         self.masters = {}
         self.pasid_domains = {}
+        self.vmids = {}
+        self.guest_cd_tables = {}
 
     # -- canonical form (explorer symmetry reduction) ------------------------------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
         """Memory words that can hold a page-table root: the TTB0 qword of every CD of
-        every master's (linear) CD table -> (mask, lo, shift)."""
+        every master's (linear) CD table, of each guest CD0 and, with nesting, the S2TTB
+        qword of every STE -> (mask, lo, shift)."""
         out: dict[int, tuple[int, int, int]] = {}
         for m in self.masters.values():
             for ssid in range(1 << m.s1cdmax):
                 out[m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
+        for table in self.guest_cd_tables.values():
+            out[table + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
+        if self.vmids:  # S2 and nested STEs point at a parent's table
+            for sid in range(self.unit.num_stes):
+                out[self.unit.strtab_base + hw.STE_SIZE * sid + 8 * _STE_S2TTB.word] = _STE_S2TTB_FIELD
         return out
 
     def used_asids(self) -> set[int]:
@@ -213,12 +250,23 @@ class SmmuV3Driver(Driver):
             return 0
         return got
 
+    def _alloc_vmid(self, k: "Kernel") -> int | None:
+        used = set(_st(k).vmids.values())
+        for vmid in range(1, 1 << VMID_BITS):
+            if vmid not in used:
+                return vmid
+        return None
+
     def domain_alloc_paging(self, k: "Kernel", dev: Device, dom: Domain) -> int:
-        """arm_smmu_domain_finalise_s1: the domain's ASID. A nesting parent needs
-        ARM_SMMU_FEAT_NESTING (and a stage-2 domain), which the model's SMMU lacks:
-        arm_smmu_domain_alloc_paging_flags returns -EOPNOTSUPP."""
+        """arm_smmu_domain_finalise_s1: the domain's ASID. A nesting parent
+        (IOMMU_HWPT_ALLOC_NEST_PARENT) is a stage-2 domain instead:
+        arm_smmu_domain_finalise_s2 takes a VMID."""
         if dom.nest_parent:
-            return -errno.EOPNOTSUPP
+            vmid = self._alloc_vmid(k)
+            if vmid is None:
+                return -errno.ENOSPC
+            _st(k).vmids[dom.id] = vmid
+            return 0
         asid = self._alloc_asid(k)
         if asid is None:
             return -errno.ENOSPC
@@ -238,10 +286,38 @@ class SmmuV3Driver(Driver):
             return 0
         return self.domain_alloc_paging(k, dev, dom)
 
-    def domain_free(self, k: "Kernel", dom: Domain) -> None:
-        """Flush by the ASID before it can be reused, then release it (B.4)."""
+    #: arm_smmu_nested_ops has attach_dev only: the guest's SSIDs live in its CD table
+    nested_has_set_dev_pasid = False
+
+    def domain_alloc_nested(self, k: "Kernel", dev: Device, parent: Domain, dom: Domain) -> int:
+        """arm_vsmmu_alloc_domain_nested with the vSTE the guest gave: S1_TRANS over its
+        CD table (S1CDMAX 0: CD0 only) with EATS=TRANS (enable_ats). The guest writes
+        its CD table itself: no command is issued. The parent must be an S2 domain of
+        this SMMU (-EINVAL)."""
         s = _st(k)
-        if dom.type is DomainType.SVA and k.design.has("smmu.sva_cpu_asid"):
+        if parent.id not in s.vmids:
+            return -errno.EINVAL
+        assert dom.pgtable is not None
+        table = k.mem.alloc_page(1)
+        for i, w in enumerate(hw.make_s1_cd(GUEST_ASID, dom.pgtable)):
+            k.mem.write64(table + 8 * i, w)
+        s.guest_cd_tables[dom.id] = table
+        return 0
+
+    def domain_free(self, k: "Kernel", dom: Domain) -> None:
+        """Flush by the ASID before it can be reused, then release it (B.4). An S2 domain:
+        free_io_pgtable_ops -> arm_smmu_tlb_inv_context (TLBI_S12_VMALL + the ATCs),
+        then the VMID. A nested domain: kfree (the guest's CD table is the guest's)."""
+        s = _st(k)
+        if dom.type is DomainType.NESTED:
+            table = s.guest_cd_tables.pop(dom.id, None)
+            if table is not None:
+                k.mem.free_page(table, 1)
+        elif dom.id in s.vmids:
+            s.unit.issue_cmd_with_sync(hw.TLBI_S12_VMALL(vmid=s.vmids[dom.id]))
+            self._atc_inv_domain(k, dom, 0, 0)
+            del s.vmids[dom.id]
+        elif dom.type is DomainType.SVA and k.design.has("smmu.sva_cpu_asid"):
             assert dom.mm is not None
             # Another live SVA domain of the mm keeps the pin; one whose free already ran
             # (its free_notifier waits for SRCU) does not: the pin is refcounted by the
@@ -350,6 +426,15 @@ class SmmuV3Driver(Driver):
                 continue
             cmds.append(hw.atc_inv_cmd(k.devices[name].sid,
                                        None if ssid == IOMMU_NO_PASID else ssid, iova, size))
+        # a nesting parent's list holds its nested domains' masters too
+        # (to_smmu_domain_devices); nested_ats_flush: the whole ATC, the guest's IOVAs
+        # are not the parent's IPAs
+        whole = not k.design.has("smmu.nested_atc_by_range")
+        for nd in k.nested_on(dom.id) if dom.nest_parent else ():
+            for name, ssid in s.master_domains.get(nd, ()):
+                if s.masters[name].ats_enabled:
+                    cmds.append(hw.atc_inv_cmd(k.devices[name].sid, None, 0 if whole else iova,
+                                               0 if whole else size))
         if cmds:
             s.unit.issue_cmdlist(cmds)
 
@@ -387,6 +472,8 @@ class SmmuV3Driver(Driver):
             self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
             self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)
             return 0
+        if dom.type is DomainType.NESTED or dom.id in s.vmids:
+            return self._attach_s2(k, dom, dev, prev_dom)
         assert dom.pgtable is not None
         self._add_master_domain(k, dom, dev, IOMMU_NO_PASID)  # attach_prepare: list first
         self._write_cd(k, dev, IOMMU_NO_PASID, hw.make_s1_cd(self.asid_of(k, dom), dom.pgtable))
@@ -395,6 +482,38 @@ class SmmuV3Driver(Driver):
         self._commit_ats(k, dev, dev.ats, IOMMU_NO_PASID)
         self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
         return 0
+
+    def _attach_s2(self, k: "Kernel", dom: Domain, dev: Device, prev_dom: Domain | None) -> int:
+        """arm_smmu_attach_dev for an S2 domain (the S2 STE, then CD0 cleared), or
+        arm_smmu_attach_dev_nested (the nested STE). Both need the CD table unused:
+        a stage-2 or nested STE has no room for the host's PASIDs (-EBUSY)."""
+        s = _st(k)
+        if self._used_ssids(k, dev):
+            return -errno.EBUSY
+        parent = k.domains[dom.parent] if dom.type is DomainType.NESTED and dom.parent is not None else dom
+        assert parent.pgtable is not None
+        vmid = s.vmids[parent.id]
+        self._add_master_domain(k, dom, dev, IOMMU_NO_PASID)
+        if dom.type is DomainType.NESTED:
+            # arm_smmu_make_nested_cd_table_ste: the parent's S2 STE with the guest's
+            # S1 half (S1ContextPtr, S1CDMAX 0, S1DSS) and CFG = NESTED
+            target = hw.make_nested_ste(s.guest_cd_tables[dom.id], 0, S1Dss.SSID0, dev.ats,
+                                        vmid, parent.pgtable, S2_VTCR)
+            self._write_ste(k, dev, target)
+        else:
+            self._write_ste(k, dev, hw.make_s2_ste(vmid, parent.pgtable, S2_VTCR, ats=dev.ats))
+            self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)  # arm_smmu_clear_cd
+        self._set_master(k, dev, rid_domain=dom.id)
+        self._commit_ats(k, dev, dev.ats, IOMMU_NO_PASID)
+        self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
+        return 0
+
+    def _cd_table_in_ste(self, k: "Kernel", dev: Device) -> bool:
+        """master->cd_table.in_ste, as arm_smmu_set_pasid reads it: the RID domain is not
+        a stage-2 or nested one (those STEs carry no host CD table)."""
+        rid = _st(k).masters[dev.name].rid_domain
+        dom = k.domains.get(rid) if rid is not None else None
+        return dom is None or not (dom.type is DomainType.NESTED or dom.id in _st(k).vmids)
 
     # ----------------------------------------------------------- PASID attach
     def set_dev_pasid(
@@ -405,6 +524,10 @@ class SmmuV3Driver(Driver):
             return self._block_pasid(k, dev, pasid, old)
         if dom.type is DomainType.IDENTITY:
             return -errno.EOPNOTSUPP
+        if dom.id in s.vmids:
+            return -errno.EINVAL  # arm_smmu_s1_set_dev_pasid: stage != ARM_SMMU_DOMAIN_S1
+        if not self._cd_table_in_ste(k, dev):
+            return -errno.EINVAL  # arm_smmu_set_pasid: !cd_table.in_ste under a paging RID
         if dom.type is DomainType.SVA:
             mm = k.mms.get(dom.mm) if dom.mm is not None else None
             if mm is None:
@@ -474,16 +597,34 @@ class SmmuV3Driver(Driver):
         """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:
         __arm_smmu_tlb_inv_range returns early), then arm_smmu_atc_inv_domain(iova, size),
         whose size 0 means everything."""
+        s = _st(k)
+        vmid = s.vmids.get(dom.id)
+        if vmid is not None:
+            # stage 2: TLBI_S2_IPA by the VMID; a nesting parent then TLBI_NH_ALL(vmid)
+            # + SYNC ("When the S2 domain changes all the nested S1 ASIDs have to be
+            # flushed too"), before the ATCs
+            s2 = hw.tlbi_s2_ipa_cmds(vmid, iova, size, leaf=leaf, range_inv=self.range_inv)
+            if s2:
+                s.unit.issue_cmdlist(s2)
+            if dom.nest_parent and not k.design.has("smmu.parent_flush_skips_nh_all"):
+                s.unit.issue_cmd_with_sync(hw.TLBI_NH_ALL(vmid=vmid))
+            self._atc_inv_domain(k, dom, iova, size)
+            return
         cmds = hw.tlbi_nh_va_cmds(self.asid_of(k, dom), 0, iova, size, leaf=leaf,
                                   range_inv=self.range_inv)
         if cmds:
-            _st(k).unit.issue_cmdlist(cmds)
+            s.unit.issue_cmdlist(cmds)
         self._atc_inv_domain(k, dom, iova, size)
 
     def flush_iotlb_all(self, k: "Kernel", dom: Domain) -> None:
         """arm_smmu_flush_iotlb_all -> arm_smmu_tlb_inv_context: TLBI by ASID + SYNC, then
-        the whole ATC of every master."""
-        _st(k).unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=self.asid_of(k, dom), vmid=0))
+        the whole ATC of every master. An S2 domain: TLBI_S12_VMALL by its VMID (nested
+        entries of the VMID included)."""
+        s = _st(k)
+        if dom.id in s.vmids:
+            s.unit.issue_cmd_with_sync(hw.TLBI_S12_VMALL(vmid=s.vmids[dom.id]))
+        else:
+            s.unit.issue_cmd_with_sync(hw.TLBI_NH_ASID(asid=self.asid_of(k, dom), vmid=0))
         self._atc_inv_domain(k, dom, 0, 0)
 
     def invalidate_secondary_tlbs(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
@@ -539,7 +680,28 @@ class SmmuV3Driver(Driver):
     # ----------------------------------------------------------- introspection
     def cached_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, str]]:
         return [(("asid", e.vmid, e.asid), e.iova_pfn, e.pfn, str(e))
-                for e in _st(k).unit.tlb if e.asid is not None]
+                for e in _st(k).unit.tlb if e.asid is not None and e.ipa_pfn is None]
+
+    def nested_translations(self, k: "Kernel") -> list[tuple[tuple[Any, ...], int, int, int, str]]:
+        return [(("asid", e.vmid, e.asid), e.iova_pfn, e.ipa_pfn, e.pfn, str(e))
+                for e in _st(k).unit.tlb if e.ipa_pfn is not None]
+
+    def tag_nested_domains(self, k: "Kernel", tag: tuple[Any, ...]) -> list[int]:
+        """The nested domains on the parent owning the tag's VMID, whose guest CD0 carries
+        the tag's ASID."""
+        _, vmid, asid = tag
+        s = _st(k)
+        return sorted(d.id for d in k.domains.values()
+                      if d.type is DomainType.NESTED and d.parent is not None
+                      and s.vmids.get(d.parent) == vmid and asid == GUEST_ASID)
+
+    def tag_guest_parent(self, k: "Kernel", tag: tuple[Any, ...]) -> int | None:
+        """A combined entry's (VMID, ASID): the ASID is the guest's (its CD table), the
+        VMID the parent's. After the nested domain goes (kfree, no TLBI), its entries
+        are the guest's to invalidate (CMD_TLBI_NH_ASID through the vSMMU, not
+        modelled); the host owes only their stage-2 half, through the parent."""
+        _, vmid, _ = tag
+        return next((d for d, v in sorted(_st(k).vmids.items()) if v == vmid and d in k.domains), None)
 
     def _valid_cds(self, k: "Kernel") -> list[tuple[str, int, tuple[int, ...]]]:
         s = _st(k)
@@ -601,6 +763,8 @@ class SmmuV3Driver(Driver):
         s = _st(k)
         out = [f"ASID {a} is held for d{d}, which was freed (nobody can release it)"
                for d, a in sorted(s.asids.items()) if d not in k.domains]
+        out += [f"VMID {v} is held for d{d}, which was freed (nobody can release it)"
+                for d, v in sorted(s.vmids.items()) if d not in k.domains]
         dying = k.dying_domains()
         out += [f"CPU ASID {a} stays pinned for mm{m}, which no live SVA domain uses"
                 for m, a in sorted(s.cpu_asids.items())
@@ -623,6 +787,9 @@ class SmmuV3Driver(Driver):
 _CD_TTB0 = CD["ttb0"]
 #: TTB0 holds the root address >> 4 (hw-tables B.6)
 _CD_TTB0_FIELD = (_CD_TTB0.mask, _CD_TTB0.lo, _CD_TTB0.lo)
+_STE_S2TTB = STE["s2ttb"]
+#: S2TTB holds the stage-2 root address >> 4
+_STE_S2TTB_FIELD = (_STE_S2TTB.mask, _STE_S2TTB.lo, _STE_S2TTB.lo)
 
 
 assert _CD_TTB0.word == 1

@@ -32,6 +32,8 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("sva-kva-free-without-iommu-flush", "vtd", WORLDS["walkKva1"].to_bounds(), "walk-cache-live", 4),
     ("vtd-parent-flush-misses-nested", "vtd", WORLDS["nest1"].to_bounds(), "nested-cache-current", 6),
     ("vtd-nested-devtlb-by-parent-range", "vtd", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
+    ("smmu-parent-flush-skips-nh-all", "smmuv3", WORLDS["nest1"].to_bounds(), "nested-cache-current", 6),
+    ("smmu-nested-atc-by-range", "smmuv3", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
 ]
 
 
@@ -53,7 +55,8 @@ def test_the_machine_finds_and_shrinks(design: str, hw: str, bounds: Bounds, inv
 
 
 @pytest.mark.parametrize("world,hw", [("range1", "vtd"), ("rangeR1", "smmuv3"), ("rangeSva1", "vtd"),
-                                      ("walk1", "smmuv3"), ("walkSva1", "vtd"), ("nest1", "vtd")])
+                                      ("walk1", "smmuv3"), ("walkSva1", "vtd"), ("nest1", "vtd"),
+                                      ("nest1", "smmuv3")])
 def test_the_machine_finds_nothing_on_upstream(world: str, hw: str) -> None:
     r = check_hypothesis(UPSTREAM, hw, WORLDS[world].to_bounds(), get(), profile="ci", seed=1,
                          database=False)

@@ -109,6 +109,9 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     ("vtd-parent-flush-misses-nested", "vtd", "nested-cache-current"): ("N", 6),
     ("vtd-parent-flush-misses-nested", "vtd", "no-stale-translation"): ("N", 6),
     ("vtd-nested-devtlb-by-parent-range", "vtd", "no-stale-translation"): ("N", 6),
+    ("smmu-parent-flush-skips-nh-all", "smmuv3", "nested-cache-current"): ("N", 6),
+    ("smmu-parent-flush-skips-nh-all", "smmuv3", "no-stale-translation"): ("N", 6),
+    ("smmu-nested-atc-by-range", "smmuv3", "no-stale-translation"): ("N", 6),
     # two nested domains on one parent, one DID, each at a device's RID (PASID 0)
     ("vtd-nested-shared-did", "vtd", "did-pasid-tag-unique"): ("NS", 5),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),

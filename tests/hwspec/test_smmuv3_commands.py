@@ -13,9 +13,11 @@ from hwspec.smmuv3 import (
     CFGI_STE,
     CMD_SYNC,
     PREFETCH_CFG,
+    TLBI_NH_ALL,
     TLBI_NH_ASID,
     TLBI_NH_VA,
     TLBI_NSNH_ALL,
+    TLBI_S2_IPA,
     TLBI_S12_VMALL,
     AtcEntry,
     CacheEntry,
@@ -46,6 +48,11 @@ ENCODINGS = [
     (TLBI_NH_VA(asid=1, vmid=0, addr=0xFFFF_FFFF_FFFF_F000, leaf=False),
      0x0001_0000_0000_0012, 0xFFFF_FFFF_FFFF_F000),
     (TLBI_S12_VMALL(vmid=7), 0x0000_0007_0000_0028, 0),
+    (TLBI_NH_ALL(vmid=7), 0x0000_0007_0000_0010, 0),
+    (TLBI_S2_IPA(vmid=2, addr=0x5000, leaf=True, num=1, scale=2, ttl=3, tg=1),
+     0x0000_0002_0020_102A, 0x5701),
+    (TLBI_S2_IPA(vmid=0xFFFF, addr=0xF_FFFF_FFFF_F000, leaf=False),
+     0x0000_FFFF_0000_002A, 0x000F_FFFF_FFFF_F000),
     (TLBI_NSNH_ALL(), 0x30, 0),
     (ATC_INV(sid=0x8, ssid=5, ssv=True, addr=0x4000, size=2), 0x0000_0008_0000_5840, 0x4002),
     (ATC_INV(sid=0x8), 0x0000_0008_0000_0040, 52),
@@ -104,6 +111,10 @@ commands = st.one_of(
               leaf=st.booleans(), num=st.integers(0, 31), scale=st.integers(0, 31),
               ttl=st.integers(0, 3), tg=st.integers(0, 3)),
     st.builds(TLBI_S12_VMALL, vmid=u16),
+    st.builds(TLBI_NH_ALL, vmid=u16),
+    st.builds(TLBI_S2_IPA, vmid=u16, addr=st.integers(0, (1 << 40) - 1).map(lambda p: p << 12),
+              leaf=st.booleans(), num=st.integers(0, 31), scale=st.integers(0, 31),
+              ttl=st.integers(0, 3), tg=st.integers(0, 3)),
     st.just(TLBI_NSNH_ALL()),
     st.builds(ATC_INV, sid=u32, ssid=st.integers(0, 0xFFFFF), ssv=st.booleans(),
               addr=st.integers(0, (1 << 52) - 1).map(lambda p: p << 12),
@@ -144,6 +155,9 @@ small_commands = st.one_of(
     st.builds(TLBI_NH_VA, asid=st.integers(0, 2), vmid=vmids, addr=pfns.map(lambda p: p << 12),
               num=st.integers(0, 3), scale=st.integers(0, 2), tg=st.integers(0, 1)),
     st.builds(TLBI_S12_VMALL, vmid=vmids),
+    st.builds(TLBI_NH_ALL, vmid=vmids),
+    st.builds(TLBI_S2_IPA, vmid=vmids, addr=pfns.map(lambda p: p << 12),
+              num=st.integers(0, 3), scale=st.integers(0, 2), tg=st.integers(0, 1)),
     st.just(TLBI_NSNH_ALL()),
     st.builds(ATC_INV, sid=sids, ssid=ssids, ssv=st.booleans(), addr=pfns.map(lambda p: p << 12),
               size=st.sampled_from([0, 1, 2, 52])),
@@ -153,8 +167,8 @@ small_commands = st.one_of(
 
 def expected_cover(cmd: Command, e: CacheEntry) -> bool:
     """The coverage rules of B.4/B.5, written out independently of Command.covers."""
-    if isinstance(cmd, CFGI_STE):
-        return isinstance(e, SteCacheEntry) and e.sid == cmd.sid
+    if isinstance(cmd, CFGI_STE):  # the STE and every CD cached for the SID
+        return isinstance(e, (SteCacheEntry, CdCacheEntry)) and e.sid == cmd.sid
     if isinstance(cmd, CFGI_CD):
         return isinstance(e, CdCacheEntry) and (e.sid, e.ssid) == (cmd.sid, cmd.ssid)
     if isinstance(cmd, CFGI_CD_ALL):
@@ -172,6 +186,12 @@ def expected_cover(cmd: Command, e: CacheEntry) -> bool:
                 and (e.vmid, e.asid) == (cmd.vmid, cmd.asid) and lo <= e.iova_pfn < hi)
     if isinstance(cmd, TLBI_S12_VMALL):
         return isinstance(e, TlbEntry) and e.vmid == cmd.vmid
+    if isinstance(cmd, TLBI_NH_ALL):  # stage-1 and combined entries of the VMID
+        return isinstance(e, TlbEntry) and e.asid is not None and e.vmid == cmd.vmid
+    if isinstance(cmd, TLBI_S2_IPA):  # stage-2-only entries, by IPA page
+        lo = cmd.addr >> 12
+        hi = lo + 1 if cmd.tg == 0 else lo + (cmd.num + 1) * 2 ** cmd.scale
+        return isinstance(e, TlbEntry) and e.asid is None and e.vmid == cmd.vmid and lo <= e.iova_pfn < hi
     if isinstance(cmd, TLBI_NSNH_ALL):
         return isinstance(e, TlbEntry)
     if isinstance(cmd, ATC_INV):
@@ -225,8 +245,17 @@ def test_coverage_examples() -> None:
     # Span of 4 pages at page 5 is pages 4..7 (aligned down).
     assert ATC_INV(sid=8, addr=5 << 12, size=2).pages == range(4, 8)
     assert not ATC_INV(sid=8, addr=0, size=2).covers(atc_pasid)
-    # CFGI_STE leaves CDs alone (UNVERIFIED reading, conservative).
-    assert not CFGI_STE(sid=8).covers(CdCacheEntry(8, 0, (0,) * 8))
+    # CFGI_STE takes the SID's cached CDs with its STE (the reading in commands.py).
+    assert CFGI_STE(sid=8).covers(CdCacheEntry(8, 0, (0,) * 8))
+    assert not CFGI_STE(sid=9).covers(CdCacheEntry(8, 0, (0,) * 8))
+    # S2_IPA: stage-2 entries by IPA only; NH_ALL: every stage-1 / combined entry of the VMID.
+    nested = TlbEntry(vmid=2, asid=1, iova_pfn=4, pfn=9, ipa_pfn=6)
+    s2 = TlbEntry(vmid=2, asid=None, iova_pfn=6, pfn=9)
+    assert TLBI_S2_IPA(vmid=2, addr=6 << 12).covers(s2)
+    assert not TLBI_S2_IPA(vmid=2, addr=6 << 12).covers(nested)
+    assert not TLBI_S2_IPA(vmid=2, addr=4 << 12).covers(nested)  # nor by its VA
+    assert TLBI_NH_ALL(vmid=2).covers(nested) and not TLBI_NH_ALL(vmid=2).covers(s2)
+    assert not TLBI_NH_ALL(vmid=3).covers(nested)
     # Range TLBI: TG=2 (16 KiB granules), NUM=1, SCALE=1 -> 4 granules = 16 pages from 0x4000.
     assert TLBI_NH_VA(asid=1, vmid=0, addr=0x5000, num=1, scale=1, tg=2).pages == range(4, 20)
 

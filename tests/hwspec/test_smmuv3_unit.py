@@ -14,7 +14,9 @@ from hwspec.smmuv3 import (
     CMD_SYNC,
     PREFETCH_CFG,
     STE,
+    TLBI_NH_ALL,
     TLBI_NH_ASID,
+    TLBI_S2_IPA,
     TLBI_NSNH_ALL,
     TLBI_S12_VMALL,
     AtcEntry,
@@ -33,6 +35,7 @@ from hwspec.smmuv3 import (
     make_s1_cd,
     make_s2_ste,
     make_sva_cd,
+    tlbi_s2_ipa_cmds,
     translate,
     write_cd,
     write_entry,
@@ -105,7 +108,40 @@ def test_ste_and_cd_configurations() -> None:
     assert w.t(None, 0x1008) == {translated(0x400008)}
     assert w.t(5, 0x1000) == {fault(FaultReason.C_BAD_SUBSTREAMID)}
     write_ste(w.unit, w.mem, SID, make_nested_ste(w.cdtab, 3, S1Dss.SSID0, False, 2, pt_s2, 0))
-    assert w.t(None, 0x1000) == {fault(FaultReason.NOT_MODELLED)}
+    # nested: CD0's stage 1 gives IPA page 0x100, which stage 2 does not map (yet)
+    assert w.t(None, 0x1000) == {fault(FaultReason.NO_MAPPING)}
+    w.mem.map(pt_s2, 0x100, Pte(0x500))
+    assert w.t(None, 0x1234) == {translated(0x500234)}
+    assert w.t(5, 0x1000) == {fault(FaultReason.EPD0)}  # substreams pass: CD5 is the EPD0 one
+    write_ste(w.unit, w.mem, SID, make_nested_ste(w.cdtab, 3, S1Dss.BYPASS, False, 2, pt_s2, 0))
+    assert w.t(None, 0x1008) == {translated(0x400008)}  # stage 1 bypassed: stage 2 only
+
+
+def test_nested_fill_and_the_invalidations_that_reach_it() -> None:
+    """A nested walk caches the combined entry and the stage-2 entry of its IPA; TLBI_S2_IPA
+    drops only the stage-2 one (the combined one is tagged by VA), TLBI_NH_ALL the combined
+    one, and until then the old host page stays reachable after a stage-2 change."""
+    w = World()
+    pt_s2 = w.mem.new_pagetable()
+    w.mem.map(pt_s2, 0x100, Pte(0x500))
+    write_ste(w.unit, w.mem, SID, make_nested_ste(w.cdtab, 3, S1Dss.SSID0, False, 2, pt_s2, 0))
+    w.unit.ste_cache.clear()
+    w.unit.cd_cache.clear()
+    added = fill(w.unit, w.mem, SID, None, 0x1000, R)
+    combined = TlbEntry(vmid=2, asid=1, iova_pfn=1, pfn=0x500, ipa_pfn=0x100)
+    stage2 = TlbEntry(vmid=2, asid=None, iova_pfn=0x100, pfn=0x500)
+    assert {e for e in added if isinstance(e, TlbEntry)} == {combined, stage2}
+    assert str(combined) == "TLB (vmid 2, asid 1) 0x1000 -> 0x500000 (nested, ipa 0x100000)"
+    w.unit.ste_cache.clear()
+    w.unit.cd_cache.clear()
+    w.mem.map(pt_s2, 0x100, Pte(0x600))  # the parent remaps the IPA
+    assert w.t(None, 0x1000) == {translated(0x600000), translated(0x500000, "TLB (vmid 2, stage 2) ipa 0x100000"),
+                                 translated(0x500000, "TLB (vmid 2, asid 1)")}
+    assert w.unit.issue_cmdlist(tlbi_s2_ipa_cmds(2, 0x100000, 0x1000)) == {stage2}
+    assert w.t(None, 0x1000) == {translated(0x600000), translated(0x500000, "TLB (vmid 2, asid 1)")}
+    assert w.unit.issue_cmd_with_sync(TLBI_NH_ALL(vmid=3)) == frozenset()  # another VM's
+    assert w.unit.issue_cmd_with_sync(TLBI_NH_ALL(vmid=2)) == {combined}
+    assert w.t(None, 0x1000) == {translated(0x600000)}
 
 
 def test_fill_caches_every_level_of_the_fresh_walk() -> None:
@@ -145,7 +181,7 @@ def test_fill_without_ats_and_for_bypassed_stage1() -> None:
 def test_seed000_stale_tlb_reachable_only_through_a_cd_with_its_asid() -> None:
     w = World()
     fill(w.unit, w.mem, SID, 5, 0x1000, R)
-    w.unit.issue_cmd_with_sync(CFGI_STE(SID))  # keep only the CD/TLB/ATC levels cached
+    w.unit.ste_cache.clear()  # keep only the CD/TLB/ATC levels cached (an STE eviction)
     # Detach without invalidation: the CD table changes, the caches do not.
     w.mem.write(cd_addr(w.ste, 5), CD_ZERO)
     cd_via = "config-cache CD (sid 0x8, ssid 5)"
@@ -172,9 +208,10 @@ def test_seed000_stale_tlb_reachable_only_through_a_cd_with_its_asid() -> None:
     w.write_cd(4, make_s1_cd(3, pt_c))
     stale = translated(0x200000, "TLB (vmid 0, asid 3)")
     assert w.t(4, 0x1000) == {translated(0x300000), stale}
-    # Wrong tags leave it: another ASID, another VMID, config invalidations.
+    # Wrong tags leave it: another ASID, another VMID, config invalidations, stage 2 by IPA.
     for wrong in (TLBI_NH_ASID(asid=4, vmid=0), TLBI_NH_ASID(asid=3, vmid=1),
-                  TLBI_S12_VMALL(vmid=1), CFGI_STE(SID), CFGI_CD_ALL(SID), CFGI_CD(SID, 4)):
+                  TLBI_S12_VMALL(vmid=1), TLBI_NH_ALL(vmid=1), TLBI_S2_IPA(vmid=0, addr=0x1000),
+                  CFGI_STE(SID), CFGI_CD_ALL(SID), CFGI_CD(SID, 4)):
         assert TlbEntry(0, 3, 1, 0x200) not in w.unit.issue_cmd_with_sync(wrong)
         assert stale in w.t(4, 0x1000)
     # The old ASID's TLBI removes exactly it.
@@ -211,14 +248,16 @@ def test_cd_cache_is_tagged_by_sid_ssid_not_by_table() -> None:
     w.mem.map(pt_d, 1, Pte(0x500))
     ste2 = make_cdtable_ste(cdtab2, 3, S1Dss.SSID0, True)
     w.mem.write(cd_addr(ste2, 0), make_s1_cd(7, pt_d))
-    write_ste(w.unit, w.mem, SID, ste2)
+    w.mem.write(w.unit.ste_addr(SID), ste2)  # the new STE in memory, no CFGI_STE yet
     outs = w.t(None, 0x1000)
     cd_via = "config-cache CD (sid 0x8, ssid 0)"
-    # CFGI_STE left the old CD0 cached, and it still answers (with its TLB entry).
+    # The fresh STE (new table) still gets the old CD0 from the cache (and its TLB entry).
     assert translated(0x100000, cd_via) in outs
     assert translated(0x100000, cd_via + " + TLB (vmid 0, asid 1)") in outs
     assert translated(0x500000) in outs
-    w.unit.issue_cmd_with_sync(CFGI_CD(SID, 0))
+    # CFGI_STE takes the SID's cached CDs with its STE (the nested-to-S1 switch relies on it)
+    assert w.unit.issue_cmd_with_sync(CFGI_STE(SID)) == {SteCacheEntry(SID, w.ste),
+                                                          CdCacheEntry(SID, 0, w.cd0)}
     assert w.t(None, 0x1000) == {translated(0x500000),
                                  translated(0x100000, "ATC (sid 0x8)")}
 
@@ -232,7 +271,8 @@ def test_stale_ste_cache_and_cfgi_ste() -> None:
     assert fault(FaultReason.STE_ABORT) in outs
     assert translated(0x100000, ste_via) in outs
     assert translated(0x100000, ste_via + " + TLB (vmid 0, asid 1)") in outs
-    assert w.unit.issue_cmd_with_sync(CFGI_STE(SID)) == {SteCacheEntry(SID, w.ste)}
+    assert w.unit.issue_cmd_with_sync(CFGI_STE(SID)) == {SteCacheEntry(SID, w.ste),
+                                                          CdCacheEntry(SID, 0, w.cd0)}
     assert w.t(None, 0x1000) == {fault(FaultReason.STE_ABORT),
                                  translated(0x100000, "ATC (sid 0x8)")}
 

@@ -17,6 +17,7 @@ from checker.world import Config
 from checker.worlds import WORLDS
 from hwspec.memory import Memory, Prot, Pte
 from hwspec.outcome import Access, FaultReason, fault, translated
+from hwspec.smmuv3 import CD, STE, Cfg
 from hwspec.vtd import (PASID_ENTRY, EiotlbGran, IotlbEntry, IotlbGran, Pgtt, QiEiotlb, QiIotlb,
                         VtdUnit, fill, translate)
 from invariants.catalog import BY_ID, CATALOG
@@ -24,6 +25,7 @@ from model.bounds import Bounds, BoundsError
 from model.core import Kernel
 from model.core.iommu import GUEST_STAGE1
 from model.design import UPSTREAM
+from model.drivers.smmuv3 import GUEST_ASID
 from model.designs import get_design
 from model.objects import DomainType, ErrPtr
 
@@ -164,9 +166,85 @@ def test_nested_alloc_needs_a_nesting_parent_of_the_driver() -> None:
     assert k.iommu_domain_alloc_nested(nested, "dev0") == ErrPtr(-errno.EINVAL)
 
 
-def test_smmuv3_has_no_nesting_in_the_model() -> None:
-    k = Config(UPSTREAM, "smmuv3", N).build()
-    assert k.iommu_nest_parent_alloc("dev0") == ErrPtr(-errno.EOPNOTSUPP)
+# ------------------------------------------------------------ SMMUv3
+def test_smmuv3_parent_is_a_stage2_domain_with_a_vmid_and_the_nested_ste_joins_both() -> None:
+    k, parent, nested = _nest("smmuv3")
+    s = k.drv
+    vmid = s.vmids[parent]  # type: ignore[attr-defined]
+    assert vmid == 1 and parent not in s.asids  # type: ignore[attr-defined]
+    ste = s.unit.read_ste(k.mem, k.devices["dev0"].sid)  # type: ignore[attr-defined]
+    assert (STE.get(ste, "cfg"), STE.get(ste, "s2vmid"), STE.get(ste, "s1cdmax")) == (Cfg.NESTED, vmid, 0)
+    assert STE.get(ste, "s2ttb") << 4 == k.domains[parent].pgtable
+    # the guest's CD table: CD0 with the guest's ASID over the guest's stage 1
+    cd0 = k.mem.read(s.guest_cd_tables[nested], 8)  # type: ignore[attr-defined]
+    assert (CD.get(cd0, "asid"), CD.get(cd0, "ttb0") << 4) == (GUEST_ASID, k.domains[nested].pgtable)
+    assert k.dma("dev0", None, 0x1000) >= {translated(PA)}
+    assert {o.kind.value for o in k.dma("dev0", None, 0x0)} == {"fault"}  # IPA 0x1000 unmapped
+    # the walk cached the combined entry and the stage-2 one of IPA 0x0
+    assert {(e.vmid, e.asid, e.iova_pfn, e.ipa_pfn) for e in s.unit.tlb} == {  # type: ignore[attr-defined]
+        (vmid, GUEST_ASID, 1, 0), (vmid, None, 0, None)}
+
+
+def test_smmuv3_parent_unmap_is_s2_ipa_then_nh_all_then_the_whole_nested_atc() -> None:
+    k, parent, nested = _nest("smmuv3")
+    assert k.iommu_unmap(parent, 0x0) == 0x1000
+    assert k.driver.take_hw_log(k) == ["CMD_TLBI_S2_IPA vmid=1 ipa=0x0 pages=1 leaf", "CMD_SYNC",
+                                       "CMD_TLBI_NH_ALL vmid=1", "CMD_SYNC",
+                                       "CMD_ATC_INV sid=0x8 all", "CMD_SYNC"]
+    assert {o.kind.value for o in k.dma("dev0", None, 0x1000)} == {"fault"}
+    assert all(inv.check(None, k, N) is None for inv in CATALOG)
+
+
+def test_smmuv3_nested_cache_current_names_the_vmid_and_the_guest_asid() -> None:
+    k, parent, nested = _nest("smmuv3", design="smmu-parent-flush-skips-nh-all")
+    assert k.iommu_unmap(parent, 0x0) == 0x1000
+    v = BY_ID["nested-cache-current"].check(None, k, N)
+    assert v is not None
+    assert v.message == (f"TLB (vmid 1, asid 1) 0x1000 -> 0x80000000 (nested, ipa 0x0): the "
+                         f"nesting parent d{parent} now has no mapping at ipa 0x0; its change was "
+                         f"not invalidated under the tag (VMID 1, ASID 1) of d{nested}, nested on it")
+
+
+def test_smmuv3_guest_entries_outlive_the_nested_domain_but_not_a_parent_change() -> None:
+    """kfree of a nested domain issues nothing: its (VMID, guest ASID) entries are the
+    guest's to invalidate. The host still owes their stage-2 half: a parent unmap flushes
+    them by VMID (TLBI_NH_ALL) whether or not a nested domain is left."""
+    k, parent, nested = _nest("smmuv3")
+    k.iommu_detach_device(nested, "dev0")
+    k.iommu_domain_free(nested)
+    assert any(e.ipa_pfn is not None for e in k.drv.unit.tlb)  # type: ignore[attr-defined]
+    assert all(inv.check(None, k, N) is None for inv in CATALOG)
+    k.driver.take_hw_log(k)
+    assert k.iommu_unmap(parent, 0x0) == 0x1000
+    assert "CMD_TLBI_NH_ALL vmid=1" in k.driver.take_hw_log(k)
+    assert not k.drv.unit.tlb  # type: ignore[attr-defined]
+
+
+def test_smmuv3_stage2_and_nested_leave_no_room_for_host_pasids() -> None:
+    k, parent, nested = _nest("smmuv3")
+    plain = k.iommu_paging_domain_alloc("dev0")
+    assert isinstance(plain, int)
+    # the nested STE holds the guest's CD table: no host PASID (arm_smmu_set_pasid)
+    assert k.iommu_attach_device_pasid(plain, "dev0", 1) == -errno.EINVAL
+    # nor can a stage-2 domain go at a PASID; a nested one has no set_dev_pasid at all
+    k.iommu_detach_device(nested, "dev0")
+    assert k.iommu_attach_device_pasid(parent, "dev0", 1) == -errno.EINVAL
+    assert k.iommu_attach_device_pasid(nested, "dev0", 1) == -errno.EOPNOTSUPP
+    # with a host PASID in use, neither a stage-2 nor a nested domain takes the RID
+    assert k.iommu_attach_device_pasid(plain, "dev0", 1) == 0
+    assert k.iommu_attach_device(nested, "dev0") == -errno.EBUSY
+    assert k.iommu_attach_device(parent, "dev0") == -errno.EBUSY
+
+
+def test_smmuv3_parent_free_is_s12_vmall_and_releases_the_vmid() -> None:
+    k, parent, nested = _nest("smmuv3")
+    k.iommu_detach_device(nested, "dev0")
+    k.iommu_domain_free(nested)
+    k.driver.take_hw_log(k)
+    k.iommu_domain_free(parent)
+    assert k.driver.take_hw_log(k)[:2] == ["CMD_TLBI_S12_VMALL vmid=1", "CMD_SYNC"]
+    assert k.drv.vmids == {} and k.drv.guest_cd_tables == {}  # type: ignore[attr-defined]
+    assert not k.drv.unit.tlb  # type: ignore[attr-defined]
 
 
 def test_freeing_a_parent_under_nested_domains_is_the_drivers_warn() -> None:
