@@ -113,9 +113,9 @@ WORLDS: dict[str, World] = {w.name: w for w in (
                    "nesting=1",
           "one device, a nesting parent and a nested domain on it (the guest's stage-1 swaps "
           "IOVA pages 0 and 1 onto IPA pages 1 and 0): the parent's unmaps must reach the "
-          "nested domain's tags (VT-d; SMMUv3's model has no nesting: NEST_PARENT is "
-          "-EOPNOTSUPP)",
-          (28_872, 11_552)),
+          "nested domain's tags (VT-d: NESTING_* cache tags; SMMUv3: TLBI_NH_ALL by VMID "
+          "and the nested masters' whole ATC)",
+          (28_872, 85_224)),
     World("rangeSva1", "devices=1,processes=1,paging_domains=0,iova_pages=3,phys_pages=1,max_pasids=2,"
                        "range_pages=2",
           "sva1 with three IOVA pages: a process's two-page munmap reaches the SVA domain's "

@@ -163,17 +163,14 @@ class SmmuState(Declared):
     # -- canonical form (explorer symmetry reduction) ------------------------------------
     def root_pointer_words(self, mem: Any) -> dict[int, tuple[int, int, int]]:
         """Memory words that can hold a page-table root: the TTB0 qword of every CD of
-        every master's (linear) CD table, of each guest CD0 and, with nesting, the S2TTB
-        qword of every STE -> (mask, lo, shift)."""
+        every master's (linear) CD table and of each guest CD0 -> (mask, lo, shift). (An
+        S2 or nested STE's S2TTB is left as it is: renaming it merges no state of nest1.)"""
         out: dict[int, tuple[int, int, int]] = {}
         for m in self.masters.values():
             for ssid in range(1 << m.s1cdmax):
                 out[m.cd_table + CD_SIZE * ssid + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
         for table in self.guest_cd_tables.values():
             out[table + 8 * _CD_TTB0.word] = _CD_TTB0_FIELD
-        if self.vmids:  # S2 and nested STEs point at a parent's table
-            for sid in range(self.unit.num_stes):
-                out[self.unit.strtab_base + hw.STE_SIZE * sid + 8 * _STE_S2TTB.word] = _STE_S2TTB_FIELD
         return out
 
     def used_asids(self) -> set[int]:
@@ -787,9 +784,6 @@ class SmmuV3Driver(Driver):
 _CD_TTB0 = CD["ttb0"]
 #: TTB0 holds the root address >> 4 (hw-tables B.6)
 _CD_TTB0_FIELD = (_CD_TTB0.mask, _CD_TTB0.lo, _CD_TTB0.lo)
-_STE_S2TTB = STE["s2ttb"]
-#: S2TTB holds the stage-2 root address >> 4
-_STE_S2TTB_FIELD = (_STE_S2TTB.mask, _STE_S2TTB.lo, _STE_S2TTB.lo)
 
 
 assert _CD_TTB0.word == 1
