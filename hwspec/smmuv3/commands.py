@@ -9,13 +9,11 @@ command or none.
 Coverage (the architecture as B.4/B.5 state it; see each class):
 
 - CFGI_STE(sid): the configuration-cache STE of that SID and every CD cached for
-  the SID. UNVERIFIED against the SMMUv3 specification's text; the reading of
-  gem5's SMMUv3 model (Arm-reviewed: CMD_CFGI_STE invalidates its configuration
-  cache, STE and CDs, by StreamID), and the one the Linux driver relies on since
-  nesting: a RID going from a nested STE (the guest's CD table) back to a stage-1
-  one issues CFGI_STE only, CD0 of the host table being unchanged, so under a
-  narrower reading the guest's cached CD0 would serve host DMA. Without nesting
-  every CD change is followed by CFGI_CD, and the two readings agree.
+  the SID (IHI0070 4.3.1: the command "invalidates all Context Descriptors
+  (including L1CD) that were cached using the given StreamID"; gem5's and QEMU's
+  models do the same). The Linux driver relies on it since nesting: a RID going
+  from a nested STE (the guest's CD table) back to a stage-1 one issues CFGI_STE
+  only, CD0 of the host table being unchanged.
 - CFGI_CD(sid, ssid): the CD cached for (sid, ssid).
 - CFGI_CD_ALL(sid): every CD cached for that SID.
 - TLBI_NH_ALL(vmid): every stage-1 and nested TLB entry of that VMID.
@@ -370,10 +368,10 @@ class TLBI_S2_IPA(Command):
     """CMD_TLBI_S2_IPA: stage-2 TLB entries of `vmid` whose IPA page lies in the range
     (TG/SCALE/NUM as for NH_VA; the IPA field is q1[51:12]).
 
-    The reading that keeps more entries: only stage-2-only entries (asid None, whose
-    page is an IPA) go. A combined S1+S2 entry is tagged by the stage-1 VA, not the
-    IPA, so an invalidation by IPA cannot name it; software follows with TLBI_NH_ALL
-    or TLBI_S12_VMALL (the driver's nest_parent path). LEAF = 0 also drops the
+    Only stage-2-only entries (asid None, whose page is an IPA) go: IHI0070 4.4.3.1
+    does not require TLBI_S2_IPA to invalidate combined S1+S2 entries (tagged by the
+    stage-1 VA, not the IPA) and expects TLBI_NH_ALL or NH_VAA to follow, as the
+    driver's nest_parent path does. LEAF = 0 also drops the
     stage-2 walk-cache entries of the range.
     """
 

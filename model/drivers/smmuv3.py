@@ -35,7 +35,9 @@ master goes on the parent's invalidation list. A change to the parent
 TLBI_NH_ALL(vmid) + SYNC (the combined entries are tagged by the guest's VA), then the
 ATCs: a full ATC_INV (SSV=0) for every nested master with ATS (nested_ats_flush, "we
 have no option but to completely flush the ATC"), a range one for masters attached
-directly. Free of the parent: TLBI_S12_VMALL(vmid), then the VMID goes.
+directly. Free of the parent: TLBI_S12_VMALL(vmid), then the VMID goes. Assumed:
+the vDEVICE iommufd requires before a translating nested domain attaches (v6.15+,
+-ENOENT without), 16-bit VMIDs.
 
 Not modelled: two-level tables, stalls / PRI, BTM, multiple SMMU instances, the
 v7.1-queued per-domain invalidation arrays, the vIOMMU object and per-vSMMU VMIDs
