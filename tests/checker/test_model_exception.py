@@ -175,9 +175,10 @@ def test_hypothesis_shrinks_to_the_raising_call(tmp_path: Path) -> None:
 
 @pytest.mark.deep  # ~30 s: shrinking rejects many candidates
 def test_shrinking_keeps_the_exception_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With seed 1 the first failure Hypothesis meets is the ZeroDivisionError; its shortest
-    form needs cpu_map. Without the type check, shrinking drops cpu_map and slips to the
-    2-call ValueError (it did before the check)."""
+    """On a seed whose first failure is the ZeroDivisionError (its shortest form needs
+    cpu_map), shrinking keeps that type: without the type check it drops cpu_map and
+    slips to the 2-call ValueError (it did before the check). Which seed meets the
+    ZeroDivisionError first depends on the action table, so the test looks for one."""
     d, _ = _design(tmp_path, TWO_KINDS)
     first: list[str] = []
     real = Runner.step
@@ -189,8 +190,13 @@ def test_shrinking_keeps_the_exception_type(tmp_path: Path, monkeypatch: pytest.
         return ts, res, v
 
     monkeypatch.setattr(Runner, "step", step)
-    r = check_hypothesis(d, "vtd", SMALL, get([MODEL_EXCEPTION]), max_examples=300, seed=1, database=False)
-    assert first == ["ZeroDivisionError"]
+    for seed in range(1, 16):
+        first.clear()
+        r = check_hypothesis(d, "vtd", SMALL, get([MODEL_EXCEPTION]), max_examples=300, seed=seed,
+                             database=False)
+        if first == ["ZeroDivisionError"]:
+            break
+    assert first == ["ZeroDivisionError"], "no seed of 15 met the ZeroDivisionError first"
     assert r.trace is not None and isinstance(r.trace.violation, ModelException)
     assert r.trace.violation.error == "ZeroDivisionError"
     assert [s.action for s in r.trace.steps] == ["mm_alloc", "cpu_map", "iommu_sva_bind_device"]
