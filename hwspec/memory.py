@@ -279,19 +279,20 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-def nested_walk(mem: Memory, s1: int, s2: int, iova_pfn: int) -> tuple[Pte | None, int | None]:
-    """The nested translation of one page (VT-d PGTT=NESTED, SMMUv3 CFG=NESTED): the
-    first-stage leaf gives the IPA, the second-stage leaf at it the host page; the
-    permissions are what both allow. Returns (the combined leaf or None, the IPA page
-    or None). The first stage's own table pointers are taken as host addresses (their
-    stage-2 translation is not modelled)."""
+def nested_walk(mem: Memory, s1: int, s2: int, iova_pfn: int) -> tuple[Pte | None, Pte | None]:
+    """The two leaves of a nested translation of one page (VT-d PGTT=NESTED, SMMUv3
+    CFG=NESTED): the first-stage leaf, whose page is the IPA, and the second-stage leaf
+    at that IPA (None where a stage has none). The first stage's own table pointers are
+    taken as host addresses (their stage-2 translation is not modelled)."""
     first = mem.walk(s1, iova_pfn)
-    if first is None:
-        return None, None
-    second = mem.walk(s2, first.pfn)
-    if second is None:
-        return None, first.pfn
-    return Pte(second.pfn, first.prot & second.prot), first.pfn
+    return first, (None if first is None else mem.walk(s2, first.pfn))
+
+
+def nested_leaf(first: Pte | None, second: Pte | None) -> Pte | None:
+    """The combined leaf of `nested_walk`'s two: the host page, with what both stages permit."""
+    if first is None or second is None:
+        return None
+    return Pte(second.pfn, first.prot & second.prot)
 
 
 class WalkMemo(Generic[K, V]):

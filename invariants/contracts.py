@@ -198,7 +198,7 @@ def _smmu_no_cd_table(k: Kernel, dom: Domain, dev: Device) -> str:
         return f"{show_domain(dom.id)} is a stage-2 domain (arm_smmu_s1_set_dev_pasid: stage != S1)"
     m = s.masters.get(dev.name)
     rid = k.domains.get(m.rid_domain) if m is not None and m.rid_domain is not None else None
-    if rid is not None and (rid.type is DomainType.NESTED or rid.id in s.vmids):
+    if rid is not None and s.stage2(rid):
         return (f"{dev.name}'s RID is on the stage-2 or nested {show_domain(rid.id)}, whose STE "
                 f"holds no CD table (arm_smmu_set_pasid: !cd_table.in_ste)")
     return ""
@@ -305,13 +305,10 @@ SET_DEV_PASID_SMMU = "arm-smmu-v3-sva.c:arm_smmu_sva_set_dev_pasid"
 def _smmu_s2_ssids_busy(k: Kernel, a: Args, hw: str) -> bool:
     """SMMUv3: a stage-2 or nested domain for a RID whose CD table has PASIDs in use."""
     s = _smmu(k)
-    dom = _domain(k, a[0])
-    if s is None or dom is None or not (dom.type is DomainType.NESTED or dom.id in s.vmids):
+    if s is None or not s.stage2(_domain(k, a[0])):
         return False
-    drv = k.driver
     g = _group(k, a[1])
-    return g is not None and any(drv._used_ssids(k, k.devices[n])  # type: ignore[attr-defined]
-                                 for n in g.devices)
+    return g is not None and any(s.ssids_in_use(k.mem, n) for n in g.devices)
 
 
 _ATTACH_PASID_DRIVER: tuple[Clause, ...] = (

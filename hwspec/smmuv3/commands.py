@@ -38,7 +38,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, ClassVar, Mapping, Sequence, Self, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, Sequence, Self, TypeVar
 
 from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
@@ -73,17 +73,49 @@ def _check_page_aligned(what: str, addr: int) -> None:
         raise LayoutError(f"{what}: address {addr:#x} is not 4 KiB aligned")
 
 
-def _tlbi_pages(addr: int, tg: int, num: int, scale: int) -> range:
-    """The 4 KiB pages (pfns) a TLBI by address covers: TG = 0 the one page holding addr;
-    TG = 1/2/3 (4K/16K/64K granule, range invalidation) (NUM+1) * 2**SCALE granules from
-    addr's granule. Shared by NH_VA (a VA) and S2_IPA (an IPA)."""
-    if tg == 0:
-        first = addr >> PAGE_SHIFT
-        return range(first, first + 1)
-    granule_shift = 10 + 2 * tg  # 12, 14, 16
-    per_granule = 1 << (granule_shift - PAGE_SHIFT)
-    first = (addr >> granule_shift) * per_granule
-    return range(first, first + (((num + 1) << scale) * per_granule))
+class _ByAddress:
+    """The address half TLBI_NH_VA and TLBI_S2_IPA share (one layout of NUM, SCALE,
+    LEAF, TTL, TG and the address in both): the pages it names and how it is encoded,
+    decoded and printed. TG = 0: the one 4 KiB page holding addr; TG = 1/2/3 (4K/16K/64K
+    granule, range invalidation): (NUM+1) * 2**SCALE granules from addr's granule."""
+
+    addr: int
+    leaf: bool
+    num: int
+    scale: int
+    ttl: int
+    tg: int
+
+    @property
+    def pages(self) -> range:
+        """The 4 KiB pages (pfns: VA pages for NH_VA, IPA pages for S2_IPA) it invalidates."""
+        if self.tg == 0:
+            first = self.addr >> PAGE_SHIFT
+            return range(first, first + 1)
+        granule_shift = 10 + 2 * self.tg  # 12, 14, 16
+        per_granule = 1 << (granule_shift - PAGE_SHIFT)
+        first = (self.addr >> granule_shift) * per_granule
+        return range(first, first + (((self.num + 1) << self.scale) * per_granule))
+
+    def _in_range(self, entry: TlbEntry | WalkEntry) -> bool:
+        """A TLB entry of a page in the range, or (LEAF = 0 only) a walk-cache entry of a
+        2 MiB region the range meets; the tag is the caller's to match."""
+        if isinstance(entry, WalkEntry):
+            return not self.leaf and region_overlaps(entry.region, self.pages)
+        return entry.iova_pfn in self.pages
+
+    def _address_raw(self) -> dict[str, int]:
+        return {"num": self.num, "scale": self.scale, "leaf": int(self.leaf), "ttl": self.ttl,
+                "tg": self.tg, "addr": self.addr >> PAGE_SHIFT}
+
+    @staticmethod
+    def _address_args(raw: Mapping[str, int]) -> dict[str, Any]:
+        return {"addr": raw["addr"] << PAGE_SHIFT, "leaf": bool(raw["leaf"]), "num": raw["num"],
+                "scale": raw["scale"], "ttl": raw["ttl"], "tg": raw["tg"]}
+
+    def _address_text(self, label: str) -> str:
+        rng = f" num={self.num} scale={self.scale} tg={self.tg} ttl={self.ttl}" if self.tg else ""
+        return f"{label}={self.addr:#x}{rng} pages={len(self.pages)}{' leaf' if self.leaf else ''}"
 
 
 class Command(ABC):
@@ -249,15 +281,14 @@ class TLBI_NH_ASID(Command):
 
 
 @dataclass(frozen=True)
-class TLBI_NH_VA(Command):
+class TLBI_NH_VA(_ByAddress, Command):
     """CMD_TLBI_NH_VA: stage-1 TLB entries tagged (vmid, asid) whose page lies in the VA range.
 
-    `addr` is the byte VA (q1[63:12] holds addr >> 12). TG = 0: the one 4 KiB
-    page containing addr. TG = 1/2/3 (4K/16K/64K granule, range invalidation):
-    (NUM+1) * 2**SCALE granules from addr's granule. TTL is a level hint and LEAF
-    a hint that narrows nothing among leaves. LEAF = 1 means only last-level entries
-    need go: walk-cache entries (bound walk_caches) stay, the reading that keeps more;
-    LEAF = 0 drops those of the tag whose 2 MiB region the range meets.
+    `addr` is the byte VA (q1[63:12] holds addr >> 12); the range as `_ByAddress` reads
+    it. TTL is a level hint and LEAF a hint that narrows nothing among leaves. LEAF = 1
+    means only last-level entries need go: walk-cache entries (bound walk_caches) stay,
+    the reading that keeps more; LEAF = 0 drops those of the tag whose 2 MiB region the
+    range meets.
     """
 
     asid: int
@@ -286,54 +317,18 @@ class TLBI_NH_VA(Command):
         _check_page_aligned("CMD_TLBI_NH_VA", self.addr)
 
     def raw_fields(self) -> dict[str, int]:
-        return {
-            "num": self.num,
-            "scale": self.scale,
-            "vmid": self.vmid,
-            "asid": self.asid,
-            "leaf": int(self.leaf),
-            "ttl": self.ttl,
-            "tg": self.tg,
-            "addr": self.addr >> PAGE_SHIFT,
-        }
+        return {**self._address_raw(), "vmid": self.vmid, "asid": self.asid}
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, int]) -> Self:
-        return cls(
-            asid=raw["asid"],
-            vmid=raw["vmid"],
-            addr=raw["addr"] << PAGE_SHIFT,
-            leaf=bool(raw["leaf"]),
-            num=raw["num"],
-            scale=raw["scale"],
-            ttl=raw["ttl"],
-            tg=raw["tg"],
-        )
-
-    @property
-    def pages(self) -> range:
-        """The 4 KiB iova pages (pfns) this command invalidates: the model-level range."""
-        return _tlbi_pages(self.addr, self.tg, self.num, self.scale)
+        return cls(asid=raw["asid"], vmid=raw["vmid"], **cls._address_args(raw))
 
     def covers(self, entry: CacheEntry) -> bool:
-        if isinstance(entry, WalkEntry):
-            return (not self.leaf and entry.asid is not None and entry.asid == self.asid
-                    and entry.vmid == self.vmid and region_overlaps(entry.region, self.pages))
-        return (
-            isinstance(entry, TlbEntry)
-            and entry.asid is not None
-            and entry.asid == self.asid
-            and entry.vmid == self.vmid
-            and entry.iova_pfn in self.pages
-        )
+        return (isinstance(entry, (TlbEntry, WalkEntry)) and entry.asid == self.asid
+                and entry.vmid == self.vmid and self._in_range(entry))
 
     def __str__(self) -> str:
-        pages = self.pages
-        rng = f" num={self.num} scale={self.scale} tg={self.tg} ttl={self.ttl}" if self.tg else ""
-        return (
-            f"CMD_TLBI_NH_VA asid={self.asid} vmid={self.vmid} va={self.addr:#x}{rng} "
-            f"pages={len(pages)}{' leaf' if self.leaf else ''}"
-        )
+        return f"CMD_TLBI_NH_VA asid={self.asid} vmid={self.vmid} {self._address_text('va')}"
 
 
 @dataclass(frozen=True)
@@ -364,15 +359,15 @@ class TLBI_NH_ALL(Command):
 
 
 @dataclass(frozen=True)
-class TLBI_S2_IPA(Command):
+class TLBI_S2_IPA(_ByAddress, Command):
     """CMD_TLBI_S2_IPA: stage-2 TLB entries of `vmid` whose IPA page lies in the range
-    (TG/SCALE/NUM as for NH_VA; the IPA field is q1[51:12]).
+    (as `_ByAddress` reads it; the IPA field is q1[51:12]).
 
     Only stage-2-only entries (asid None, whose page is an IPA) go: IHI0070 4.4.3.1
     does not require TLBI_S2_IPA to invalidate combined S1+S2 entries (tagged by the
     stage-1 VA, not the IPA) and expects TLBI_NH_ALL or NH_VAA to follow, as the
-    driver's nest_parent path does. LEAF = 0 also drops the
-    stage-2 walk-cache entries of the range.
+    driver's nest_parent path does. LEAF = 0 also drops the stage-2 walk-cache entries
+    of the range.
     """
 
     vmid: int
@@ -399,31 +394,18 @@ class TLBI_S2_IPA(Command):
         _check_page_aligned("CMD_TLBI_S2_IPA", self.addr)
 
     def raw_fields(self) -> dict[str, int]:
-        return {"num": self.num, "scale": self.scale, "vmid": self.vmid, "leaf": int(self.leaf),
-                "ttl": self.ttl, "tg": self.tg, "addr": self.addr >> PAGE_SHIFT}
+        return {**self._address_raw(), "vmid": self.vmid}
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, int]) -> Self:
-        return cls(vmid=raw["vmid"], addr=raw["addr"] << PAGE_SHIFT, leaf=bool(raw["leaf"]),
-                   num=raw["num"], scale=raw["scale"], ttl=raw["ttl"], tg=raw["tg"])
-
-    @property
-    def pages(self) -> range:
-        """The 4 KiB IPA pages (pfns) this command invalidates."""
-        return _tlbi_pages(self.addr, self.tg, self.num, self.scale)
+        return cls(vmid=raw["vmid"], **cls._address_args(raw))
 
     def covers(self, entry: CacheEntry) -> bool:
-        if isinstance(entry, WalkEntry):
-            return (not self.leaf and entry.asid is None and entry.vmid == self.vmid
-                    and region_overlaps(entry.region, self.pages))
-        return (isinstance(entry, TlbEntry) and entry.asid is None and entry.vmid == self.vmid
-                and entry.iova_pfn in self.pages)
+        return (isinstance(entry, (TlbEntry, WalkEntry)) and entry.asid is None
+                and entry.vmid == self.vmid and self._in_range(entry))
 
     def __str__(self) -> str:
-        pages = self.pages
-        rng = f" num={self.num} scale={self.scale} tg={self.tg} ttl={self.ttl}" if self.tg else ""
-        return (f"CMD_TLBI_S2_IPA vmid={self.vmid} ipa={self.addr:#x}{rng} "
-                f"pages={len(pages)}{' leaf' if self.leaf else ''}")
+        return f"CMD_TLBI_S2_IPA vmid={self.vmid} {self._address_text('ipa')}"
 
 
 @dataclass(frozen=True)

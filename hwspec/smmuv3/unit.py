@@ -68,7 +68,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Sequence
 
 from ..layout import Layout, Words
-from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, WalkMemo, nested_walk
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, WalkMemo, nested_leaf, nested_walk
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry, sort_key
 from .cd import CD, CD_QWORDS, CD_SIZE
@@ -413,15 +413,13 @@ def _nested_walk_and_tlb(
     IPA stage 1 gives now (a walk may take its second stage from the TLB), and every
     combined entry of (vmid, asid) for the page."""
     iova_pfn = iova >> PAGE_SHIFT
-    first = mem.walk(s1, iova_pfn)
-    if first is None:
+    first, second = nested_walk(mem, s1, s2, iova_pfn)
+    pte = nested_leaf(first, second)
+    if pte is None:
         out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
     else:
-        second = mem.walk(s2, first.pfn)
-        if second is None:
-            out.add(fault(FaultReason.NO_MAPPING, _via(parts)))
-        else:
-            out.add(_leaf(second.pfn, first.prot & second.prot, iova, access, parts))
+        out.add(_leaf(pte.pfn, pte.prot, iova, access, parts))
+    if first is not None:
         for t in unit.tlb:
             if t.vmid == vmid and t.asid is None and t.iova_pfn == first.pfn:
                 out.add(_leaf(t.pfn, first.prot & t.prot, iova, access,
@@ -487,12 +485,11 @@ def fill(
     elif root is not None and s2 is not None:
         # nested: the combined entry and the stage-2-only entry of the IPA (no walk
         # cache: bounds nesting and walk_caches do not mix)
-        pte, ipa = nested_walk(mem, root, s2, iova_pfn)
-        if pte is not None and ipa is not None:
-            s2pte = mem.walk(s2, ipa)
-            assert s2pte is not None
-            added.append(TlbEntry(vmid, None, ipa, s2pte.pfn, s2pte.prot))
-            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot, ipa_pfn=ipa))
+        first, second = nested_walk(mem, root, s2, iova_pfn)
+        pte = nested_leaf(first, second)
+        if first is not None and second is not None and pte is not None:
+            added.append(TlbEntry(vmid, None, first.pfn, second.pfn, second.prot))
+            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot, ipa_pfn=first.pfn))
             if ats:
                 added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
     elif root is not None:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Sequence
 
-from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo, nested_walk
+from ..memory import PAGE_SHIFT, PAGE_SIZE, TABLE_SPAN_SHIFT, Memory, Prot, Pte, WalkMemo, nested_leaf, nested_walk
 from ..outcome import Access, FaultReason, Outcome, bypass, fault, translated
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import (
@@ -350,7 +350,7 @@ def translate(
         elif pgtt is Pgtt.NESTED:
             s1 = page_addr(_PE_FLPTPTR.extract(pe))
             s2 = page_addr(_PE_SLPTPTR.extract(pe))
-            out.add(_leaf_outcome(nested_walk(mem, s1, s2, iova_pfn)[0], iova, access, via))
+            out.add(_leaf_outcome(nested_leaf(*nested_walk(mem, s1, s2, iova_pfn)), iova, access, via))
         else:
             root = page_addr((_PE_FLPTPTR if pgtt is Pgtt.FL_ONLY else _PE_SLPTPTR).extract(pe))
             fresh = mem.walk(root, iova_pfn)
@@ -390,7 +390,8 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
     if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
     elif s2 is not None:  # nested: one combined entry for both stages
-        pte, ipa = nested_walk(mem, root, s2, iova_pfn)
+        first, second = nested_walk(mem, root, s2, iova_pfn)
+        pte, ipa = nested_leaf(first, second), (None if first is None else first.pfn)
         if pte is None or not _permits(pte.prot, access):
             return
         pfn, prot, pt = pte.pfn, pte.prot, False

@@ -178,10 +178,27 @@ class SmmuState(Declared):
     def used_asids(self) -> set[int]:
         return set(self.asids.values()) | set(self.cpu_asids.values())
 
+    def ssids_in_use(self, mem: Any, dev: str) -> bool:
+        """arm_smmu_ssids_in_use: a valid CD at any SSID other than 0 of the master's table."""
+        m = self.masters[dev]
+        return any(CD.get(mem.read(m.cd_table + CD_SIZE * ssid, 8), "v")
+                   for ssid in range(1, 1 << m.s1cdmax))
+
+    def stage2(self, dom: Domain | None) -> bool:
+        """An S2 (nesting parent) or nested domain: its STE carries no host CD table
+        (arm_smmu_attach_dev's S2 case, arm_smmu_attach_dev_nested)."""
+        return dom is not None and (dom.type is DomainType.NESTED or dom.id in self.vmids)
+
 
 def _cd_table_pages(ssid_bits: int) -> int:
     """Pages of a linear CD table of 2^ssid_bits CDs (arm_smmu_alloc_cd_tables)."""
     return max(1, -(-((1 << ssid_bits) * CD_SIZE) // 4096))
+
+
+def _lowest_free(used: set[int], bits: int) -> int | None:
+    """The lowest id in 1 .. 2^bits - 1 not in `used` (arm_smmu_asid_xa's xa_alloc and
+    smmu->vmid_map's ida_alloc_range both start at 1), or None if all are taken."""
+    return next((i for i in range(1, 1 << bits) if i not in used), None)
 
 
 def _st(k: "Kernel") -> SmmuState:
@@ -232,11 +249,7 @@ class SmmuV3Driver(Driver):
 
     # ------------------------------------------------------------------- ASIDs
     def _alloc_asid(self, k: "Kernel") -> int | None:
-        used = _st(k).used_asids()
-        for asid in range(1, 1 << _st(k).asid_bits):
-            if asid not in used:
-                return asid
-        return None
+        return _lowest_free(_st(k).used_asids(), _st(k).asid_bits)
 
     def asid_of(self, k: "Kernel", dom: Domain) -> int:
         s = _st(k)
@@ -250,11 +263,7 @@ class SmmuV3Driver(Driver):
         return got
 
     def _alloc_vmid(self, k: "Kernel") -> int | None:
-        used = set(_st(k).vmids.values())
-        for vmid in range(1, 1 << VMID_BITS):
-            if vmid not in used:
-                return vmid
-        return None
+        return _lowest_free(set(_st(k).vmids.values()), VMID_BITS)
 
     def domain_alloc_paging(self, k: "Kernel", dev: Device, dom: Domain) -> int:
         """arm_smmu_domain_finalise_s1: the domain's ASID. A nesting parent
@@ -369,12 +378,7 @@ class SmmuV3Driver(Driver):
         self._write_ste(k, dev, self._cdtable_ste(k, dev, self._rid_s1dss(k, dev)))
 
     def _used_ssids(self, k: "Kernel", dev: Device) -> bool:
-        """arm_smmu_ssids_in_use: a valid CD at any SSID other than 0."""
-        m = _st(k).masters[dev.name]
-        for ssid in range(1, 1 << m.s1cdmax):
-            if CD.get(k.mem.read(m.cd_table + CD_SIZE * ssid, 8), "v"):
-                return True
-        return False
+        return _st(k).ssids_in_use(k.mem, dev.name)
 
     def _cdtable_ste(self, k: "Kernel", dev: Device, s1dss: S1Dss) -> tuple[int, ...]:
         m = _st(k).masters[dev.name]
@@ -471,7 +475,7 @@ class SmmuV3Driver(Driver):
             self._remove_master_domain(k, prev_dom, dev, IOMMU_NO_PASID)
             self._write_cd(k, dev, IOMMU_NO_PASID, hw.CD_ZERO)
             return 0
-        if dom.type is DomainType.NESTED or dom.id in s.vmids:
+        if s.stage2(dom):
             return self._attach_s2(k, dom, dev, prev_dom)
         assert dom.pgtable is not None
         self._add_master_domain(k, dom, dev, IOMMU_NO_PASID)  # attach_prepare: list first
@@ -510,9 +514,9 @@ class SmmuV3Driver(Driver):
     def _cd_table_in_ste(self, k: "Kernel", dev: Device) -> bool:
         """master->cd_table.in_ste, as arm_smmu_set_pasid reads it: the RID domain is not
         a stage-2 or nested one (those STEs carry no host CD table)."""
-        rid = _st(k).masters[dev.name].rid_domain
-        dom = k.domains.get(rid) if rid is not None else None
-        return dom is None or not (dom.type is DomainType.NESTED or dom.id in _st(k).vmids)
+        s = _st(k)
+        rid = s.masters[dev.name].rid_domain
+        return not s.stage2(k.domains.get(rid) if rid is not None else None)
 
     # ----------------------------------------------------------- PASID attach
     def set_dev_pasid(
