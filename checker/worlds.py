@@ -98,6 +98,21 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "paging1 with leaf table pages and walk caches: a 2 MiB iommu_unmap frees the "
           "leaf table page (VT-d paging-structure cache, SMMUv3 walk cache)",
           (990, 680)),
+    World("walkR1", "devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,"
+                    "walk_caches=1,smmu_range_inv=1",
+          "walk1 on an SMMU with range invalidation: the walk flush before a table's free "
+          "carries a TTL hint (the same world as walk1 on vtd)",
+          (990, 680)),
+    World("super1", "devices=1,processes=0,paging_domains=1,iova_pages=2,phys_pages=1,max_pasids=2,"
+                    "superpages=1",
+          "paging1 with two IOVA pages and a 2 MiB iommu_map / iommu_unmap at IOVA 0: a VT-d "
+          "superpage or SMMUv3 block, cached with its size, and unmaps of one page of it",
+          (1_272, 920)),
+    World("superR1", "devices=1,processes=0,paging_domains=1,iova_pages=2,phys_pages=1,max_pasids=2,"
+                     "superpages=1,smmu_range_inv=1",
+          "super1 on an SMMU with range invalidation: a 2 MiB unmap's TLBI carries TTL 2 "
+          "(the same world as super1 on vtd)",
+          (1_272, 920)),
     World("walkSva1", "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,"
                       "walk_caches=1",
           "sva1 with leaf table pages: the process's munmap of the 2 MiB frees its page-table "

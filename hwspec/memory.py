@@ -24,6 +24,12 @@ space lies in one region per root), so a walk cache entry is "region -> leaf tab
 page", and `walk_table` reads a PTE through such a pointer the way hardware does:
 through whatever the page holds now.
 
+2 MiB leaves (`blocks`, bound superpages): a table may map a whole 2 MiB region with
+one leaf (VT-d's superpage PTE, SMMUv3's level-2 block), held as (root, region) ->
+the Pte of the region's first page. A walk of any page in the region returns that
+page's frame (base + offset) with `block=True`; a block and 4 KiB leaves never share
+a region (the drivers' page tables refuse or replace, model/core/dma.py).
+
 The containers are mutable for speed (a driver step does many stores), but every
 value in them is immutable, so `copy()` is a shallow copy per dict and `key()` is
 a hashable snapshot for the explorer.
@@ -51,7 +57,11 @@ WORD_MASK = (1 << 64) - 1
 FIRST_TABLE_PAGE = 0x1000
 #: a leaf table page holds 512 PTEs: it maps 2 MiB, region iova_pfn >> TABLE_SPAN_SHIFT
 TABLE_SPAN_SHIFT = 9
+SZ_4K = PAGE_SIZE
 SZ_2M = PAGE_SIZE << TABLE_SPAN_SHIFT
+SZ_1G = SZ_2M << TABLE_SPAN_SHIFT
+#: the page frames of one 2 MiB region (a leaf table's span, a block's size)
+REGION_PAGES = 1 << TABLE_SPAN_SHIFT
 #: leaf table pages are allocated from here up (above every configuration table and
 #: root, below the data pages of the bounds at 0x80000000)
 TABLE_POOL_BASE = 0x40000000
@@ -80,17 +90,20 @@ class Prot(IntFlag):
 
 @dataclass(frozen=True, order=True)
 class Pte:
-    """A leaf translation: physical page frame and permissions."""
+    """A leaf translation: physical page frame and permissions. `block`: the page lies
+    in a 2 MiB leaf (a VT-d superpage PTE with PS=1, an SMMUv3 level-2 block
+    descriptor), which is what a TLB caches it as (bound superpages)."""
 
     pfn: int
     prot: Prot = Prot.RW
+    block: bool = False
 
 
 class Memory:
     """Sparse physical memory: words by address, page tables by root address."""
 
     __slots__ = ("words", "pagetables", "allocated", "words_gen", "table_pages", "leaf_tables",
-                 "table_pool")
+                 "table_pool", "blocks")
 
     def __init__(self, table_pages: bool = False) -> None:
         self.words: dict[int, int] = {}
@@ -102,6 +115,8 @@ class Memory:
         self.leaf_tables: dict[tuple[int, int], int] = {}
         #: the allocated leaf table pages (module doc)
         self.table_pool: set[int] = set()
+        #: (root, region) -> the 2 MiB leaf mapping that region (module doc; bound superpages)
+        self.blocks: dict[tuple[int, int], Pte] = {}
         #: replaced by every change to a word, shared by copies (module doc): the
         #: identity of the words' contents, not part of the state
         self.words_gen = object()
@@ -122,7 +137,9 @@ class Memory:
             self.allocated.discard(page)
             for a in [a for a in self.words if page <= a < page + PAGE_SIZE]:
                 del self.words[a]
-            self.pagetables.pop(page, None)
+            if self.pagetables.pop(page, None) is not None and self.blocks:
+                for owner in [o for o in self.blocks if o[0] == page]:
+                    del self.blocks[owner]
         self.words_gen = object()
 
     def read64(self, addr: int) -> int:
@@ -162,6 +179,8 @@ class Memory:
         """Every page of the table unmapped at once (exit_mmap); returns the leaf table
         pages it no longer points at, for the caller to free (free_pgtables)."""
         self.pagetables[root] = {}
+        for owner in [o for o in self.blocks if o[0] == root]:
+            del self.blocks[owner]
         gone = sorted((rg, t) for (r, rg), t in self.leaf_tables.items() if r == root)
         for rg, _ in gone:
             del self.leaf_tables[(root, rg)]
@@ -171,6 +190,26 @@ class Memory:
         if self.table_pages and (root, iova_pfn >> TABLE_SPAN_SHIFT) not in self.leaf_tables:
             self.leaf_tables[(root, iova_pfn >> TABLE_SPAN_SHIFT)] = self._alloc_leaf_table()
         self.pagetables[root] = {**self.pagetables[root], iova_pfn: pte}
+
+    # -- 2 MiB leaves (module doc) -------------------------------------------------
+    def map_block(self, root: int, region: int, pte: Pte) -> None:
+        """Install a 2 MiB leaf for `region`: `pte` is its first page (a 2 MiB-aligned frame)."""
+        assert not pte.pfn & (REGION_PAGES - 1), f"block at frame {pte.pfn:#x} is not 2 MiB aligned"
+        assert not self.region_leaves(root, region), "a block over 4 KiB leaves"
+        self.blocks[(root, region)] = Pte(pte.pfn, pte.prot, True)
+
+    def unmap_block(self, root: int, region: int) -> Pte | None:
+        """Clear the 2 MiB leaf of `region`; returns it (None: there is none)."""
+        return self.blocks.pop((root, region), None)
+
+    def block_at(self, root: int, iova_pfn: int) -> Pte | None:
+        """The 2 MiB leaf a walk of `root` for iova_pfn ends at (None: none there)."""
+        return self.blocks.get((root, iova_pfn >> TABLE_SPAN_SHIFT)) if self.blocks else None
+
+    def region_leaves(self, root: int, region: int) -> list[int]:
+        """The iova frames of the 4 KiB leaves of `root` in `region`."""
+        lo = region << TABLE_SPAN_SHIFT
+        return sorted(p for p in self.pagetables.get(root, {}) if lo <= p < lo + REGION_PAGES)
 
     # -- leaf table pages (module doc) ----------------------------------------
     def _alloc_leaf_table(self) -> int:
@@ -232,7 +271,14 @@ class Memory:
     def walk(self, root: int, iova_pfn: int) -> Pte | None:
         """A page-table walk: the leaf for iova_pfn, or None (no mapping / no such table)."""
         table = self.pagetables.get(root)
-        return None if table is None else table.get(iova_pfn)
+        if table is None:
+            return None
+        pte = table.get(iova_pfn)
+        if pte is None and self.blocks:
+            b = self.blocks.get((root, iova_pfn >> TABLE_SPAN_SHIFT))
+            if b is not None:
+                return Pte(b.pfn + (iova_pfn & (REGION_PAGES - 1)), b.prot, True)
+        return pte
 
     # -- state --------------------------------------------------------------
     def copy(self) -> "Memory":
@@ -246,6 +292,7 @@ class Memory:
         m.table_pages = self.table_pages
         m.leaf_tables = dict(self.leaf_tables)
         m.table_pool = set(self.table_pool)
+        m.blocks = dict(self.blocks)
         return m
 
     def key(self) -> tuple[object, ...]:
@@ -255,6 +302,7 @@ class Memory:
             tuple(sorted(self.allocated)),
             tuple(sorted(self.leaf_tables.items())),
             tuple(sorted(self.table_pool)),
+            tuple(sorted(self.blocks.items())),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -270,6 +318,10 @@ class Memory:
                 + ("" if p.prot == Prot.RW else f"({p.prot.name})")
                 for iova, p in sorted(self.pagetables[root].items())
             )
+            maps += "".join(
+                f"{', ' if maps else ''}{rg << (PAGE_SHIFT + TABLE_SPAN_SHIFT):#x}+2M->"
+                f"{b.pfn << PAGE_SHIFT:#x} (2M block)" + ("" if b.prot == Prot.RW else f"({b.prot.name})")
+                for (r, rg), b in sorted(self.blocks.items()) if r == root)
             tables = "".join(f" [leaf table {rg << (PAGE_SHIFT + TABLE_SPAN_SHIFT):#x}-: @{t:#x}]"
                              for (r, rg), t in sorted(self.leaf_tables.items()) if r == root)
             yield f"pagetable @{root:#x}{tables}: {maps or '(empty)'}"

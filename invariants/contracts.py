@@ -1003,6 +1003,29 @@ IOMMU_MAP = Contract(
     "0; the page is mapped and iotlb_sync_map ran",
 )
 
+def _in_block(k: Kernel, d: Any, iova: int) -> bool:
+    """The IOVA lies in a 2 MiB leaf of the domain's table (bound superpages)."""
+    dom = _domain(k, d)
+    return (dom is not None and dom.pgtable is not None
+            and k.mem.block_at(dom.pgtable, iova >> PAGE_SHIFT) is not None)
+
+
+UNMAP_BLOCK_PT = "generic_pt/iommu_pt.h:__unmap_range (VT-d, mock)"
+UNMAP_BLOCK_ARM = "io-pgtable-arm.c:__arm_lpae_unmap"
+
+#: an unmap smaller than the 2 MiB leaf it meets (bound superpages), in the drivers' words
+_BLOCK_CLAUSES = (
+    Clause(SZ_2M, lambda k, a, hw: _in_block(k, a[0], a[1]) and not a[1] & (SZ_2M - 1),
+           "the IOVA is the base of a 2 MiB leaf: the whole leaf is cleared (more than asked)",
+           UNMAP_BLOCK_PT, hw=("vtd", "mock")),
+    Clause(0, lambda k, a, hw: _in_block(k, a[0], a[1]),
+           "the IOVA lies inside a 2 MiB leaf, not at its base: the walk refuses it (nothing "
+           "is unmapped)", UNMAP_BLOCK_PT, hw=("vtd", "mock")),
+    Clause(0, lambda k, a, hw: _in_block(k, a[0], a[1]),
+           "the unmap is smaller than the 2 MiB block it meets: WARN_ONCE \"Unmap of a partial "
+           "large IOPTE is not allowed\", nothing is unmapped", UNMAP_BLOCK_ARM, hw=("smmuv3",)),
+)
+
 IOMMU_UNMAP = Contract(
     "iommu_unmap",
     "drivers/iommu/iommu.c:iommu_unmap",
@@ -1011,6 +1034,7 @@ IOMMU_UNMAP = Contract(
                "iommu.c:__iommu_unmap"),
         Clause(0, lambda k, a, hw: not _mapped(k, a[0], a[1]), "nothing is mapped at the IOVA",
                "iommu.c:__iommu_unmap"),
+        *_BLOCK_CLAUSES,
     ),
     "the IOVA is mapped in a paging domain",
     "the bytes unmapped (one page), after the driver's IOTLB/ATC flush",
@@ -1044,6 +1068,7 @@ IOMMU_UNMAP_RANGE = Contract(
                "iommu.c:__iommu_unmap"),
         Clause(0, lambda k, a, hw: not _mapped(k, a[0], a[1]), "nothing is mapped at the IOVA",
                "iommu.c:__iommu_unmap"),
+        *_BLOCK_CLAUSES,
     ),
     "every page of the range is mapped in a paging domain",
     "the bytes unmapped (up to the first hole), after one iotlb_sync over the gather",
@@ -1051,9 +1076,10 @@ IOMMU_UNMAP_RANGE = Contract(
 )
 
 
-def _no_leaf_table(k: Kernel, a: Args) -> bool:
+def _nothing_at_2m(k: Kernel, a: Args) -> bool:
     dom = _domain(k, a[0])
-    return dom is None or dom.pgtable is None or k.mem.leaf_table(dom.pgtable, 0) is None
+    return (dom is None or dom.pgtable is None or (k.mem.leaf_table(dom.pgtable, 0) is None
+                                                   and k.mem.block_at(dom.pgtable, 0) is None))
 
 
 IOMMU_UNMAP_2M = Contract(
@@ -1062,13 +1088,49 @@ IOMMU_UNMAP_2M = Contract(
     (
         Clause(0, lambda k, a, hw: _map_dom(k, a[0]), "the domain is not a live paging domain",
                "iommu.c:__iommu_unmap"),
-        Clause(0, lambda k, a, hw: _no_leaf_table(k, a), "no table entry covers the 2 MiB "
-               "(nothing was mapped there since its table was last freed)", "iommu.c:__iommu_unmap"),
+        Clause(0, lambda k, a, hw: _nothing_at_2m(k, a), "neither a table entry nor a 2 MiB leaf "
+               "covers the 2 MiB (nothing was mapped there since its table was last freed)",
+               "iommu.c:__iommu_unmap"),
     ),
-    "the domain's page table has a leaf table for the 2 MiB at IOVA 0",
-    "2 MiB: every PTE under the table entry is gone and the leaf table page freed, after "
-    "the driver's flush",
+    "the domain's page table has a leaf table or a 2 MiB leaf for the 2 MiB at IOVA 0",
+    "2 MiB: every PTE under the table entry is gone and the leaf table page freed, or the "
+    "2 MiB leaf is gone, after the driver's flush",
     kind="bytes", ok=f"{SZ_2M} bytes", size=SZ_2M,
+)
+
+
+def _region_mapped(k: Kernel, a: Args) -> bool:
+    dom = _domain(k, a[0])
+    return (dom is not None and dom.pgtable is not None
+            and (k.mem.block_at(dom.pgtable, 0) is not None
+                 or bool(k.mem.region_leaves(dom.pgtable, 0))))
+
+
+def _map_2m_ok(before: Kernel, args: Args, result: Any, after: Kernel) -> str | None:
+    dom = _domain(after, args[0])
+    assert dom is not None and dom.pgtable is not None
+    block = after.mem.block_at(dom.pgtable, 0)
+    if dom.pgsize_bitmap & SZ_2M:
+        if block is None or block.pfn != args[1] >> PAGE_SHIFT:
+            return (f"the domain's pgsize_bitmap {dom.pgsize_bitmap:#x} has SZ_2M but IOVA 0 is "
+                    f"not one 2 MiB leaf to pa {args[1]:#x} after the map")
+    elif block is not None:
+        return f"a 2 MiB leaf in a domain whose pgsize_bitmap {dom.pgsize_bitmap:#x} lacks SZ_2M"
+    return None
+
+
+IOMMU_MAP_2M = Contract(
+    "iommu_map_2m",
+    "drivers/iommu/iommu.c:iommu_map(domain, 0, pa, SZ_2M) -> iommu_pgsize",
+    (
+        Clause(-errno.EINVAL, lambda k, a, hw: _map_dom(k, a[0]), "the domain is not a live paging domain", MAP),
+        Clause(-errno.EEXIST, lambda k, a, hw: _region_mapped(k, a),
+               "a page of the 2 MiB is already mapped (nothing is mapped)", MAP),
+    ),
+    "a paging domain, a 2 MiB-aligned pa, nothing mapped in the 2 MiB",
+    "0; the 2 MiB is mapped (one 2 MiB leaf where the domain's pgsize_bitmap has SZ_2M) and "
+    "iotlb_sync_map ran",
+    on_success=_map_2m_ok,
 )
 
 
@@ -1203,6 +1265,7 @@ CONTRACTS: dict[str, Contract] = {c.call: c for c in (
     ATTACH_DEVICE_PASID, REPLACE_DEVICE_PASID, AUX_ATTACH_DEVICE, BIND, IOMMU_MAP, IOMMU_UNMAP,
     DMA_MAP_PAGE, DMA_UNMAP_PAGE, CPU_MAP, CPU_MUNMAP, MODULE_UNLOAD,
     IOMMU_MAP_RANGE, IOMMU_UNMAP_RANGE, CPU_MUNMAP_RANGE, IOMMU_UNMAP_2M, CPU_MUNMAP_2M,
+    IOMMU_MAP_2M,
 )}
 
 #: call actions that return void in the kernel (their result must be None)

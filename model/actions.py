@@ -105,7 +105,7 @@ class Action:
     needs: str | None = None
     #: a bound (model/bounds.py) that must be nonzero for the action to exist at all
     #: (the Hypothesis machine leaves the rule out, so faults=0 draws as before, and
-    #: enabled_args yields nothing, so no engine takes it)
+    #: enabled_args yields nothing, so no engine takes it); "a|b": either one
     bound: str | None = None
 
     def __post_init__(self) -> None:
@@ -118,7 +118,7 @@ class Action:
         object.__setattr__(self, "run", _one_step(self.run))
 
     def exists(self, b: Bounds) -> bool:
-        return self.bound is None or bool(getattr(b, self.bound))
+        return self.bound is None or any(getattr(b, n) for n in self.bound.split("|"))
 
     def possible(self, k: Kernel) -> bool:
         """The design has the call, and nothing calls into an unloaded driver module
@@ -509,9 +509,17 @@ ACTIONS: tuple[Action, ...] = (
     Action("iommu_unmap_2m", "call", (Param("domain", Kind.DOMAIN),),
            lambda k, a: k.iommu_unmap(a[0], 0, SZ_2M),
            "iommu_unmap(domain, 0, SZ_2M): a 2 MiB unmap over a leaf table, which the page "
-           "table frees",
+           "table frees, or (bound superpages) of the 2 MiB leaf iommu_map_2m made",
            requires=lambda k, b, a: (d := k.domains[a[0]]).pgtable is not None
-           and k.mem.leaf_table(d.pgtable, 0) is not None, bound="walk_caches"),
+           and (k.mem.leaf_table(d.pgtable, 0) is not None
+                or k.mem.block_at(d.pgtable, 0) is not None),
+           bound="walk_caches|superpages"),
+    # -- 2 MiB leaves (bound superpages) -----------------------------------------------------
+    Action("iommu_map_2m", "call", (Param("domain", Kind.DOMAIN), Param("pa", Kind.PHYS)),
+           lambda k, a: k.iommu_map(a[0], 0, a[1], size=SZ_2M),
+           "iommu_map(domain, 0, pa, SZ_2M): iommu_pgsize picks the domain's 2 MiB page size "
+           "(a VT-d superpage, an SMMUv3 block) where its pgsize_bitmap has it",
+           requires=lambda k, b, a: not a[1] & (SZ_2M - 1), bound="superpages"),
     Action("iommu_flush_iotlb_all", "call", (Param("domain", Kind.DOMAIN),),
            lambda k, a: k.iommu_flush_iotlb_all(a[0]),
            "flush everything the domain's translations may be cached as (ops->flush_iotlb_all)",

@@ -25,7 +25,7 @@ class BoundsError(ValueError):
 #: the 0/1 bounds (a device or group is there or not)
 FLAGS = frozenset({"shared_group", "no_pasid_device", "mixed_group", "shared_ats", "pci_reset",
                    "hotplug", "pri", "passthrough", "reprobe", "alias_device", "smmu_range_inv",
-                   "walk_caches", "kernel_pgtable", "nesting"})
+                   "walk_caches", "kernel_pgtable", "nesting", "superpages"})
 
 #: bound -> (least, most, why): the explorer and the Hypothesis machine enumerate
 #: these objects as call arguments in every state, so each multiplies the state space;
@@ -104,6 +104,12 @@ class Bounds:
     #: (IOVA page i -> IPA page i ^ 1 for the first two pages) and the parent's table; off by
     #: default (two more calls per state)
     nesting: bool = False
+    #: 2 MiB leaves: iommu_map / iommu_unmap of SZ_2M at IOVA 0 (iommu_pgsize picks the
+    #: domain's 2 MiB page size: a VT-d superpage, an SMMUv3 level-2 block) and the
+    #: unmaps that meet such a leaf (VT-d's generic page table clears it whole, SMMUv3's
+    #: io-pgtable-arm refuses a partial one); TLB entries remember the leaf's size; off
+    #: by default (two more calls per state)
+    superpages: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -137,6 +143,15 @@ class Bounds:
         if self.nesting and self.walk_caches:
             raise BoundsError("bounds nesting=1 and walk_caches=1 do not mix: the paging-structure "
                               "caches of a nested (two-stage) walk are not modelled")
+        if self.superpages and self.nesting:
+            raise BoundsError("bounds superpages=1 and nesting=1 do not mix: 2 MiB leaves in a "
+                              "nested (two-stage) walk are not modelled")
+        if self.superpages and self.phys_pages > 1:
+            # a block maps 512 consecutive frames from phys page 0, which the explorer's
+            # relabelling of physical pages does not preserve (as range_pages)
+            raise BoundsError(f"bound superpages=1 needs phys_pages=1 (got {self.phys_pages}): "
+                              f"a 2 MiB block's consecutive physical pages and the explorer's "
+                              f"physical-page symmetry do not mix")
         if self.shared_ats and not (self.shared_group or self.mixed_group):
             raise BoundsError("bound shared_ats=1 needs shared_group=1 or mixed_group=1")
         # Every group's default DMA domain takes a DID (VT-d) and an ASID (SMMUv3) at boot,

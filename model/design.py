@@ -121,6 +121,13 @@ KNOBS: dict[str, str] = {
                                          "IOMMU (before e37d5a2d60a3, CVE-2025-71202)",
     "core.munmap_free_table_before_flush": "munmap frees the CPU's page-table page before the "
                                            "mmu_gather flush calls the secondary-TLB notifier",
+    "pt.gather_requested_size": "the generic page table gathers the length the caller asked to "
+                                "unmap, not the 2 MiB leaf it cleared (iommupt before "
+                                "ee6e69d03255)",
+    "smmu.ttl_from_leaf_size": "SMMUv3 range invalidations take TTL from the domain's smallest "
+                               "page size, not the gather's granule",
+    "smmu.walk_flush_ttl": "SMMUv3 walk (non-leaf) range invalidations set TTL from the 4 KiB "
+                           "granule (before 6833b8f2e199)",
 }
 
 #: what `Design.kind` may be

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar, Union
 
+from hwspec.memory import SZ_2M, SZ_4K
+
 IOMMU_NO_PASID = 0
 IOMMU_FIRST_GLOBAL_PASID = 1
 IOMMU_PASID_INVALID = 0xFFFF_FFFF
@@ -156,6 +158,10 @@ class Domain:
     #: NESTED: the nesting parent whose stage-2 table translates the guest's output
     #: (`pgtable` is then the guest's stage-1 table: IOVA -> IPA)
     parent: int | None = None
+    #: domain->pgsize_bitmap: the page sizes its page table can map, set by the driver's
+    #: domain_alloc_paging (Driver.pgsize_bitmap); iommu_pgsize picks each map's and
+    #: unmap's page size from it, and that size is the gather's granule
+    pgsize_bitmap: int = SZ_4K | SZ_2M
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,9 @@ _SITES = (
              "hard-lockup watchdog fires", B, "hard lockup: "),
     WarnSite("smmu_asid_freed", "arm_smmu_domain_free / arm_smmu ASID users",
              "the domain's ASID was released already", U, "use-after-free: "),
+    WarnSite("smmu_partial_block_unmap", "__arm_lpae_unmap (io-pgtable-arm)",
+             "WARN_ONCE(\"Unmap of a partial large IOPTE is not allowed\"): an unmap smaller "
+             "than the 2 MiB block it meets", M, "__arm_lpae_unmap: "),
     WarnSite("smmu_torn_entry", "arm_smmu_write_entry",
              "a store sequence lets hardware read a mix of the old and new entry", T, "torn entry: "),
     WarnSite("table_freed_while_cached", "iommu_put_pages_list / __arm_lpae_free_pgtable / "

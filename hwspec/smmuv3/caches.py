@@ -76,6 +76,10 @@ class TlbEntry:
     #: a combined S1+S2 entry of a nested STE: the IPA page stage 1 gave (not hardware
     #: state the architecture names, but what the nested-cache-current check needs)
     ipa_pfn: int | None = None
+    #: inserted from a level-2 block descriptor (a 2 MiB leaf, bound superpages): the
+    #: SMMU holds one entry for the block, which the model keeps as the pages looked up,
+    #: every one removed by a TLBI by VA that meets the block (commands.py `_in_range`)
+    block: bool = False
 
     @property
     def tag(self) -> str:
@@ -83,9 +87,10 @@ class TlbEntry:
 
     def __str__(self) -> str:
         nested = "" if self.ipa_pfn is None else f" (nested, ipa {self.ipa_pfn << PAGE_SHIFT:#x})"
+        block = " (of a 2M block)" if self.block else ""
         return (
             f"TLB ({self.tag}) {self.iova_pfn << PAGE_SHIFT:#x} -> "
-            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}{nested}"
+            f"{self.pfn << PAGE_SHIFT:#x}{_prot(self.prot)}{nested}{block}"
         )
 
 
@@ -143,7 +148,7 @@ def sort_key(e: CacheEntry) -> tuple[int, ...]:
         return (1, e.sid, e.ssid, *e.words)
     if isinstance(e, TlbEntry):
         return (2, e.vmid, -1 if e.asid is None else e.asid, e.iova_pfn, e.pfn, int(e.prot),
-                -1 if e.ipa_pfn is None else e.ipa_pfn)
+                -1 if e.ipa_pfn is None else e.ipa_pfn, int(e.block))
     if isinstance(e, WalkEntry):
         return (4, e.vmid, -1 if e.asid is None else e.asid, e.region, e.table, e.root)
     return (3, e.sid, -1 if e.ssid is None else e.ssid, e.iova_pfn, e.pfn, int(e.prot))

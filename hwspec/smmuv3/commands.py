@@ -42,7 +42,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, Self, TypeVar
 
 from .. import ats
 from ..layout import Layout, LayoutError, Words, fields
-from ..memory import PAGE_SHIFT, region_overlaps
+from ..memory import PAGE_SHIFT, TABLE_SPAN_SHIFT, region_overlaps
 from .caches import AtcEntry, CacheEntry, CdCacheEntry, SteCacheEntry, TlbEntry, WalkEntry
 
 #: ATC_INV_SIZE_ALL: an ATC_INV span of 2**52 pages is the whole address space.
@@ -99,10 +99,26 @@ class _ByAddress:
 
     def _in_range(self, entry: TlbEntry | WalkEntry) -> bool:
         """A TLB entry of a page in the range, or (LEAF = 0 only) a walk-cache entry of a
-        2 MiB region the range meets; the tag is the caller's to match."""
+        2 MiB region the range meets; the tag is the caller's to match.
+
+        An entry of a 2 MiB block goes when the range meets the block (IHI0070 4.4.1:
+        the address "is not required to be aligned to the start of a TLB entry"; the
+        entry is the block). TTL (range commands only: TG = 0 gives no level hint) is
+        obeyed as the reading that keeps more (4.4.1.2: the SMMU "is only required to
+        invalidate TLB entries that were inserted from a translation table walk level
+        matching TTL"; for the 4 KiB granule TTL 2 names level 2, the 2 MiB block and
+        the table descriptor a walk-cache entry holds, TTL 3 level 3, the 4 KiB page)."""
         if isinstance(entry, WalkEntry):
-            return not self.leaf and region_overlaps(entry.region, self.pages)
-        return entry.iova_pfn in self.pages
+            return (not self.leaf and self._level_ok(2)
+                    and region_overlaps(entry.region, self.pages))
+        if entry.block:
+            return self._level_ok(2) and region_overlaps(entry.iova_pfn >> TABLE_SPAN_SHIFT,
+                                                         self.pages)
+        return self._level_ok(3) and entry.iova_pfn in self.pages
+
+    def _level_ok(self, level: int) -> bool:
+        """Whether TTL lets the command reach an entry inserted at `level` (4 KiB granule)."""
+        return self.tg == 0 or self.ttl in (0, level)
 
     def _address_raw(self) -> dict[str, int]:
         return {"num": self.num, "scale": self.scale, "leaf": int(self.leaf), "ttl": self.ttl,
@@ -640,10 +656,11 @@ def tlbi_nh_va_cmds(
     leaf: bool = True,
     range_inv: bool = False,
     granule: int = 1 << PAGE_SHIFT,
+    ttl_granule: int | None = None,
 ) -> list[TLBI_NH_VA]:
     """`__arm_smmu_tlb_inv_range` for a stage-1 domain: the NH_VA commands for [iova, iova+size)."""
     return _tlbi_range(lambda **f: TLBI_NH_VA(asid=asid, vmid=vmid, **f),
-                       iova, size, leaf, range_inv, granule)
+                       iova, size, leaf, range_inv, granule, ttl_granule)
 
 
 def tlbi_s2_ipa_cmds(
@@ -653,19 +670,23 @@ def tlbi_s2_ipa_cmds(
     leaf: bool = True,
     range_inv: bool = False,
     granule: int = 1 << PAGE_SHIFT,
+    ttl_granule: int | None = None,
 ) -> list[TLBI_S2_IPA]:
     """`__arm_smmu_tlb_inv_range` for a stage-2 domain (`cmd.opcode = CMDQ_OP_TLBI_S2_IPA`,
     `cmd.tlbi.vmid = s2_cfg.vmid`): the S2_IPA commands for [ipa, ipa+size)."""
-    return _tlbi_range(lambda **f: TLBI_S2_IPA(vmid=vmid, **f), ipa, size, leaf, range_inv, granule)
+    return _tlbi_range(lambda **f: TLBI_S2_IPA(vmid=vmid, **f), ipa, size, leaf, range_inv, granule,
+                       ttl_granule)
 
 
 def _tlbi_range(make: Callable[..., _T], iova: int, size: int, leaf: bool, range_inv: bool,
-                granule: int) -> list[_T]:
+                granule: int, ttl_granule: int | None = None) -> list[_T]:
     """The loop of `__arm_smmu_tlb_inv_range`, whatever the opcode.
 
     Without FEAT_RANGE_INV one command per granule (TG=0). With it, TG from the
     4 KiB leaf size and chunks of (NUM+1) * 2**SCALE pages, TTL from the granule
-    for leaf invalidations, as the driver computes them.
+    for leaf invalidations and 0 for walk (non-leaf) ones, as the driver computes them
+    since 6833b8f2e199. `ttl_granule` (broken variants only): compute TTL from this
+    size instead, leaf or not.
     """
     if size == 0:
         return []
@@ -679,7 +700,10 @@ def _tlbi_range(make: Callable[..., _T], iova: int, size: int, leaf: bool, range
         return out
     tg_shift = PAGE_SHIFT
     tg = (tg_shift - 10) // 2
-    ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg_shift - 3)) if leaf else 0
+    if ttl_granule is not None:
+        ttl = 4 - ((ttl_granule.bit_length() - 1 - 3) // (tg_shift - 3))
+    else:
+        ttl = 4 - ((granule.bit_length() - 1 - 3) // (tg_shift - 3)) if leaf else 0
     num_pages = size >> tg_shift
     if not leaf and num_pages & TLBI_RANGE_NUM_MAX == 1:
         # eb6c97647be2: NUM = SCALE = TTL = 0 with TG set is reserved for a non-leaf

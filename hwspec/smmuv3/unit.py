@@ -498,7 +498,7 @@ def fill(
             added.append(WalkEntry(vmid, asid, iova_pfn >> TABLE_SPAN_SHIFT, table, root))
         pte = mem.walk(root, iova_pfn)
         if pte is not None:
-            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot))
+            added.append(TlbEntry(vmid, asid, iova_pfn, pte.pfn, pte.prot, block=pte.block))
             if ats:
                 added.append(AtcEntry(sid, ssid, iova_pfn, pte.pfn, pte.prot))
     for e in added[1 + (cd_e is not None):]:

@@ -71,7 +71,16 @@ class IotlbEntry:
     page-selective invalidation (IOTLB descriptor, PSI by DID) reach combined entries
     of that DID; what the model keeps, as the reading that keeps more: exactly those
     whose `ipa_pfn` lies in the invalidated range (the kernel relies on at least that:
-    821985301124, "It's implicitly done by HW when s2 cache is invalidated")."""
+    821985301124, "It's implicitly done by HW when s2 cache is invalidated").
+
+    `block` (bound superpages): the walk ended at a 2 MiB superpage PTE. Spec 6.5.3.2
+    lets hardware cache a large page whole or as fractured 4 KiB entries, and 6.5.2.3 /
+    6.5.2.4 require software to invalidate it with the address mask of its size ("9
+    for 2-MByte page"); a page-selective invalidation with a smaller mask is not
+    guaranteed to remove any of it. The model keeps one entry per page it looked up
+    (the fractured reading) and, as the reading that keeps more, a page-selective
+    descriptor removes an entry of a block only when its 2^AM pages cover the block's
+    whole 2 MiB (`psi_covers` in qi.py)."""
 
     did: int
     pasid: int | None
@@ -80,8 +89,9 @@ class IotlbEntry:
     prot: Prot = Prot.RW
     pt: bool = False
     ipa_pfn: int | None = None
+    block: bool = False
 
-    def sort_key(self) -> tuple[int, int, int, int, int, bool, int]:
+    def sort_key(self) -> tuple[int, int, int, int, int, bool, int, bool]:
         return (
             self.did,
             -1 if self.pasid is None else self.pasid,
@@ -90,6 +100,7 @@ class IotlbEntry:
             int(self.prot),
             self.pt,
             -1 if self.ipa_pfn is None else self.ipa_pfn,
+            self.block,
         )
 
     def __str__(self) -> str:
@@ -100,8 +111,9 @@ class IotlbEntry:
         if self.pt:
             return f"IOTLB {tag} iova {iova:#x} pass-through"
         via = "" if self.ipa_pfn is None else f" (nested, ipa {self.ipa_pfn << PAGE_SHIFT:#x})"
+        size = " (of a 2M superpage)" if self.block else ""
         return (f"IOTLB {tag} iova {iova:#x}{via} -> pa {self.pfn << PAGE_SHIFT:#x} "
-                f"{_prot(self.prot)}")
+                f"{_prot(self.prot)}{size}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import ats
 from ..layout import Layout, LayoutError, fields
-from ..memory import PAGE_SHIFT, region_overlaps
+from ..memory import PAGE_SHIFT, REGION_PAGES, region_overlaps
 from .caches import CacheEntry, ContextCacheEntry, DevTlbEntry, IotlbEntry, PasidCacheEntry, PscEntry
 from .entries import MAX_AGAW_PFN_WIDTH
 
@@ -75,6 +75,19 @@ class PcGran(IntEnum):
 
 #: Context-cache device-selective function mask: SID bits ignored for FM = 0..3.
 FM_SID_MASK = (0b000, 0b100, 0b110, 0b111)
+
+
+def psi_covers(entry: IotlbEntry, addr_pfn: int, am: int) -> bool:
+    """Whether a page-selective descriptor (ADDR, AM) must remove a first- or
+    second-stage IOTLB entry by its input page: a 4 KiB entry when its page is in the
+    2^AM-page block, an entry of a 2 MiB superpage only when that block holds the whole
+    superpage (spec 6.5.2.3: "9 for 2-MByte page"; a smaller mask is the reading that
+    keeps the entry, caches.py IotlbEntry)."""
+    pages = psi_pages(addr_pfn, am)
+    if not entry.block:
+        return entry.iova_pfn in pages
+    lo = entry.iova_pfn & ~(REGION_PAGES - 1)
+    return pages.start <= lo and lo + REGION_PAGES <= pages.stop
 
 
 def psi_pages(addr_pfn: int, am: int) -> range:
@@ -272,7 +285,7 @@ class QiIotlb(QiDesc):
         if entry.did != self.did:
             return False
         if entry.pasid is None:
-            return entry.iova_pfn in psi_pages(self.addr, self.am)
+            return psi_covers(entry, self.addr, self.am)
         # a combined (nested) entry: by the second-stage page its walk went through
         return entry.ipa_pfn is not None and entry.ipa_pfn in psi_pages(self.addr, self.am)
 
@@ -328,9 +341,7 @@ class QiEiotlb(QiDesc):
         if isinstance(entry, PscEntry):
             return self.gran is EiotlbGran.NONG_PASID or (
                 not self.ih and region_overlaps(entry.region, psi_pages(self.addr, self.am)))
-        return self.gran is EiotlbGran.NONG_PASID or entry.iova_pfn in psi_pages(
-            self.addr, self.am
-        )
+        return self.gran is EiotlbGran.NONG_PASID or psi_covers(entry, self.addr, self.am)
 
     def __str__(self) -> str:
         if self.gran is EiotlbGran.NONG_PASID:

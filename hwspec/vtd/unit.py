@@ -387,6 +387,7 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
     unit.pasid_cache.add(pce)
     iova_pfn = iova >> PAGE_SHIFT
     ipa: int | None = None
+    block = False  # the leaf is a 2 MiB superpage (caches.py IotlbEntry)
     if root is None:  # pass-through
         pfn, prot, pt = iova_pfn, Prot.RW, True
     elif s2 is not None:  # nested: one combined entry for both stages
@@ -402,8 +403,8 @@ def fill(unit: VtdUnit, mem: Memory, sid: int, pasid: int | None, iova: int, acc
         pte = mem.walk(root, iova_pfn)
         if pte is None or not _permits(pte.prot, access):
             return
-        pfn, prot, pt = pte.pfn, pte.prot, False
-    unit.iotlb.add(IotlbEntry(pce.did, tag, iova_pfn, pfn, prot, pt, ipa))
+        pfn, prot, pt, block = pte.pfn, pte.prot, False, pte.block
+    unit.iotlb.add(IotlbEntry(pce.did, tag, iova_pfn, pfn, prot, pt, ipa, block))
     if dte:
         unit.devtlb.add(DevTlbEntry(sid, pasid, iova_pfn, pfn, prot, pt))
 

@@ -13,15 +13,28 @@ from model.core.sva import SvaCore
 from model.objects import Domain
 
 
+def iommu_pgsize(pgsize_bitmap: int, iova: int, paddr: int, size: int) -> int:
+    """The page size iommu_pgsize (iommu.c) picks for the next chunk: the largest size of
+    the bitmap no larger than `size` to which iova and paddr are both aligned. (The
+    kernel also returns a count; the model's callers step one chunk at a time.)"""
+    sizes = pgsize_bitmap & ((1 << size.bit_length()) - 1)  # sizes <= size
+    if (iova | paddr) and sizes:
+        sizes &= (((iova | paddr) & -(iova | paddr)) << 1) - 1  # sizes <= the alignment
+    assert sizes, f"no page size of {pgsize_bitmap:#x} fits {size:#x} at {iova:#x}"
+    return 1 << (sizes.bit_length() - 1)
+
+
 class DmaApi(SvaCore):
     # ------------------------------------------------------------------- maps
     def iommu_map(self, domain: int, iova: int, pa: int, prot: Prot = Prot.RW,
                   size: int = PAGE_SIZE) -> int:
         """iommu_map: `size` bytes at `iova` to consecutive pages from `pa`, then the driver's
         iotlb_sync_map. Every address and the size must be aligned to the smallest page
-        size (pgsize_bitmap is 4 KiB only in the model): -EINVAL; a page already mapped:
-        -EEXIST with nothing mapped (the page table refuses to overwrite a live PTE and
-        iommu_map unmaps what it mapped before failing)."""
+        size of the domain's pgsize_bitmap (4 KiB): -EINVAL; a page already mapped: -EEXIST
+        with nothing mapped (the page table refuses to overwrite a live PTE and iommu_map
+        unmaps what it mapped before failing). __iommu_map maps in the chunks
+        `iommu_pgsize` picks: a 2 MiB chunk (iova and pa 2 MiB-aligned, SZ_2M in the
+        bitmap; bound superpages) is one 2 MiB leaf, the rest 4 KiB leaves."""
         dom = self.domains.get(domain)
         if dom is None or not dom.type.is_paging or dom.pgtable is None:
             return -errno.EINVAL
@@ -30,10 +43,31 @@ class DmaApi(SvaCore):
         first, n = iova >> PAGE_SHIFT, size >> PAGE_SHIFT
         if any(self.mem.walk(dom.pgtable, first + i) is not None for i in range(n)):
             return -errno.EEXIST
-        for i in range(n):
-            self.mem.map(dom.pgtable, first + i, Pte((pa >> PAGE_SHIFT) + i, prot))
+        done = 0
+        while done < size:
+            pgsize = iommu_pgsize(dom.pgsize_bitmap, iova + done, pa + done, size - done)
+            if pgsize == SZ_2M:
+                self._map_block(dom, iova + done, pa + done, prot)
+            else:
+                self.mem.map(dom.pgtable, (iova + done) >> PAGE_SHIFT, Pte((pa + done) >> PAGE_SHIFT, prot))
+            done += pgsize
         self.driver.iotlb_sync_map(self._k, dom, first)
         return 0
+
+    def _map_block(self, dom: Domain, iova: int, pa: int, prot: Prot) -> None:
+        """ops->map_pages with a 2 MiB pgsize over a region with no live leaf (iommu_map
+        checked). A leaf table page still there (bound walk_caches: its leaves were
+        unmapped one by one) is replaced by the block: the page table clears the table
+        entry and frees the table after a flush (iommupt: clear_contig puts it on a
+        gather that map_pages syncs, "flush any walk cache"; io-pgtable-arm:
+        __arm_lpae_unmap of the table, tlb_flush_walk, then free), which is the driver's
+        `unmap_table`."""
+        assert dom.pgtable is not None
+        region = iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT)
+        table = self.mem.clear_table(dom.pgtable, region)
+        if table is not None:
+            self.driver.unmap_table(self._k, dom, iova, iova + SZ_2M - 1, table)
+        self.mem.map_block(dom.pgtable, region, Pte(pa >> PAGE_SHIFT, prot))
 
     def iommu_unmap(self, domain: int, iova: int, size: int = PAGE_SIZE) -> int:
         """iommu_unmap: the bytes unmapped. __iommu_unmap clears page by page and stops at
@@ -49,6 +83,8 @@ class DmaApi(SvaCore):
             return 0
         if (iova | size) & (PAGE_SIZE - 1):
             return 0
+        if self.mem.block_at(dom.pgtable, iova >> PAGE_SHIFT) is not None:
+            return self._unmap_block(dom, iova, size)
         if self.mem.table_pages and size == SZ_2M and not iova & (SZ_2M - 1):
             return self._unmap_region(dom, iova)
         first, unmapped = iova >> PAGE_SHIFT, 0
@@ -60,6 +96,22 @@ class DmaApi(SvaCore):
             return 0
         self.driver.iotlb_sync(self._k, dom, iova, iova + (unmapped << PAGE_SHIFT) - 1)
         return unmapped << PAGE_SHIFT
+
+    def _unmap_block(self, dom: Domain, iova: int, size: int) -> int:
+        """iommu_unmap that meets a 2 MiB leaf (bound superpages; a region holds either a
+        block or 4 KiB leaves, and every ranged call lies in one region). __iommu_unmap
+        calls unmap_pages with the size iommu_pgsize picks; the page table clears what
+        it clears (the driver's `unmap_block`: the whole block, or nothing) and gathers
+        the range it unmapped with the block's size as the granule (gather->pgsize), and
+        iotlb_sync flushes that. Design `pt-gather-requested-size`: the gather takes the
+        requested length instead (iommupt before ee6e69d03255, "Fix short gather if the
+        unmap goes into a large mapping")."""
+        got = self.driver.unmap_block(self._k, dom, iova, size)
+        if not got:
+            return 0
+        gathered = size if self.design.has("pt.gather_requested_size") else got
+        self.driver.iotlb_sync(self._k, dom, iova, iova + gathered - 1, pgsize=SZ_2M)
+        return got
 
     def _unmap_region(self, dom: Domain, iova: int) -> int:
         """iommu_unmap of a 2 MiB-aligned 2 MiB (bound walk_caches): iommu_pgsize picks

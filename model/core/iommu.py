@@ -61,7 +61,7 @@ class IommuCore(MmLifetime):
         if err:
             return ErrPtr(err)
         dom = Domain(self._new_id(), type_, self.driver.name, pgtable=self.mem.new_pagetable(),
-                     nest_parent=nest_parent)
+                     nest_parent=nest_parent, pgsize_bitmap=self.driver.pgsize_bitmap)
         self.domains[dom.id] = dom
         ret = self.driver.domain_alloc_paging(self._k, dev, dom)
         if ret:

@@ -45,10 +45,16 @@ from model.objects import Device, Domain, DomainType, Group, Handle, IopfGroup, 
 
 
 # -- the canonical form of each core field (explorer symmetry reduction) -----------------
-def _table(k: "Kernel", ren: Renaming, r: int) -> tuple[tuple[int, int, int], ...]:
+def _table(k: "Kernel", ren: Renaming, r: int) -> tuple[tuple[int, int, int, bool], ...]:
+    """A page table's leaves, renamed: (iova frame, frame, prot, False) per 4 KiB leaf and
+    (region, first frame, prot, True) per 2 MiB block (bound superpages)."""
     t = k.mem.pagetables.get(r)
     pfn = ren.pfn
-    return tuple([(i, pfn(p.pfn), p.prot) for i, p in sorted(t.items())]) if t else ()
+    leaves = [(i, pfn(p.pfn), p.prot, False) for i, p in sorted(t.items())] if t else []
+    if k.mem.blocks:
+        leaves += [(rg, pfn(b.pfn), b.prot, True)
+                   for (root, rg), b in sorted(k.mem.blocks.items()) if root == r]
+    return tuple(leaves)
 
 
 def _canon_groups(k: "Kernel", groups: dict[str, Group], ren: Renaming) -> Any:
@@ -75,7 +81,7 @@ def _canon_domains(k: "Kernel", domains: dict[int, Domain], ren: Renaming) -> An
         pt = None if x.pgtable is None else (root(x.pgtable), _table(k, ren, x.pgtable))
         out.append((dom(d), x.type, x.owner, pt, None if x.mm is None else mm(x.mm),
                     x.users, x.has_attach_dev, x.has_set_dev_pasid, x.static, x.nest_parent,
-                    None if x.parent is None else dom(x.parent)))
+                    None if x.parent is None else dom(x.parent), x.pgsize_bitmap))
     return tuple(out)
 
 
@@ -201,9 +207,10 @@ class Kernel(PciReset):
         """What tells apart objects nothing else names yet (for a stable label order)."""
         x = self.domains[d]
         t = self.mem.pagetables.get(x.pgtable, {}) if x.pgtable is not None else {}
+        blocks = tuple(sorted(rg for (r, rg) in self.mem.blocks if r == x.pgtable))
         return (x.type.value, x.owner, x.users, x.static, x.has_attach_dev,
                 x.has_set_dev_pasid, x.mm is None, tuple(sorted(t)), x.nest_parent,
-                x.parent is None)
+                x.parent is None, blocks, x.pgsize_bitmap)
 
     def _handle_signature(self, i: int) -> tuple[Any, ...]:
         h = self.handles[i]

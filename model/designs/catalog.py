@@ -582,6 +582,54 @@ _VARIANTS = (
         changed_calls=("iommu_unmap", "iommu_unmap_range"),
     ),
     Design(
+        name="pt-gather-requested-size",
+        summary="the generic page table gathering the length asked, not the 2 MiB leaf it cleared",
+        rationale="An unmap at the base of a 2 MiB leaf clears the whole leaf and returns "
+                  "2 MiB, more than a 4 KiB request asked (iommu_unmap 'may unmap more'); "
+                  "the flush must cover what was cleared. ee6e69d03255 'iommupt: Fix short "
+                  "gather if the unmap goes into a large mapping': the gather took the "
+                  "requested length, so VT-d's cache_tag_flush_range built a PSI with AM 0, "
+                  "and a superpage needs AM 9 (VT-d spec 6.5.2.3): the IOTLB keeps the whole "
+                  "superpage (super1). SMMUv3's io-pgtable-arm refuses a partial unmap "
+                  "(WARN, 0), so nothing is gathered short there.",
+        knobs=frozenset({"pt.gather_requested_size"}),
+        hw=("vtd",), kind="variant",
+        expect_breaks=(("vtd", ("no-stale-translation",)),),
+        check_bounds="super1",
+        changed_calls=("iommu_unmap", "iommu_unmap_range"),
+    ),
+    Design(
+        name="smmu-ttl-from-leaf-size",
+        summary="SMMUv3 range invalidations taking TTL from the smallest page, not the granule",
+        rationale="With range invalidation a TLBI by VA carries TTL, the level the leaf was "
+                  "walked at, and the SMMU 'is only required to invalidate TLB entries that "
+                  "were inserted from a translation table walk level matching TTL' (IHI0070 "
+                  "4.4.1.2). arm_smmu_iotlb_sync passes gather->pgsize as the granule, so a "
+                  "2 MiB unmap sends TTL 2. TTL from the domain's smallest page (4 KiB: TTL 3) "
+                  "names level 3, and the level-2 block stays cached (superR1).",
+        knobs=frozenset({"smmu.ttl_from_leaf_size"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("no-stale-translation",)),),
+        check_bounds="superR1",
+        changed_calls=("iommu_unmap_2m",),
+    ),
+    Design(
+        name="smmu-walk-flush-ttl",
+        summary="SMMUv3 walk flushes with the TTL of the 4 KiB granule (before 6833b8f2e199)",
+        rationale="A table freed by a 2 MiB unmap is flushed with a non-leaf range "
+                  "invalidation (tlb_flush_walk) whose granule is 4 KiB. Before 6833b8f2e199 "
+                  "'iommu/arm-smmu-v3: Set TTL invalidation hint better' the driver set TTL "
+                  "from that granule for walk flushes too: TTL 3 names level 3, and the "
+                  "level-2 table descriptor the walk cache holds 'is only required' to go with "
+                  "TTL 2 or 0 (IHI0070 4.4.1.2). The walk cache keeps the freed table's "
+                  "address (walk1 with range invalidation).",
+        knobs=frozenset({"smmu.walk_flush_ttl"}),
+        hw=("smmuv3",), kind="variant",
+        expect_breaks=(("smmuv3", ("walk-cache-live",)),),
+        check_bounds="walkR1",
+        changed_calls=("iommu_unmap_2m",),
+    ),
+    Design(
         name="smmu-nested-atc-by-range",
         summary="SMMUv3 invalidating a nested master's ATC over the parent's IPA range",
         rationale="A nested master's ATC caches the guest's IOVA -> host page; a parent "

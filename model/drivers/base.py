@@ -16,7 +16,7 @@ import errno
 
 from typing import TYPE_CHECKING, Any, Collection, Protocol
 
-from hwspec.memory import PAGE_SHIFT
+from hwspec.memory import PAGE_SHIFT, PAGE_SIZE, SZ_2M, SZ_4K, TABLE_SPAN_SHIFT
 from hwspec.outcome import Access, Outcome
 
 #: include/linux/limits.h ULONG_MAX on a 64-bit kernel: (0, ULONG_MAX) is "every address"
@@ -56,6 +56,9 @@ class Driver:
     blocked_has_set_dev_pasid: bool = True
     #: whether this driver can allocate SVA domains (ops->domain_alloc_sva)
     supports_sva: bool = True
+    #: domain->pgsize_bitmap of its paging domains (the 1 GiB size, where a driver has
+    #: it, never applies: no world's IOVA space reaches a 1 GiB region)
+    pgsize_bitmap: int = SZ_4K | SZ_2M
 
     def new_state(self, k: "Kernel") -> DriverState:
         raise NotImplementedError
@@ -131,9 +134,25 @@ class Driver:
     def iotlb_sync_map(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
         """After a new mapping (VT-d caching mode / write buffer; SMMUv3 nothing)."""
 
-    def iotlb_sync(self, k: "Kernel", dom: "Domain", start: int, end: int) -> None:
+    def iotlb_sync(self, k: "Kernel", dom: "Domain", start: int, end: int,
+                   pgsize: int = PAGE_SIZE) -> None:
         """ops->iotlb_sync after an unmap: invalidate what may cache the gathered range
-        [start, end] (bytes, `end` inclusive, as struct iommu_iotlb_gather holds it)."""
+        [start, end] (bytes, `end` inclusive, as struct iommu_iotlb_gather holds it);
+        `pgsize` is gather->pgsize, the size of the leaves the unmap cleared."""
+
+    def unmap_block(self, k: "Kernel", dom: "Domain", iova: int, size: int) -> int:
+        """The page table's unmap_pages meeting the 2 MiB leaf that holds `iova` (bound
+        superpages): clear what it clears and return the bytes (0: nothing, and
+        __iommu_unmap's loop stops). Default, the generic page table (iommupt
+        __unmap_range: VT-d since d373449d8e97, and the mock): a start at the leaf's base
+        clears the whole leaf whatever `size` asked, and returns its 2 MiB (iommu_unmap
+        may unmap more than asked); a start inside the leaf is refused (-EINVAL inside
+        the walk, 0 unmapped, nothing changed)."""
+        assert dom.pgtable is not None
+        if iova & (SZ_2M - 1):
+            return 0
+        k.mem.unmap_block(dom.pgtable, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
+        return SZ_2M
 
     def unmap_flush(self, k: "Kernel", dom: "Domain", iova_pfn: int) -> None:
         """The iotlb_sync of one unmapped page (what iommu_unmap of one page runs)."""

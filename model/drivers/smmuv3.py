@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hwspec import smmuv3 as hw
-from hwspec.memory import PAGE_SHIFT
+from hwspec.memory import PAGE_SHIFT, PAGE_SIZE, SZ_1G, SZ_2M, SZ_4K, TABLE_SPAN_SHIFT
 from hwspec.outcome import Access, Outcome
 from hwspec.smmuv3 import CD, CD_WRITER, STE, STE_WRITER, Cfg, S1Dss
 
@@ -96,7 +96,8 @@ def _canon_unit(st: "SmmuState", u: hw.SmmuUnit, ren: Any) -> Any:
         u.strtab_base, u.sid_bits,
         frozenset([(e.sid, e.words) for e in u.ste_cache]),
         frozenset([(e.sid, e.ssid, _canon_cd(e.words, ren)) for e in u.cd_cache]),
-        frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot, e.ipa_pfn) for e in u.tlb]),
+        frozenset([(e.vmid, e.asid, e.iova_pfn, pfn(e.pfn), e.prot, e.ipa_pfn, e.block)
+                   for e in u.tlb]),
         frozenset([(e.sid, e.ssid, e.iova_pfn, pfn(e.pfn), e.prot) for e in u.atc]),
         # leaf table pages are not renamed (Kernel.canonical_key): only their roots
         frozenset([(e.vmid, e.asid, e.region, e.table, ren.root(e.root)) for e in u.walk]),
@@ -209,6 +210,9 @@ def _st(k: "Kernel") -> SmmuState:
 
 class SmmuV3Driver(Driver):
     name = "smmuv3"
+    #: IDR5.GRAN4K: io-pgtable-arm's 4 KiB granule gives SZ_4K | SZ_2M | SZ_1G
+    #: (arm_lpae_restrict_pgsizes), the domain takes the cfg's bitmap
+    pgsize_bitmap = SZ_4K | SZ_2M | SZ_1G
     #: SMMUv3's IOPF is stall-based (platform devices): its PRI queue is not wired to
     #: the core, arm_smmu_handle_ppr logs "unexpected PRI request" and answers
     #: CMD_PRI_RESP DENY. The model's SMMUv3 devices are PCI: no page request of theirs
@@ -575,13 +579,29 @@ class SmmuV3Driver(Driver):
         return 0
 
     # ---------------------------------------------------------------- flushes
-    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int) -> None:
+    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int,
+                   pgsize: int = PAGE_SIZE) -> None:
         """arm_smmu_iotlb_sync: the gather's inclusive end becomes a size,
-        arm_smmu_tlb_inv_range_domain(start, end - start + 1, pgsize, leaf)."""
+        arm_smmu_tlb_inv_range_domain(start, end - start + 1, gather->pgsize, leaf):
+        the granule steps the per-page loop and sets TTL (a 2 MiB block: TTL 2)."""
         size = end - start + 1
         if k.design.has("smmu.iotlb_sync_exclusive_end"):
             size = end - start  # broken variant: the inclusive end read as exclusive
-        self._tlb_inv_range_domain(k, dom, start, size, leaf=True)
+        self._tlb_inv_range_domain(k, dom, start, size, leaf=True, granule=pgsize)
+
+    def unmap_block(self, k: "Kernel", dom: Domain, iova: int, size: int) -> int:
+        """io-pgtable-arm __arm_lpae_unmap at the block's level: an unmap of the whole
+        block (iommu_pgsize gave SZ_2M) clears it and gathers it (io_pgtable_tlb_add_page
+        with the 2 MiB granule); any smaller unmap meets a leaf larger than itself:
+        WARN_ONCE "Unmap of a partial large IOPTE is not allowed" and 0 (splitting was
+        removed in v6.13: a caller unmaps what it mapped)."""
+        assert dom.pgtable is not None
+        if size < SZ_2M or iova & (SZ_2M - 1):
+            k.warn("smmu_partial_block_unmap", f"unmap of {size:#x} at {iova:#x} inside the "
+                                               f"2M block at {iova & ~(SZ_2M - 1):#x}")
+            return 0
+        k.mem.unmap_block(dom.pgtable, iova >> (PAGE_SHIFT + TABLE_SPAN_SHIFT))
+        return SZ_2M
 
     def unmap_table(self, k: "Kernel", dom: Domain, start: int, end: int, table: int) -> None:
         """io-pgtable-arm __arm_lpae_unmap over a table entry at the block size: clear the
@@ -596,17 +616,28 @@ class SmmuV3Driver(Driver):
     def walk_cache_entries(self, k: "Kernel") -> set[hw.WalkEntry]:
         return _st(k).unit.walk
 
-    def _tlb_inv_range_domain(self, k: "Kernel", dom: Domain, iova: int, size: int, leaf: bool) -> None:
+    def _tlb_inv_range_domain(self, k: "Kernel", dom: Domain, iova: int, size: int, leaf: bool,
+                              granule: int = PAGE_SIZE) -> None:
         """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:
         __arm_smmu_tlb_inv_range returns early), then arm_smmu_atc_inv_domain(iova, size),
-        whose size 0 means everything."""
+        whose size 0 means everything. With range invalidation the TTL hint comes from
+        `granule` for leaf commands and is 0 for walk flushes (6833b8f2e199); designs
+        `smmu-ttl-from-leaf-size` (TTL from the domain's smallest page, whatever the
+        granule) and `smmu-walk-flush-ttl` (before 6833b8f2e199: TTL from the granule for
+        walk flushes too) break that."""
         s = _st(k)
+        ttl_granule: int | None = None  # the kernel's rule (commands.py _tlbi_range)
+        if k.design.has("smmu.ttl_from_leaf_size") and leaf:
+            ttl_granule = dom.pgsize_bitmap & -dom.pgsize_bitmap
+        if k.design.has("smmu.walk_flush_ttl") and not leaf:
+            ttl_granule = granule
         vmid = s.vmids.get(dom.id)
         if vmid is not None:
             # stage 2: TLBI_S2_IPA by the VMID; a nesting parent then TLBI_NH_ALL(vmid)
             # + SYNC ("When the S2 domain changes all the nested S1 ASIDs have to be
             # flushed too"), before the ATCs
-            s2 = hw.tlbi_s2_ipa_cmds(vmid, iova, size, leaf=leaf, range_inv=self.range_inv)
+            s2 = hw.tlbi_s2_ipa_cmds(vmid, iova, size, leaf=leaf, range_inv=self.range_inv,
+                                     granule=granule, ttl_granule=ttl_granule)
             if s2:
                 s.unit.issue_cmdlist(s2)
             if dom.nest_parent and not k.design.has("smmu.parent_flush_skips_nh_all"):
@@ -614,7 +645,8 @@ class SmmuV3Driver(Driver):
             self._atc_inv_domain(k, dom, iova, size)
             return
         cmds = hw.tlbi_nh_va_cmds(self.asid_of(k, dom), 0, iova, size, leaf=leaf,
-                                  range_inv=self.range_inv)
+                                  range_inv=self.range_inv, granule=granule,
+                                  ttl_granule=ttl_granule)
         if cmds:
             s.unit.issue_cmdlist(cmds)
         self._atc_inv_domain(k, dom, iova, size)

@@ -131,7 +131,7 @@ def _canon_unit(st: "VtdState", u: hw.VtdUnit, ren: Any) -> Any:
         u.seq_id, u.rtaddr, frozenset(u.context_cache),
         frozenset([(e.sid, e.did, e.pasid, _canon_pasid_entry(e.words, ren)) for e in u.pasid_cache]),
         frozenset([(e.did, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt,
-                    e.ipa_pfn) for e in u.iotlb]),
+                    e.ipa_pfn, e.block) for e in u.iotlb]),
         frozenset([(e.sid, e.pasid, e.iova_pfn, e.pfn if e.pt else pfn(e.pfn), e.prot, e.pt)
                    for e in u.devtlb]),
         # leaf table pages are not renamed (Kernel.canonical_key): only their roots
@@ -803,8 +803,10 @@ class VtdDriver(Driver):
         if descs:
             self._submit(k, *descs)
 
-    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int, freed: bool = False) -> None:
-        """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive), IH =
+    def iotlb_sync(self, k: "Kernel", dom: Domain, start: int, end: int, pgsize: int = PAGE_SIZE,
+                   freed: bool = False) -> None:
+        """intel_iommu_tlb_sync: cache_tag_flush_range over the gather (end inclusive; the
+        gather's pgsize plays no part: the address mask comes from the range alone), IH =
         iommu_pages_list_empty(&gather->freelist): 1 (leaf entries only; the
         paging-structure caches may keep theirs) unless the unmap put a page-table page on
         the freelist (`freed`), then 0, so the paging-structure caches drop their pointers

@@ -34,6 +34,9 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("vtd-nested-devtlb-by-parent-range", "vtd", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
     ("smmu-parent-flush-skips-nh-all", "smmuv3", WORLDS["nest1"].to_bounds(), "nested-cache-current", 6),
     ("smmu-nested-atc-by-range", "smmuv3", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
+    ("pt-gather-requested-size", "vtd", WORLDS["super1"].to_bounds(), "no-stale-translation", 5),
+    ("smmu-ttl-from-leaf-size", "smmuv3", WORLDS["superR1"].to_bounds(), "no-stale-translation", 5),
+    ("smmu-walk-flush-ttl", "smmuv3", WORLDS["walkR1"].to_bounds(), "walk-cache-live", 5),
 ]
 
 
@@ -56,7 +59,8 @@ def test_the_machine_finds_and_shrinks(design: str, hw: str, bounds: Bounds, inv
 
 @pytest.mark.parametrize("world,hw", [("range1", "vtd"), ("rangeR1", "smmuv3"), ("rangeSva1", "vtd"),
                                       ("walk1", "smmuv3"), ("walkSva1", "vtd"), ("nest1", "vtd"),
-                                      ("nest1", "smmuv3")])
+                                      ("nest1", "smmuv3"), ("super1", "vtd"), ("super1", "smmuv3"),
+                                      ("superR1", "smmuv3"), ("walkR1", "smmuv3")])
 def test_the_machine_finds_nothing_on_upstream(world: str, hw: str) -> None:
     r = check_hypothesis(UPSTREAM, hw, WORLDS[world].to_bounds(), get(), profile="ci", seed=1,
                          database=False)
