@@ -113,6 +113,11 @@ WORLDS: dict[str, World] = {w.name: w for w in (
           "super1 on an SMMU with range invalidation: a 2 MiB unmap's TLBI carries TTL 2 "
           "(the same world as super1 on vtd)",
           (1_272, 920)),
+    World("superWalk1", "devices=1,processes=0,paging_domains=1,iova_pages=1,phys_pages=1,max_pasids=2,"
+                        "walk_caches=1,superpages=1",
+          "walk1 with 2 MiB maps: a block replaces a leaf table its 4 KiB unmaps emptied, "
+          "after the flush that drops the walk caches' pointer to it",
+          (1_290, 890)),
     World("walkSva1", "devices=1,processes=1,paging_domains=0,iova_pages=1,phys_pages=1,max_pasids=2,"
                       "walk_caches=1",
           "sva1 with leaf table pages: the process's munmap of the 2 MiB frees its page-table "
