@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,19 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.mark.parametrize("argv,fragments,code", _quoting(), ids=[" ".join(r[0])[:60] for r in _quoting()])
+#: quoted examples that take 30-50 s each on 2 cores: the deep run replays them (the
+#: default run still checks that their arguments parse, test_every_readme_command_parses)
+_DEEP_QUOTES = (("--workers", "2"), ("--design", "vtd-sva-unbind-after-mm-exit"))
+
+
+def _quoting_rows() -> list[Any]:
+    return [pytest.param(*r, id=" ".join(r[0])[:60],
+                         marks=[pytest.mark.deep] if any(
+                             all(x in r[0] for x in q) for q in _DEEP_QUOTES) else [])
+            for r in _quoting()]
+
+
+@pytest.mark.parametrize("argv,fragments,code", _quoting_rows())
 def test_readme_outputs_reproduce(argv: list[str], fragments: list[str], code: int | None,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     status, out = run(argv, capsys)
