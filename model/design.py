@@ -126,8 +126,6 @@ KNOBS: dict[str, str] = {
                                 "ee6e69d03255)",
     "smmu.ttl_from_leaf_size": "SMMUv3 range invalidations take TTL from the domain's smallest "
                                "page size, not the gather's granule",
-    "smmu.walk_flush_ttl": "SMMUv3 walk (non-leaf) range invalidations set TTL from the 4 KiB "
-                           "granule (before 6833b8f2e199)",
 }
 
 #: what `Design.kind` may be

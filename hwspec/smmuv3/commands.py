@@ -106,18 +106,21 @@ class _ByAddress:
         entry is the block). TTL (range commands only: TG = 0 gives no level hint) is
         obeyed as the reading that keeps more (4.4.1.2: the SMMU "is only required to
         invalidate TLB entries that were inserted from a translation table walk level
-        matching TTL"; for the 4 KiB granule TTL 2 names level 2, the 2 MiB block and
-        the table descriptor a walk-cache entry holds, TTL 3 level 3, the 4 KiB page)."""
+        matching TTL"; for the 4 KiB granule TTL 2 names level 2, the 2 MiB block, and
+        TTL 3 level 3, the 4 KiB page). With LEAF = 0 the table descriptors go "at levels
+        between the start of the walk and the level before the last level given by TTL"
+        (the Note there): the level-2 descriptor a walk-cache entry holds goes with TTL 3
+        (or 0), not with TTL 2."""
         if isinstance(entry, WalkEntry):
-            return (not self.leaf and self._level_ok(2)
+            return (not self.leaf and (self.tg == 0 or self.ttl in (0, 3))
                     and region_overlaps(entry.region, self.pages))
         if entry.block:
-            return self._level_ok(2) and region_overlaps(entry.iova_pfn >> TABLE_SPAN_SHIFT,
-                                                         self.pages)
-        return self._level_ok(3) and entry.iova_pfn in self.pages
+            return self._leaf_level_ok(2) and region_overlaps(
+                entry.iova_pfn >> TABLE_SPAN_SHIFT, self.pages)
+        return self._leaf_level_ok(3) and entry.iova_pfn in self.pages
 
-    def _level_ok(self, level: int) -> bool:
-        """Whether TTL lets the command reach an entry inserted at `level` (4 KiB granule)."""
+    def _leaf_level_ok(self, level: int) -> bool:
+        """Whether TTL lets the command reach a leaf inserted at `level` (4 KiB granule)."""
         return self.tg == 0 or self.ttl in (0, level)
 
     def _address_raw(self) -> dict[str, int]:

@@ -614,22 +614,6 @@ _VARIANTS = (
         changed_calls=("iommu_unmap_2m",),
     ),
     Design(
-        name="smmu-walk-flush-ttl",
-        summary="SMMUv3 walk flushes with the TTL of the 4 KiB granule (before 6833b8f2e199)",
-        rationale="A table freed by a 2 MiB unmap is flushed with a non-leaf range "
-                  "invalidation (tlb_flush_walk) whose granule is 4 KiB. Before 6833b8f2e199 "
-                  "'iommu/arm-smmu-v3: Set TTL invalidation hint better' the driver set TTL "
-                  "from that granule for walk flushes too: TTL 3 names level 3, and the "
-                  "level-2 table descriptor the walk cache holds 'is only required' to go with "
-                  "TTL 2 or 0 (IHI0070 4.4.1.2). The walk cache keeps the freed table's "
-                  "address (walk1 with range invalidation).",
-        knobs=frozenset({"smmu.walk_flush_ttl"}),
-        hw=("smmuv3",), kind="variant",
-        expect_breaks=(("smmuv3", ("walk-cache-live",)),),
-        check_bounds="walkR1",
-        changed_calls=("iommu_unmap_2m",),
-    ),
-    Design(
         name="smmu-nested-atc-by-range",
         summary="SMMUv3 invalidating a nested master's ATC over the parent's IPA range",
         rationale="A nested master's ATC caches the guest's IOVA -> host page; a parent "

@@ -147,7 +147,8 @@ class Driver:
         __unmap_range: VT-d since d373449d8e97, and the mock): a start at the leaf's base
         clears the whole leaf whatever `size` asked, and returns its 2 MiB (iommu_unmap
         may unmap more than asked); a start inside the leaf is refused (-EINVAL inside
-        the walk, 0 unmapped, nothing changed)."""
+        the walk, 0 unmapped, nothing changed; unmap_pages still gathers the requested
+        range, an extra flush the model leaves out as it does the empty gather's)."""
         assert dom.pgtable is not None
         if iova & (SZ_2M - 1):
             return 0

@@ -621,16 +621,13 @@ class SmmuV3Driver(Driver):
         """arm_smmu_tlb_inv_range_domain: TLBI_NH_VA by ASID + SYNC (nothing for size 0:
         __arm_smmu_tlb_inv_range returns early), then arm_smmu_atc_inv_domain(iova, size),
         whose size 0 means everything. With range invalidation the TTL hint comes from
-        `granule` for leaf commands and is 0 for walk flushes (6833b8f2e199); designs
-        `smmu-ttl-from-leaf-size` (TTL from the domain's smallest page, whatever the
-        granule) and `smmu-walk-flush-ttl` (before 6833b8f2e199: TTL from the granule for
-        walk flushes too) break that."""
+        `granule` for leaf commands and is 0 for walk flushes (6833b8f2e199); design
+        `smmu-ttl-from-leaf-size` takes it from the domain's smallest page, whatever the
+        granule."""
         s = _st(k)
         ttl_granule: int | None = None  # the kernel's rule (commands.py _tlbi_range)
         if k.design.has("smmu.ttl_from_leaf_size") and leaf:
             ttl_granule = dom.pgsize_bitmap & -dom.pgsize_bitmap
-        if k.design.has("smmu.walk_flush_ttl") and not leaf:
-            ttl_granule = granule
         vmid = s.vmids.get(dom.id)
         if vmid is not None:
             # stage 2: TLBI_S2_IPA by the VMID; a nesting parent then TLBI_NH_ALL(vmid)

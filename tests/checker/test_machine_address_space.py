@@ -36,7 +36,6 @@ FINDS: list[tuple[str, str, Bounds, str, int]] = [
     ("smmu-nested-atc-by-range", "smmuv3", WORLDS["nest1"].to_bounds(), "no-stale-translation", 6),
     ("pt-gather-requested-size", "vtd", WORLDS["super1"].to_bounds(), "no-stale-translation", 5),
     ("smmu-ttl-from-leaf-size", "smmuv3", WORLDS["superR1"].to_bounds(), "no-stale-translation", 5),
-    ("smmu-walk-flush-ttl", "smmuv3", WORLDS["walkR1"].to_bounds(), "walk-cache-live", 5),
 ]
 
 

@@ -51,15 +51,13 @@ N = Bounds(devices=1, processes=0, paging_domains=2, iova_pages=2, phys_pages=1,
 NS = Bounds(devices=2, ats_devices=0, processes=0, paging_domains=3, iova_pages=2, phys_pages=1,
             max_pasids=2, nesting=True)
 #: 2 MiB leaves: paging1 with two IOVA pages and a 2 MiB map / unmap at IOVA 0 (super1); SPR
-#: the same on an SMMU with range invalidation (superR1); WR walk1 with it (walkR1).
+#: the same on an SMMU with range invalidation (superR1).
 SP = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=2, phys_pages=1, max_pasids=2,
             superpages=True)
 SPR = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=2, phys_pages=1, max_pasids=2,
              superpages=True, smmu_range_inv=True)
-WR = Bounds(devices=1, processes=0, paging_domains=1, iova_pages=1, phys_pages=1, max_pasids=2,
-            walk_caches=True, smmu_range_inv=True)
 WORLDS = {"T0": T0, "T1": T1, "S": S, "R": R, "RR": RR, "W": W, "WS": WS, "WK": WK, "N": N, "NS": NS,
-          "SP": SP, "SPR": SPR, "WR": WR}
+          "SP": SP, "SPR": SPR}
 MAX_STATES = 60_000
 
 #: (design, hw, invariant) -> (world, length of the shortest counterexample there).
@@ -124,8 +122,6 @@ ROWS: dict[tuple[str, str, str], tuple[str, int]] = {
     # 2 MiB leaves: domain, attach, 2 MiB map, a DMA that caches the leaf's size, the unmap
     ("pt-gather-requested-size", "vtd", "no-stale-translation"): ("SP", 5),
     ("smmu-ttl-from-leaf-size", "smmuv3", "no-stale-translation"): ("SPR", 5),
-    # the walk flush's TTL 3 leaves the level-2 table descriptor cached, then the free
-    ("smmu-walk-flush-ttl", "smmuv3", "walk-cache-live"): ("WR", 5),
     # two nested domains on one parent, one DID, each at a device's RID (PASID 0)
     ("vtd-nested-shared-did", "vtd", "did-pasid-tag-unique"): ("NS", 5),
     ("vtd-teardown-no-pasid-cache-flush", "vtd", "no-stale-translation"): ("T0", 4),

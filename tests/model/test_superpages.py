@@ -106,10 +106,12 @@ def _range(ttl: int, leaf: bool = True) -> smmuv3.TLBI_NH_VA:
     (_range(ttl=3), TLB_PAGE, True),
     (_range(ttl=2), TLB_PAGE, False),
     (_range(ttl=0), TLB_BLOCK, True),
-    # the walk cache's level-2 table descriptor: Leaf = 0 and TTL 0 or 2
-    (_range(ttl=3, leaf=False), WALK, False),
-    (_range(ttl=2, leaf=False), WALK, True),
+    # the walk cache's level-2 table descriptor: Leaf = 0 drops table descriptors "at levels
+    # between the start of the walk and the level before the last level given by TTL"
+    (_range(ttl=3, leaf=False), WALK, True),
+    (_range(ttl=2, leaf=False), WALK, False),
     (_range(ttl=0, leaf=False), WALK, True),
+    (_range(ttl=3, leaf=True), WALK, False),
     (smmuv3.TLBI_NH_ASID(asid=2, vmid=0), TLB_BLOCK, True),
 ])
 def test_smmu_tlbi_removes_a_block_by_any_address_and_the_ttl_it_names(
