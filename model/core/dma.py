@@ -115,7 +115,7 @@ class DmaApi(SvaCore):
 
     def _unmap_region(self, dom: Domain, iova: int) -> int:
         """iommu_unmap of a 2 MiB-aligned 2 MiB (bound walk_caches): iommu_pgsize picks
-        SZ_2M (the model's pgsize_bitmap is SZ_4K | SZ_2M; every map is of 4 KiB pages), so
+        SZ_2M (every paging domain's pgsize_bitmap has SZ_2M; the region holds 4 KiB leaves), so
         the page table meets a table entry the unmap fully covers: it clears the pointer
         and every PTE under it and frees the leaf table page, holes or not, and returns
         the 2 MiB. That is io-pgtable-arm (__arm_lpae_unmap: tlb_flush_walk, then free,
